@@ -1,0 +1,41 @@
+# One command each on a fresh machine: `make demo`, `make test` (both set up .venv first).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-localstack lint bench sandbox clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,sandbox,stack]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m optimizer_async --sandbox --seed dev,staging,prod --demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Runs the integration tests against LocalStack (needs Docker; see docker-compose.yml).
+test-localstack: $(STAMP)
+	docker compose up -d --wait localstack
+	AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+		$(BIN)/python -m pytest -q tests/integration; \
+	status=$$?; docker compose down; exit $$status
+
+# A standalone sandbox for manual use: AWS_ENDPOINT_URL=http://127.0.0.1:4566
+sandbox: $(STAMP)
+	$(BIN)/python -m optimizer_async.sandbox serve --port 4566 --seed dev,staging
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
