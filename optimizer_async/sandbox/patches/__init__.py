@@ -1,0 +1,28 @@
+"""Patches that make moto behave like AWS where this product depends on it.
+
+Each module fixes one gap seen in moto 5.2.5 and says which in its docstring; each is
+tested over HTTP with plain boto3 in tests/integration/test_sandbox_patches.py.
+"""
+
+from __future__ import annotations
+
+from optimizer_async.sandbox.patches import (
+    lambda_concurrency,
+    lambda_config_fields,
+    lambda_dlq_permission,
+    lambda_update_lifecycle,
+    logs_retention,
+    logs_stored_bytes,
+)
+from optimizer_async.sandbox.shaping import OperationHandler
+
+
+def apply_all() -> dict[tuple[str, str], OperationHandler]:
+    """Patch moto in place (idempotent); return the operations the sandbox answers itself."""
+    lambda_config_fields.apply()
+    lambda_update_lifecycle.apply()
+    lambda_dlq_permission.apply()  # after the lifecycle: a refused DLQ opens no update window
+    lambda_concurrency.apply()
+    logs_retention.apply()
+    logs_stored_bytes.apply()
+    return {("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings}

@@ -1,0 +1,238 @@
+"""Tell which AWS operation an HTTP request is, and answer with errors in each protocol's shape.
+
+Requests are identified the way AWS's front end would: the SigV4 credential scope names the
+service and region, and the service's wire protocol (from botocore's own model) names the
+operation. Errors are rendered so that botocore parses them exactly as it parses AWS's.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+import botocore.session
+
+# SigV4 signing names that differ from botocore's service names.
+_SIGNING_NAME_TO_SERVICE: Final = {"monitoring": "cloudwatch", "email": "ses"}
+_CREDENTIAL_RE: Final = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+UNKNOWN: Final = "Unknown"
+
+
+@dataclass(frozen=True)
+class CallId:
+    """Which AWS call a request is."""
+
+    service: str
+    region: str
+    operation: str
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    path: re.Pattern[str]
+    query: tuple[tuple[str, str | None], ...]  # required keys, with a value when fixed
+    headers: tuple[str, ...]  # required headers, as WSGI environ keys (CopyObject vs PutObject)
+    literal_chars: int
+    operation: str
+
+
+@functools.cache
+def _service_model(service: str) -> Any | None:
+    try:
+        return botocore.session.get_session().get_service_model(service)
+    except Exception:  # an unknown service is just not identified
+        return None
+
+
+def protocol_of(service: str) -> str | None:
+    model = _service_model(service)
+    return None if model is None else str(model.protocol)
+
+
+def _required_headers(operation: Any) -> tuple[str, ...]:
+    shape = operation.input_shape
+    if shape is None:
+        return ()
+    return tuple(
+        "HTTP_" + shape.members[name].serialization["name"].upper().replace("-", "_")
+        for name in shape.required_members
+        if shape.members[name].serialization.get("location") == "header"
+    )
+
+
+def _compile_route(operation: Any) -> _Route:
+    method, request_uri = operation.http["method"], operation.http["requestUri"]
+    path, _, query = request_uri.partition("?")
+    pattern = ""
+    for piece in re.split(r"(\{[^}]+\})", path.rstrip("/") or "/"):
+        if piece.startswith("{"):
+            pattern += ".+" if piece.endswith("+}") else "[^/]+"
+        else:
+            pattern += re.escape(piece)
+    required: list[tuple[str, str | None]] = []
+    for part in filter(None, query.split("&")):
+        key, eq, value = part.partition("=")
+        required.append((key, value if eq else None))
+    literal = len(re.sub(r"\{[^}]+\}", "", path))
+    return _Route(
+        method,
+        re.compile(pattern + "/?"),
+        tuple(required),
+        _required_headers(operation),
+        literal,
+        operation.name,
+    )
+
+
+@functools.cache
+def _rest_routes(service: str) -> tuple[_Route, ...]:
+    model = _service_model(service)
+    if model is None:
+        return ()
+    return tuple(_compile_route(model.operation_model(name)) for name in model.operation_names)
+
+
+def _match_rest(service: str, environ: Mapping[str, Any], query: Mapping[str, list[str]]) -> str:
+    """The most specific operation whose method, path, query keys and headers all match."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "/") or "/"
+    best: tuple[int, int, str] | None = None
+    for route in _rest_routes(service):
+        if route.method != method or not route.path.fullmatch(path):
+            continue
+        if not all(
+            key in query and (value is None or value in query[key]) for key, value in route.query
+        ):
+            continue
+        if not all(header in environ for header in route.headers):
+            continue
+        rank = (len(route.query) + len(route.headers), route.literal_chars, route.operation)
+        if best is None or rank[:2] > best[:2]:
+            best = rank
+    return best[2] if best else UNKNOWN
+
+
+def identify(environ: Mapping[str, Any], body: bytes) -> CallId:
+    """Service, region and operation of a WSGI request (body already read by the caller)."""
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    match = _CREDENTIAL_RE.search(auth) or _CREDENTIAL_RE.search(
+        "Credential=" + query.get("X-Amz-Credential", [""])[0]
+    )
+    if match is None:
+        return CallId(UNKNOWN, UNKNOWN, UNKNOWN)
+    region, signing_name = match.groups()
+    service = _SIGNING_NAME_TO_SERVICE.get(signing_name, signing_name)
+
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return CallId(service, region, target.rsplit(".", 1)[-1])
+    protocol = protocol_of(service)
+    if protocol in ("query", "ec2"):
+        action = query.get("Action") or parse_qs(body.decode("utf-8", "replace")).get("Action")
+        return CallId(service, region, action[0] if action else UNKNOWN)
+    if protocol in ("rest-json", "rest-xml"):
+        return CallId(service, region, _match_rest(service, environ, query))
+    return CallId(service, region, UNKNOWN)
+
+
+# --- errors in each protocol's shape ----------------------------------------------------------
+
+# (HTTP status, error code) AWS uses for "you are calling too fast", per service.
+_THROTTLE: Final = {
+    "lambda": (429, "TooManyRequestsException"),
+    "cloudwatch": (400, "Throttling"),
+    "iam": (400, "Throttling"),
+    "sts": (400, "Throttling"),
+    "logs": (400, "ThrottlingException"),
+    "secretsmanager": (400, "ThrottlingException"),
+    "sqs": (400, "RequestThrottled"),
+    "s3": (503, "SlowDown"),
+}
+_SERVER_ERROR: Final = {"lambda": "ServiceException", "s3": "InternalError"}
+_UNAVAILABLE: Final = {"lambda": "ServiceUnavailableException", "s3": "ServiceUnavailable"}
+
+
+def throttle_error(service: str) -> ErrorReply:
+    status, code = _THROTTLE.get(service, (400, "ThrottlingException"))
+    return render_error(service, status, code, "Rate exceeded")
+
+
+def internal_error(service: str) -> ErrorReply:
+    code = _SERVER_ERROR.get(service, "InternalFailure")
+    return render_error(service, 500, code, "We encountered an internal error. Please try again.")
+
+
+def unavailable_error(service: str) -> ErrorReply:
+    code = _UNAVAILABLE.get(service, "ServiceUnavailable")
+    return render_error(service, 503, code, "Service is unavailable. Please try again later.")
+
+
+def render_error(service: str, status: int, code: str, message: str) -> ErrorReply:
+    """An error body and headers as the service's protocol carries them."""
+    request_id = str(uuid.uuid4())
+    protocol = protocol_of(service)
+    headers = [("x-amzn-RequestId", request_id)]
+    if protocol == "rest-json":
+        headers += [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)]
+        payload: dict[str, Any] = {"Type": "User" if status < 500 else "Service"}
+        payload["message"] = message
+        if code == "TooManyRequestsException":
+            payload["Reason"] = "CallerRateLimitExceeded"
+        return ErrorReply(status, headers, json.dumps(payload).encode())
+    if protocol == "json":
+        version = _service_model(service).metadata.get("jsonVersion", "1.1")  # type: ignore[union-attr]
+        headers.append(("Content-Type", f"application/x-amz-json-{version}"))
+        body = json.dumps({"__type": code, "message": message}).encode()
+        return ErrorReply(status, headers, body)
+    if protocol == "rest-xml":
+        headers.append(("Content-Type", "application/xml"))
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
+            f"{escape(code)}</Code><Message>{escape(message)}</Message>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        )
+        return ErrorReply(status, headers, xml.encode())
+    # query protocol (CloudWatch, IAM, STS) and anything unknown
+    headers.append(("Content-Type", "text/xml"))
+    kind = "Sender" if status < 500 else "Receiver"
+    xml = (
+        f"<ErrorResponse><Error><Type>{kind}</Type><Code>{escape(code)}</Code>"
+        f"<Message>{escape(message)}</Message></Error>"
+        f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return ErrorReply(status, headers, xml.encode())
+
+
+def error_code_of(protocol: str | None, headers: Mapping[str, str], body: bytes) -> str:
+    """The AWS error code in an error response (for the stats), or 'Unknown'."""
+    header = headers.get("x-amzn-errortype")
+    if header:
+        return header.split(":", 1)[0]
+    text = body[:4096].decode("utf-8", "replace")
+    if protocol in ("json", "rest-json"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            code = parsed.get("__type") or parsed.get("code") or parsed.get("Code")
+            if isinstance(code, str):
+                return code.rsplit("#", 1)[-1]
+    match = re.search(r"<Code>([^<]+)</Code>", text)
+    return match.group(1) if match else UNKNOWN

@@ -1,0 +1,113 @@
+"""The sandbox's live state: its configuration, seeded randomness, quota buckets and counters.
+
+moto keeps its backends in process-wide globals, so there is one runtime per process; the
+patches and the traffic shaper both read it. Reconfiguring swaps the config atomically.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Final
+
+from optimizer_async.aws.quotas import QuotaBucket
+from optimizer_async.sandbox.config import FaultKind, SandboxConfig
+from optimizer_async.sandbox.stats import CallStats
+
+
+class TokenBucket:
+    """AWS-style request-rate quota: `rate` tokens a second, bursts up to one second's worth."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        self.rate = rate_per_s
+        self.capacity = max(1.0, rate_per_s)
+        self._tokens = self.capacity
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def try_take(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return True
+            return False
+
+
+class SandboxRuntime:
+    def __init__(self, config: SandboxConfig) -> None:
+        self.stats = CallStats()
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._config = config
+        self._rng = random.Random(config.fault_seed)
+        # CloudWatch Logs storedBytes as AWS would measure them, keyed by (region, log group).
+        self.stored_bytes: dict[tuple[str, str], int] = {}
+
+    @property
+    def config(self) -> SandboxConfig:
+        return self._config
+
+    def configure(self, config: SandboxConfig) -> None:
+        """Swap the configuration; quota buckets and the fault RNG start afresh."""
+        with self._lock:
+            self._config = config
+            self._rng = random.Random(config.fault_seed)
+            self._buckets.clear()
+
+    def allow(self, region: str, bucket: QuotaBucket) -> bool:
+        """Take one request from the (region, bucket) quota; False means throttle it."""
+        with self._lock:
+            key = (region, bucket.name)
+            limiter = self._buckets.get(key)
+            if limiter is None:
+                limiter = TokenBucket(self._config.scaled_rate(bucket.rate_per_s))
+                self._buckets[key] = limiter
+        return limiter.try_take()
+
+    def chance(self, probability: float) -> bool:
+        if probability <= 0.0:
+            return False
+        with self._lock:
+            return self._rng.random() < probability
+
+    def pick_fault(self) -> FaultKind | None:
+        config = self._config
+        if not self.chance(config.fault_rate):
+            return None
+        with self._lock:
+            return self._rng.choice(config.fault_kinds)
+
+    def latency_s(self) -> float:
+        """One call's service latency, log-normal around the configured median."""
+        config = self._config
+        if config.latency_median_ms <= 0:
+            return 0.0
+        with self._lock:
+            factor = self._rng.lognormvariate(0.0, config.latency_sigma)
+        return config.scaled(config.latency_median_ms / 1000.0 * factor)
+
+
+_runtime: SandboxRuntime | None = None
+_runtime_lock: Final = threading.Lock()
+
+
+def install(config: SandboxConfig) -> SandboxRuntime:
+    """Create the process's runtime, or reconfigure the existing one."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = SandboxRuntime(config)
+        else:
+            _runtime.configure(config)
+        return _runtime
+
+
+def current() -> SandboxRuntime:
+    """The running sandbox's runtime; the patches call this on every request they touch."""
+    if _runtime is None:
+        raise RuntimeError("the sandbox runtime is not installed")
+    return _runtime

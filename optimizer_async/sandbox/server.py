@@ -1,0 +1,125 @@
+"""The embedded AWS: moto's server, patched and shaped, on 127.0.0.1 in a background thread."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+from moto.moto_api._internal.models import moto_api_backend
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from optimizer_async.sandbox import patches, runtime
+from optimizer_async.sandbox.config import SandboxConfig
+from optimizer_async.sandbox.shaping import ShapingApp
+
+# Credentials the sandbox accepts; moto ignores their value, boto3 insists on having some.
+ACCESS_KEY_ID = "sandbox"
+SECRET_ACCESS_KEY = "sandbox"  # noqa: S105 - not a secret: the sandbox accepts anything
+
+
+class _QuietHandler(MotoRequestHandler):
+    """No access log line per request; errors still reach the log."""
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        return
+
+
+class EmbeddedSandbox:
+    """Start with `with EmbeddedSandbox(config) as sandbox:`; point clients at `endpoint_url`.
+
+    moto's state is process-wide, so run one sandbox per process.
+    """
+
+    def __init__(
+        self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        self._initial_config = config or SandboxConfig()
+        self._host = host
+        self._port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.runtime = runtime.install(self._initial_config)
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running")
+        return f"http://{self._server.host}:{self._server.port}"
+
+    @property
+    def config(self) -> SandboxConfig:
+        return self.runtime.config
+
+    def start(self) -> str:
+        handlers = patches.apply_all()
+        app = ShapingApp(
+            DomainDispatcherApplication(create_backend_app),
+            self.runtime,
+            handlers,
+            reset=self.reset,
+        )
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = make_server(
+            self._host, self._port, app, threaded=True, request_handler=_QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="aws-sandbox", daemon=True
+        )
+        self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> EmbeddedSandbox:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- in-process equivalents of the /_sandbox control endpoints -------------------------
+
+    def stats(self) -> dict[str, Any]:
+        return self.runtime.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self.runtime.stats.reset()
+
+    def reset(self) -> None:
+        """Forget every AWS resource and count (moto's reset plus ours)."""
+        moto_api_backend.reset()
+        self.runtime.stats.reset()
+        self.runtime.stored_bytes.clear()
+
+    def configure(self, config: SandboxConfig) -> None:
+        self.runtime.configure(config)
+
+    @contextlib.contextmanager
+    def configured(self, **changes: Any) -> Iterator[SandboxConfig]:
+        """Run a block with some settings changed, then restore the previous configuration."""
+        previous = self.runtime.config
+        self.runtime.configure(previous.replace(**changes))
+        try:
+            yield self.runtime.config
+        finally:
+            self.runtime.configure(previous)

@@ -1,0 +1,213 @@
+"""WSGI middleware in front of moto: AWS's quotas, latency and faults, call counting, control API.
+
+Per request, in this order: identify the call; throttle it if its quota bucket is empty
+(in the service's own error shape); maybe inject a fault; add the call's latency; answer
+from a sandbox handler (operations moto lacks) or from moto; count the outcome.
+
+Control endpoints (not AWS calls, never counted):
+  GET  /_sandbox/health              liveness for scripts and compose health checks
+  GET  /_sandbox/stats               call counts as JSON
+  POST /_sandbox/stats/reset         zero the counts
+  GET  /_sandbox/config              the current configuration
+  PUT  /_sandbox/config              change it (JSON object of SandboxConfig fields)
+  POST /_sandbox/reset               forget every AWS resource and count
+  PUT  /_sandbox/logs/stored-bytes   {"region", "logGroupName", "storedBytes"}: what AWS
+                                     would measure for a log group (moto cannot)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import socket
+import struct
+import time
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any, Final
+
+from optimizer_async.aws.quotas import bucket_for
+from optimizer_async.sandbox import protocols
+from optimizer_async.sandbox.config import SandboxConfig
+from optimizer_async.sandbox.protocols import CallId, ErrorReply
+from optimizer_async.sandbox.runtime import SandboxRuntime
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+# A sandbox-implemented operation: (call, request body) -> (status, headers, body).
+OperationHandler = Callable[[CallId, bytes], tuple[int, list[tuple[str, str]], bytes]]
+
+_CONTROL_PREFIX: Final = "/_sandbox/"
+
+
+class ShapingApp:
+    """Wraps moto's WSGI app; see the module docstring for what it adds."""
+
+    def __init__(
+        self,
+        moto_app: WsgiApp,
+        runtime: SandboxRuntime,
+        handlers: dict[tuple[str, str], OperationHandler],
+        reset: Callable[[], None],
+    ) -> None:
+        self._moto = moto_app
+        self._runtime = runtime
+        self._handlers = handlers
+        self._reset = reset
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(_CONTROL_PREFIX):
+            return self._control(environ, start_response, path[len(_CONTROL_PREFIX) :])
+        body = _read_body(environ)
+        call = protocols.identify(environ, body)
+        if call.service == protocols.UNKNOWN:  # moto's own API, CORS preflight, ...
+            return self._moto(environ, start_response)
+        return self._serve(call, body, environ, start_response)
+
+    def _serve(
+        self, call: CallId, body: bytes, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        runtime, stats = self._runtime, self._runtime.stats
+        config = runtime.config
+        bucket = bucket_for(call.service, call.operation)
+        if config.rate_limits and bucket is not None and not runtime.allow(call.region, bucket):
+            stats.record(call.service, call.operation, "throttled")
+            return _reply(start_response, protocols.throttle_error(call.service))
+
+        fault = runtime.pick_fault()
+        if fault is not None:
+            stats.record(call.service, call.operation, f"fault:{fault}")
+            if fault == "throttle":
+                return _reply(start_response, protocols.throttle_error(call.service))
+            if fault == "internal_error":
+                return _reply(start_response, protocols.internal_error(call.service))
+            if fault == "unavailable":
+                return _reply(start_response, protocols.unavailable_error(call.service))
+            if fault == "connection_reset":
+                _reset_connection(environ)
+            time.sleep(config.scaled(config.slow_response_s))  # "slow": late but correct
+
+        delay = runtime.latency_s()
+        if delay:
+            time.sleep(delay)
+
+        handler = self._handlers.get((call.service, call.operation))
+        if handler is not None:
+            status, headers, payload = handler(call, body)
+            if fault is None:
+                stats.record(call.service, call.operation, _outcome(call, status, headers, payload))
+            start_response(_status_line(status), headers)
+            return [payload]
+
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            captured["status"], captured["headers"] = int(status.split()[0]), headers
+            return start_response(status, headers, *args)
+
+        result = self._moto(environ, capture)
+        if fault is not None:
+            return result
+        status = captured.get("status", 500)
+        if status < 400:
+            stats.record(call.service, call.operation, "ok")
+            return result
+        payload = b"".join(result)
+        stats.record(
+            call.service, call.operation, _outcome(call, status, captured["headers"], payload)
+        )
+        return [payload]
+
+    # --- control API ---------------------------------------------------------------------
+
+    def _control(
+        self, environ: dict[str, Any], start_response: StartResponse, route: str
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        runtime = self._runtime
+        try:
+            if (method, route) == ("GET", "health"):
+                return _json(start_response, {"status": "ok"})
+            if (method, route) == ("GET", "stats"):
+                return _json(start_response, runtime.stats.snapshot())
+            if (method, route) == ("POST", "stats/reset"):
+                runtime.stats.reset()
+                return _json(start_response, {"reset": "stats"})
+            if (method, route) == ("GET", "config"):
+                return _json(start_response, dataclasses.asdict(runtime.config))
+            if (method, route) == ("PUT", "config"):
+                changes = json.loads(_read_body(environ) or b"{}")
+                merged = {**dataclasses.asdict(runtime.config), **changes}
+                runtime.configure(config_from_json(merged))
+                return _json(start_response, dataclasses.asdict(runtime.config))
+            if (method, route) == ("POST", "reset"):
+                self._reset()
+                return _json(start_response, {"reset": "all"})
+            if (method, route) == ("PUT", "logs/stored-bytes"):
+                spec = json.loads(_read_body(environ))
+                key = (str(spec["region"]), str(spec["logGroupName"]))
+                runtime.stored_bytes[key] = int(spec["storedBytes"])
+                return _json(start_response, {"storedBytes": runtime.stored_bytes[key]})
+        except (ValueError, TypeError, KeyError) as error:
+            return _json(start_response, {"error": str(error)}, status=400)
+        return _json(
+            start_response, {"error": f"no control endpoint {method} /_sandbox/{route}"}, 404
+        )
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body once and put it back for moto."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _reset_connection(environ: dict[str, Any]) -> None:
+    """Drop the connection with no response, as a dying load balancer would."""
+    sock = environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    raise ConnectionResetError("sandbox fault: connection reset")
+
+
+def _outcome(call: CallId, status: int, headers: list[tuple[str, str]], body: bytes) -> str:
+    if status < 400:
+        return "ok"
+    lowered = {name.lower(): value for name, value in headers}
+    return "error:" + protocols.error_code_of(protocols.protocol_of(call.service), lowered, body)
+
+
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def _reply(start_response: StartResponse, error: ErrorReply) -> Iterable[bytes]:
+    start_response(_status_line(error.status), error.headers)
+    return [error.body]
+
+
+def _json(start_response: StartResponse, payload: Any, status: int = 200) -> Iterable[bytes]:
+    body = json.dumps(payload, default=str).encode()
+    start_response(
+        _status_line(status),
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def config_from_json(payload: dict[str, Any]) -> SandboxConfig:
+    """Rebuild a SandboxConfig from its JSON form (the inverse of GET /_sandbox/config)."""
+    if "fault_kinds" in payload:
+        payload = {**payload, "fault_kinds": tuple(payload["fault_kinds"])}
+    return SandboxConfig(**payload)

@@ -1,0 +1,76 @@
+"""Shared fixtures: one embedded sandbox per test session, or LocalStack via AWS_ENDPOINT_URL.
+
+Every AWS client the tests make points at 127.0.0.1 (or the given endpoint) with dummy
+credentials, so no test can reach real AWS.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from optimizer_async.sandbox.config import SandboxConfig
+from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox
+
+REGION = "us-east-1"
+EXTERNAL_ENDPOINT = os.environ.get("AWS_ENDPOINT_URL")
+
+if not EXTERNAL_ENDPOINT:
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ["AWS_ACCESS_KEY_ID"] = ACCESS_KEY_ID
+    os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET_ACCESS_KEY
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture(scope="session")
+def embedded_sandbox() -> Iterator[EmbeddedSandbox]:
+    """The in-process sandbox (only for tests that need its controls; see `sandbox`)."""
+    with EmbeddedSandbox(SandboxConfig()) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox(embedded_sandbox: EmbeddedSandbox) -> Iterator[EmbeddedSandbox]:
+    """A clean sandbox for one test: no resources, no counts, default behaviour."""
+    embedded_sandbox.reset()
+    embedded_sandbox.configure(SandboxConfig())
+    yield embedded_sandbox
+    embedded_sandbox.configure(SandboxConfig())
+
+
+@pytest.fixture
+def endpoint_url(request: pytest.FixtureRequest) -> str:
+    """LocalStack's endpoint when AWS_ENDPOINT_URL is set, else a clean embedded sandbox."""
+    if EXTERNAL_ENDPOINT:
+        return EXTERNAL_ENDPOINT
+    sandbox: EmbeddedSandbox = request.getfixturevalue("sandbox")
+    return sandbox.endpoint_url
+
+
+def make_client(endpoint: str, service: str, *, attempts: int = 3, **config: Any) -> Any:
+    retries = {"mode": "standard", "total_max_attempts": attempts}
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        config=Config(retries=retries, **config),  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def client(endpoint_url: str) -> ClientFactory:
+    """`client("lambda")`: a boto3 client on the test endpoint."""
+
+    def factory(service: str, **kwargs: Any) -> Any:
+        return make_client(endpoint_url, service, **kwargs)
+
+    return factory
