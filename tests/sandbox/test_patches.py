@@ -211,3 +211,33 @@ def test_stored_bytes_are_reported_as_recorded(
     )
     group = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/fn-j")["logGroups"][0]
     assert group["storedBytes"] == 123_456_789
+
+
+def test_revision_id_is_an_optimistic_lock(client: ClientFactory, sandbox: EmbeddedSandbox) -> None:
+    lam = client("lambda", attempts=1)
+    created = make_function(lam, "fn-k", make_role(client("iam"), "role-k"))
+    first = lam.get_function(FunctionName="fn-k")["Configuration"]["RevisionId"]
+    assert first == created["RevisionId"]
+    with sandbox.configured(update_s=0.0):
+        answer = lam.update_function_configuration(
+            FunctionName="fn-k", MemorySize=512, RevisionId=first
+        )
+        assert answer["RevisionId"] != first
+        with pytest.raises(ClientError) as stale:
+            lam.update_function_configuration(FunctionName="fn-k", MemorySize=256, RevisionId=first)
+    assert stale.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    assert _error_code(stale.value) == "PreconditionFailedException"
+    config = lam.get_function_configuration(FunctionName="fn-k")
+    assert (config["MemorySize"], config["RevisionId"]) == (512, answer["RevisionId"])
+
+
+def test_describe_log_groups_by_identifiers(client: ClientFactory) -> None:
+    logs = client("logs", attempts=1)
+    for name in ("/aws/lambda/a", "/aws/lambda/b", "/aws/lambda/c"):
+        logs.create_log_group(logGroupName=name)
+    arn = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/a"
+    found = logs.describe_log_groups(logGroupIdentifiers=[arn, "/aws/lambda/c", "/aws/lambda/zz"])
+    assert [g["logGroupName"] for g in found["logGroups"]] == ["/aws/lambda/a", "/aws/lambda/c"]
+    with pytest.raises(ClientError) as too_many:
+        logs.describe_log_groups(logGroupIdentifiers=[f"/g{i}" for i in range(51)])
+    assert _error_code(too_many.value) == "InvalidParameterException"

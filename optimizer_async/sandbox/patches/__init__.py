@@ -10,7 +10,9 @@ from optimizer_async.sandbox.patches import (
     lambda_concurrency,
     lambda_config_fields,
     lambda_dlq_permission,
+    lambda_revision_id,
     lambda_update_lifecycle,
+    logs_group_identifiers,
     logs_retention,
     logs_stored_bytes,
 )
@@ -21,8 +23,10 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     """Patch moto in place (idempotent); return the operations the sandbox answers itself."""
     lambda_config_fields.apply()
     lambda_update_lifecycle.apply()
-    lambda_dlq_permission.apply()  # after the lifecycle: a refused DLQ opens no update window
+    lambda_revision_id.apply()  # after the lifecycle: a stale revision opens no update window
+    lambda_dlq_permission.apply()  # likewise for a refused dead-letter queue
     lambda_concurrency.apply()
+    logs_group_identifiers.apply()
     logs_retention.apply()
     logs_stored_bytes.apply()
     return {("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings}
