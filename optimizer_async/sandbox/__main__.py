@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a function update stays InProgress",
     )
     serve.add_argument("--update-failure-rate", type=float, default=0.0, metavar="P")
+    serve.add_argument(
+        "--collision-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability that a function's first update meets another one",
+    )
     serve.add_argument("--iam-propagation-seconds", type=float, default=None, metavar="S")
     return parser  # fmt: skip
 
@@ -69,6 +76,7 @@ def _config(args: argparse.Namespace) -> SandboxConfig:
         "fault_rate": args.faults,
         "fault_seed": args.fault_seed,
         "update_failure_rate": args.update_failure_rate,
+        "collision_rate": args.collision_rate,
     }
     if args.update_seconds is not None:
         overrides["update_s"] = args.update_seconds

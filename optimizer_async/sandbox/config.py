@@ -38,6 +38,7 @@ class SandboxConfig:
     slow_response_s: float = 2.0  # how late a "slow" fault answers
     update_s: float = 0.2  # how long a function update reports InProgress
     update_failure_rate: float = 0.0  # probability that an update ends Failed
+    collision_rate: float = 0.0  # probability that a function's first update meets another
     iam_propagation_s: float = 0.0  # how long a role-policy change takes to be seen
     account_concurrency: int = 1_000  # Lambda ConcurrentExecutions of the account
 
@@ -46,7 +47,7 @@ class SandboxConfig:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
         if self.time_scale <= 0:
             raise ValueError("time scale must be positive")
-        for name in ("fault_rate", "update_failure_rate"):
+        for name in ("fault_rate", "update_failure_rate", "collision_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 1")

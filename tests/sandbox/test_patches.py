@@ -241,3 +241,19 @@ def test_describe_log_groups_by_identifiers(client: ClientFactory) -> None:
     with pytest.raises(ClientError) as too_many:
         logs.describe_log_groups(logGroupIdentifiers=[f"/g{i}" for i in range(51)])
     assert _error_code(too_many.value) == "InvalidParameterException"
+
+
+def test_first_update_can_collide_with_someone_elses(
+    client: ClientFactory, sandbox: EmbeddedSandbox
+) -> None:
+    lam = client("lambda", attempts=1)
+    make_function(lam, "fn-l", make_role(client("iam"), "role-l"))
+    with sandbox.configured(collision_rate=1.0, update_s=0.2):
+        with pytest.raises(ClientError) as collided:
+            lam.update_function_configuration(FunctionName="fn-l", MemorySize=1024)
+        assert _error_code(collided.value) == "ResourceConflictException"
+        config = lam.get_function(FunctionName="fn-l")["Configuration"]
+        assert (config["LastUpdateStatus"], config["MemorySize"]) == ("InProgress", 3008)
+        time.sleep(0.25)
+        answer = lam.update_function_configuration(FunctionName="fn-l", MemorySize=1024)
+    assert answer["MemorySize"] == 1024  # a function collides at most once

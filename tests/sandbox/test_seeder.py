@@ -110,5 +110,5 @@ def test_secret_values_are_not_kept(sandbox: EmbeddedSandbox) -> None:
 
 
 def test_seeder_refuses_to_run_without_an_endpoint() -> None:
-    with pytest.raises(ValueError, match="explicit endpoint"):
+    with pytest.raises(ValueError, match="explicit http"):
         Seeder("")

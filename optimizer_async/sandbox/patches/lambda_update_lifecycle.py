@@ -6,6 +6,10 @@ and a second update meanwhile is refused with 409 ResourceConflictException. mot
 reports Successful immediately. Here the window lasts `update_s` (sandbox clock), and with
 probability `update_failure_rate` it ends `Failed` with a reason, the function keeping its
 previous configuration.
+
+With probability `collision_rate`, a function's first update collides with someone else's
+(a deploy pipeline, say): it is refused with 409 and the other update holds the function
+for one window, changing nothing.
 """
 
 from __future__ import annotations
@@ -67,12 +71,25 @@ def _settle(fn: Any) -> str:
     return "Failed" if update.fails else "Successful"
 
 
+def _collides(fn: Any) -> bool:
+    """Whether this update meets a concurrent one (decided once per function)."""
+    if getattr(fn, "_sandbox_collided", False):
+        return False
+    fn._sandbox_collided = True
+    return runtime.current().chance(runtime.current().config.collision_rate)
+
+
 def _begin(fn: Any) -> _Update | None:
     """Start an update window (or refuse with 409 if one is open); returns the previous one."""
     if _in_progress(fn):
         raise ResourceConflict(fn.function_arn)
     _settle(fn)
     config = runtime.current().config
+    if _collides(fn):
+        fn._sandbox_update = _Update(
+            ends_at=time.monotonic() + config.scaled(config.update_s), fails=False, before={}
+        )
+        raise ResourceConflict(fn.function_arn)
     previous: _Update | None = getattr(fn, "_sandbox_update", None)
     fn._sandbox_update = _Update(
         ends_at=time.monotonic() + config.scaled(config.update_s),
