@@ -14,6 +14,7 @@ from dataclasses import dataclass
 DEFAULT_FUNCTION_BASE = "lambda-function"
 PROJECT = "lambda-optimizer"
 MANAGED_BY = "pulumi"
+OPTIMIZER = "lambda-optimizer"
 
 _BUCKET_PREFIX = "lambda-deployments-"
 _ACCOUNT_ID_PART = len("-123456789012")
@@ -129,3 +130,8 @@ class EnvironmentNames:
     def tags(self) -> dict[str, str]:
         """Tags on everything the stack (and the seeder) creates."""
         return {"environment-suffix": self.suffix, "managed-by": MANAGED_BY, "project": PROJECT}
+
+    @property
+    def optimizer_tags(self) -> dict[str, str]:
+        """Tags on what the optimizer itself creates (queue, alarms, log groups it makes)."""
+        return {**self.tags, "managed-by": OPTIMIZER}

@@ -1,0 +1,193 @@
+"""The one gateway to AWS: an aioboto3 client per service, paced per quota bucket, counted.
+
+Every call the optimizer makes goes through `Aws.call`, which
+- waits for its quota bucket's rate limiter (one per account, region and bucket, at the
+  rates in `quotas.py`), so a run stays under AWS's API quotas instead of provoking throttles;
+- lets botocore retry transient errors and throttles (standard mode where AWS publishes
+  quotas and we pace ourselves; adaptive mode for IAM, SQS, S3, STS, which publish none);
+- counts the call by service, operation and outcome for the report;
+- logs one debug event with the operation, attempts and duration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aioboto3
+import anyio
+import structlog
+from aiobotocore.config import AioConfig
+from aiolimiter import AsyncLimiter
+from botocore import xform_name
+
+from optimizer_async.aws import errors, quotas
+
+log = structlog.get_logger("optimizer_async.aws")
+
+_ADAPTIVE_SERVICES: Final = frozenset({"iam", "sqs", "s3", "sts"})
+# Pace at 90 % of a quota: our clock and AWS's never agree exactly.
+QUOTA_HEADROOM: Final = 0.9
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    region: str
+    endpoint_url: str | None = None
+    profile: str | None = None
+    credentials: tuple[str, str] | None = None  # else the standard credential chain
+    time_scale: float = 1.0  # > 1 only against a sandbox whose clock runs faster
+    max_connections: int = 64
+    max_attempts: int = 8
+
+
+class CallCounter:
+    """Calls by (service, operation, outcome); `attempts` includes botocore's retries."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str, str]] = Counter()
+        self.attempts: Counter[tuple[str, str]] = Counter()
+
+    def record(self, service: str, operation: str, outcome: str, attempts: int) -> None:
+        self.calls[(service, operation, outcome)] += 1
+        self.attempts[(service, operation)] += attempts
+
+    def snapshot(self) -> dict[str, Any]:
+        by_operation: dict[str, dict[str, int]] = {}
+        for (service, operation, _), count in sorted(self.calls.items()):
+            ops = by_operation.setdefault(service, {})
+            ops[operation] = ops.get(operation, 0) + count
+        return {
+            "total": sum(self.calls.values()),
+            "attempts": sum(self.attempts.values()),
+            "by_operation": by_operation,
+            "failed": {
+                f"{service}.{operation}:{outcome}": count
+                for (service, operation, outcome), count in sorted(self.calls.items())
+                if outcome != "ok"
+            },
+        }
+
+
+class Aws:
+    """Open with `async with Aws.open(settings) as aws:`; clients are made on first use."""
+
+    def __init__(self, settings: AwsSettings, session: aioboto3.Session, stack: AsyncExitStack):
+        self.settings = settings
+        self.counter = CallCounter()
+        self._session = session
+        self._stack = stack
+        self._clients: dict[str, Any] = {}
+        self._client_lock = anyio.Lock()
+        self._limiters: dict[str, AsyncLimiter] = {}
+        self._account_id: str | None = None
+        self._account_lock = anyio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: AwsSettings) -> AsyncIterator[Aws]:
+        access_key, secret_key = settings.credentials or (None, None)
+        session = aioboto3.Session(
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            region_name=settings.region,
+            profile_name=settings.profile,
+        )
+        async with AsyncExitStack() as stack:
+            yield cls(settings, session, stack)
+
+    @property
+    def region(self) -> str:
+        return self.settings.region
+
+    async def account_id(self) -> str:
+        """The caller's account, asked once however many tasks ask at the same time."""
+        async with self._account_lock:
+            if self._account_id is None:
+                identity = await self.call("sts", "GetCallerIdentity")
+                self._account_id = str(identity["Account"])
+        return self._account_id
+
+    async def _client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is not None:
+            return client
+        async with self._client_lock:  # concurrent first uses make one client, not several
+            return await self._make_client(service)
+
+    async def _make_client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            mode = "adaptive" if service in _ADAPTIVE_SERVICES else "standard"
+            config = AioConfig(
+                retries={"mode": mode, "max_attempts": self.settings.max_attempts},
+                max_pool_connections=self.settings.max_connections,
+                connect_timeout=10,
+                read_timeout=60,
+            )
+            client = await self._stack.enter_async_context(
+                self._session.client(  # type: ignore[call-overload]
+                    service, endpoint_url=self.settings.endpoint_url, config=config
+                )
+            )
+            self._clients[service] = client
+        return client
+
+    def _limiter(self, service: str, operation: str) -> AsyncLimiter | None:
+        bucket = quotas.bucket_for(service, operation)
+        if bucket is None:
+            return None
+        limiter = self._limiters.get(bucket.name)
+        if limiter is None:
+            rate = bucket.rate_per_s * self.settings.time_scale * QUOTA_HEADROOM
+            limiter = AsyncLimiter(max(rate, 0.1), 1.0)
+            self._limiters[bucket.name] = limiter
+        return limiter
+
+    async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        """Call `service.operation(**params)` under its quota; raises botocore's errors."""
+        client = await self._client(service)
+        limiter = self._limiter(service, operation)
+        if limiter is not None:
+            await limiter.acquire()
+        started = time.monotonic()
+        outcome, attempts = "ok", 1
+        try:
+            response: dict[str, Any] = await getattr(client, xform_name(operation))(**params)
+            attempts += int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            return response
+        except Exception as error:
+            outcome = errors.error_code(error) or type(error).__name__
+            metadata = getattr(error, "response", {}).get("ResponseMetadata", {})
+            attempts += int(metadata.get("RetryAttempts", 0))
+            raise
+        finally:
+            self.counter.record(service, operation, outcome, attempts)
+            log.debug(
+                "aws.call",
+                aws_service=service,
+                aws_operation=operation,
+                outcome=outcome,
+                attempt=attempts,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+
+    async def pages(
+        self, service: str, operation: str, token: str, **params: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a paginated call; `token` names the request and response token."""
+        while True:
+            page = await self.call(service, operation, **params)
+            yield page
+            next_token = page.get(token)
+            if not next_token:
+                return
+            params[token] = next_token
+
+    def scaled(self, seconds: float) -> float:
+        """A wait of `seconds` on AWS's clock, on this run's clock."""
+        return seconds / self.settings.time_scale

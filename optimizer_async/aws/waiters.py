@@ -1,0 +1,93 @@
+"""Our own async waiters (botocore's are synchronous and poll at a fixed 1 s).
+
+`wait_function_updated` polls GetFunction (its own 100 requests/second quota, not the
+shared 15/s control plane) with exponential backoff and jitter until the function's last
+update settles, failing fast on `Failed` with AWS's reason and giving up at a deadline.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+import structlog
+
+from optimizer_async.aws.gateway import Aws
+
+log = structlog.get_logger("optimizer_async.waiters")
+
+_SETTLED_STATES: Final = frozenset({"Active", "Inactive"})
+
+
+class WaiterError(Exception):
+    """The awaited resource will not reach the wanted state."""
+
+
+class UpdateFailed(WaiterError):
+    def __init__(self, function_name: str, reason: str, code: str | None) -> None:
+        suffix = f" ({code})" if code else ""
+        super().__init__(f"update of {function_name} failed: {reason}{suffix}")
+        self.reason = reason
+        self.code = code
+
+
+class WaiterTimeout(WaiterError):
+    pass
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays on AWS's clock: first poll after `initial`, doubling up to `maximum`."""
+
+    initial: float = 0.5
+    maximum: float = 5.0
+    deadline: float = 300.0
+
+    def delays(self) -> Any:
+        delay = self.initial
+        while True:
+            yield delay * random.uniform(0.5, 1.0)
+            delay = min(delay * 2.0, self.maximum)
+
+
+FUNCTION_UPDATED: Final = Backoff()
+
+
+async def wait_function_updated(
+    aws: Aws, function_name: str, backoff: Backoff = FUNCTION_UPDATED
+) -> dict[str, Any]:
+    """GetFunction's answer once LastUpdateStatus is Successful (and State is settled)."""
+    started = time.monotonic()
+    deadline = aws.scaled(backoff.deadline)
+    delays = backoff.delays()
+    attempt = 0
+    while True:
+        attempt += 1
+        answer = await aws.call("lambda", "GetFunction", FunctionName=function_name)
+        config = answer["Configuration"]
+        status = config.get("LastUpdateStatus", "Successful")
+        state = config.get("State", "Active")
+        log.debug(
+            "waiter.poll",
+            function=function_name,
+            attempt=attempt,
+            last_update_status=status,
+            state=state,
+        )
+        if status == "Failed":
+            raise UpdateFailed(
+                function_name,
+                str(config.get("LastUpdateStatusReason", "no reason given")),
+                config.get("LastUpdateStatusReasonCode"),
+            )
+        if status == "Successful" and state in _SETTLED_STATES:
+            return answer
+        delay = aws.scaled(next(delays))
+        if time.monotonic() - started + delay > deadline:
+            raise WaiterTimeout(
+                f"{function_name} still {status} after {time.monotonic() - started:.1f} s"
+            )
+        await anyio.sleep(delay)

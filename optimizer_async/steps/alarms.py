@@ -1,0 +1,177 @@
+"""Two alarms per function: error rate above 1 % and duration above 20 s.
+
+The error rate is metric math over Errors and Invocations, guarded against division by
+zero; missing data (no traffic) is not breaching. An existing alarm is rewritten only when
+its definition differs from the target, compared field by field after normalising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from optimizer_async import naming
+from optimizer_async.inventory import FunctionInventory
+from optimizer_async.steps.base import (
+    ApiCall,
+    ApplyContext,
+    Change,
+    FunctionStep,
+    Permission,
+    PlanContext,
+    StepPlan,
+)
+from optimizer_async.targets import AlarmTargets
+
+ERROR_RATE_EXPRESSION: Final = "IF(invocations > 0, 100 * errors / invocations, 0)"
+_ALARM_ARN: Final = "arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarm}"
+
+
+def _metric(function: str, name: str, period: int, stat: str) -> dict[str, Any]:
+    return {
+        "Metric": {
+            "Namespace": "AWS/Lambda",
+            "MetricName": name,
+            "Dimensions": [{"Name": "FunctionName", "Value": function}],
+        },
+        "Period": period,
+        "Stat": stat,
+    }
+
+
+def error_rate_alarm(function: str, targets: AlarmTargets) -> dict[str, Any]:
+    """PutMetricAlarm arguments for the error-rate alarm."""
+    period = targets.period_s
+    return {
+        "AlarmName": naming.error_rate_alarm_name(function),
+        "AlarmDescription": (
+            f"Error rate of {function} above {targets.error_rate_threshold_percent:g} %"
+        ),
+        "Metrics": [
+            {
+                "Id": "errors",
+                "MetricStat": _metric(function, "Errors", period, "Sum"),
+                "ReturnData": False,
+            },
+            {
+                "Id": "invocations",
+                "MetricStat": _metric(function, "Invocations", period, "Sum"),
+                "ReturnData": False,
+            },
+            {
+                "Id": "error_rate",
+                "Expression": ERROR_RATE_EXPRESSION,
+                "Label": "Error rate (%)",
+                "ReturnData": True,
+            },
+        ],
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Threshold": targets.error_rate_threshold_percent,
+        "EvaluationPeriods": targets.evaluation_periods,
+        "TreatMissingData": "notBreaching",
+    }
+
+
+def duration_alarm(function: str, targets: AlarmTargets) -> dict[str, Any]:
+    """PutMetricAlarm arguments for the duration alarm (slowest invocation of the period)."""
+    return {
+        "AlarmName": naming.duration_alarm_name(function),
+        "AlarmDescription": f"Duration of {function} above {targets.duration_threshold_ms:g} ms",
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Duration",
+        "Dimensions": [{"Name": "FunctionName", "Value": function}],
+        "Statistic": "Maximum",
+        "Period": targets.period_s,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Threshold": targets.duration_threshold_ms,
+        "EvaluationPeriods": targets.evaluation_periods,
+        "TreatMissingData": "notBreaching",
+    }
+
+
+def _dimensions(value: Any) -> list[tuple[str, str]]:
+    return sorted((str(d["Name"]), str(d["Value"])) for d in value or [])
+
+
+def _metric_query(query: Mapping[str, Any]) -> tuple[Any, ...]:
+    stat = query.get("MetricStat")
+    stat_key: tuple[Any, ...] = ()
+    if stat:
+        metric = stat["Metric"]
+        stat_key = (
+            metric.get("Namespace"),
+            metric.get("MetricName"),
+            _dimensions(metric.get("Dimensions")),
+            int(stat.get("Period", 0)),
+            stat.get("Stat"),
+        )
+    return (query["Id"], query.get("Expression"), bool(query.get("ReturnData", True)), stat_key)
+
+
+def definition(alarm: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that decide what an alarm watches, normalised so that a PutMetricAlarm
+    request and a DescribeAlarms answer for the same alarm compare equal."""
+    key: dict[str, Any] = {
+        "comparison": alarm.get("ComparisonOperator"),
+        "threshold": float(alarm.get("Threshold", 0.0)),
+        "evaluation_periods": int(alarm.get("EvaluationPeriods", 0)),
+        "treat_missing_data": alarm.get("TreatMissingData", "missing"),
+    }
+    if alarm.get("Metrics"):
+        key["metrics"] = sorted(_metric_query(query) for query in alarm["Metrics"])
+    else:
+        key["metric"] = (
+            alarm.get("Namespace"),
+            alarm.get("MetricName"),
+            _dimensions(alarm.get("Dimensions")),
+            alarm.get("Statistic") or alarm.get("ExtendedStatistic"),
+            int(alarm.get("Period", 0)),
+        )
+    return key
+
+
+def summary(alarm: Mapping[str, Any]) -> dict[str, Any]:
+    """What the report shows of an alarm."""
+    watched = "error rate %" if alarm.get("Metrics") else alarm.get("MetricName")
+    return {
+        "watches": watched,
+        "comparison": alarm.get("ComparisonOperator"),
+        "threshold": alarm.get("Threshold"),
+    }
+
+
+class Alarms(FunctionStep):
+    name: ClassVar[str] = "alarms"
+    part = "alarms"
+    reads = (ApiCall("cloudwatch", "DescribeAlarms"),)
+    writes = (ApiCall("cloudwatch", "PutMetricAlarm"),)
+    permissions = (
+        Permission("cloudwatch:DescribeAlarms", _ALARM_ARN),
+        Permission("cloudwatch:PutMetricAlarm", _ALARM_ARN),
+        Permission("cloudwatch:TagResource", _ALARM_ARN),
+    )
+
+    def desired(self, ctx: PlanContext, function: str) -> list[dict[str, Any]]:
+        alarms = ctx.targets.alarms
+        return [error_rate_alarm(function, alarms), duration_alarm(function, alarms)]
+
+    def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan:
+        changes: list[Change] = []
+        unchanged: list[str] = []
+        for wanted in self.desired(ctx, function.name):
+            name = wanted["AlarmName"]
+            current = function.alarms.get(name)
+            if current is not None and definition(current) == definition(wanted):
+                unchanged.append(name)
+                continue
+            before = None if current is None else summary(current)
+            changes.append(Change(self.name, name, "MetricAlarm", before, summary(wanted)))
+        return StepPlan(tuple(changes), tuple(unchanged))
+
+    async def apply(
+        self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
+    ) -> None:
+        wanted = {alarm["AlarmName"]: alarm for alarm in self.desired(ctx.plan, function.name)}
+        tags = [{"Key": k, "Value": v} for k, v in sorted(ctx.plan.names.optimizer_tags.items())]
+        for change in changes:
+            await ctx.aws.call("cloudwatch", "PutMetricAlarm", **wanted[change.resource], Tags=tags)

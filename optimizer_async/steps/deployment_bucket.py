@@ -1,0 +1,106 @@
+"""The deployment bucket keeps versions, and expires noncurrent ones after 30 days.
+
+Versioning protects packages against overwrite; without expiry every deploy leaves a
+version that is paid for forever. The lifecycle rule is added next to the bucket's
+existing rules, which are sent back unchanged (PutBucketLifecycleConfiguration replaces
+the whole configuration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+
+from optimizer_async import baseline
+from optimizer_async.steps.base import (
+    ApiCall,
+    ApplyContext,
+    Change,
+    EnvironmentStep,
+    Permission,
+    PlanContext,
+    StepPlan,
+)
+
+VERSIONING: Final = "Versioning"
+LIFECYCLE: Final = "NoncurrentVersionExpiration"
+_BUCKET_ARN: Final = "arn:{partition}:s3:::{bucket}"
+
+
+def _covers_bucket(rule: Mapping[str, Any]) -> bool:
+    """A rule for every object: no prefix, no tag filter."""
+    if rule.get("Prefix"):
+        return False
+    rule_filter = rule.get("Filter") or {}
+    return not any(rule_filter.get(key) for key in ("Prefix", "Tag", "And"))
+
+
+def expiring_days(rules: tuple[Mapping[str, Any], ...]) -> int | None:
+    """The shortest noncurrent-version expiry of an enabled whole-bucket rule, if any."""
+    days = [
+        int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        for rule in rules
+        if rule.get("Status") == "Enabled"
+        and _covers_bucket(rule)
+        and rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")
+    ]
+    return min(days) if days else None
+
+
+class DeploymentBucket(EnvironmentStep):
+    name: ClassVar[str] = "deployment_bucket"
+    part = "bucket"
+    reads = (ApiCall("s3", "GetBucketVersioning"), ApiCall("s3", "GetBucketLifecycleConfiguration"))
+    writes = (
+        ApiCall("s3", "PutBucketVersioning"),
+        ApiCall("s3", "PutBucketLifecycleConfiguration"),
+    )
+    permissions = (
+        Permission("s3:GetBucketVersioning", _BUCKET_ARN),
+        Permission("s3:PutBucketVersioning", _BUCKET_ARN),
+        Permission("s3:GetLifecycleConfiguration", _BUCKET_ARN),
+        Permission("s3:PutLifecycleConfiguration", _BUCKET_ARN),
+    )  # fmt: skip
+
+    def plan(self, ctx: PlanContext) -> StepPlan:
+        bucket = ctx.environment.bucket
+        if not bucket.exists:
+            return StepPlan(notes=(f"deployment bucket {bucket.name} not found; skipped",))
+        changes: list[Change] = []
+        unchanged: list[str] = []
+        if bucket.versioning == "Enabled":
+            unchanged.append(VERSIONING)
+        else:
+            changes.append(Change(self.name, bucket.name, VERSIONING, bucket.versioning, "Enabled"))
+        wanted = ctx.targets.noncurrent_version_expiration_days
+        current = expiring_days(bucket.lifecycle_rules)
+        if current is not None and current <= wanted:
+            unchanged.append(LIFECYCLE)
+        else:
+            changes.append(Change(self.name, bucket.name, LIFECYCLE, current, wanted))
+        return StepPlan(tuple(changes), tuple(unchanged))
+
+    async def apply(self, ctx: ApplyContext, changes: tuple[Change, ...]) -> None:
+        bucket = ctx.plan.environment.bucket
+        for change in changes:
+            if change.setting == VERSIONING:
+                await ctx.aws.call(
+                    "s3",
+                    "PutBucketVersioning",
+                    Bucket=bucket.name,
+                    VersioningConfiguration={"Status": "Enabled"},
+                )
+            else:
+                rule = {
+                    "ID": baseline.BUCKET_LIFECYCLE_RULE_ID,
+                    "Status": "Enabled",
+                    "Filter": {},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": change.after},
+                }
+                kept = [dict(r) for r in bucket.lifecycle_rules if r.get("ID") != rule["ID"]]
+                await ctx.aws.call(
+                    "s3",
+                    "PutBucketLifecycleConfiguration",
+                    Bucket=bucket.name,
+                    LifecycleConfiguration={"Rules": [*kept, rule]},
+                )
