@@ -1,0 +1,181 @@
+"""Command line -> RunConfig -> run -> exit code. The only module that reads argv or env.
+
+Exit codes: 0 converged or nothing to do; 1 some function or environment failed (the
+others still finished); 2 usage or validation error, before any AWS call; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final, NoReturn
+
+from optimizer_async import logs
+from optimizer_async.config import RunConfig, SandboxRequest, UsageError
+from optimizer_async.logs import LogFormat
+from optimizer_async.naming import InvalidNameError, parse_suffixes, validate_function_base
+from optimizer_async.report import OUTPUT_FORMATS
+from optimizer_async.sandbox.config import PROFILES
+from optimizer_async.targets import Targets, TargetsError, load_targets
+
+PROG: Final = "lambda-optimizer"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_REGION_RE: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_ENDPOINT_RE: Final = re.compile(r"https?://[^\s/]+(/\S*)?")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (no usage dump), raised rather than printed."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Bring Lambda environments from baseline to optimised settings.",
+    )
+    add = parser.add_argument
+    add(
+        "--suffix",
+        action="append",
+        default=[],
+        metavar="S",
+        help="environment suffix (repeatable, or comma-separated); also ENVIRONMENT_SUFFIX",
+    )
+    add("--dry-run", action="store_true", help="discover, plan and estimate; change nothing")
+    add("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
+    add(
+        "--function-base",
+        action="append",
+        default=[],
+        metavar="BASE",
+        help="function name before the suffix (repeatable; default lambda-function)",
+    )
+    add("--targets", type=Path, metavar="FILE", help="TOML file overriding the targets")
+    add("--concurrency", type=int, default=16, metavar="N", help="functions in flight (16)")
+    add("--output", choices=OUTPUT_FORMATS, default="table", help="report format on stdout")
+    add(
+        "--report-file",
+        type=Path,
+        metavar="F",
+        help="also write the report to F (.json: JSON, .md: Markdown, else --output)",
+    )
+    add("--log-format", choices=("json", "console"), help="default: console on a terminal")
+    add("--log-level", choices=logs.LEVELS, default="info")
+    add("--log-file", type=Path, metavar="F", help="write logs to F instead of stderr")
+    add(
+        "--state-dir",
+        type=Path,
+        default=Path(".lambda-optimizer"),
+        metavar="DIR",
+        help="where before-images are saved (./.lambda-optimizer)",
+    )
+    add(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="sandboxes only: the endpoint's clock runs K times faster",
+    )
+    add("--sandbox", action="store_true", help="start the embedded AWS sandbox and use it")
+    add(
+        "--seed",
+        action="append",
+        default=[],
+        metavar="SUFFIXES",
+        help="with --sandbox: environments to create at baseline first",
+    )
+    add(
+        "--sandbox-profile",
+        choices=PROFILES,
+        default="aws",
+        help="with --sandbox: traffic shaping (aws: AWS's quotas and delays)",
+    )
+    add("--functions-per-env", type=int, default=1, metavar="N", help="with --seed")
+    add(
+        "--demo",
+        action="store_true",
+        help="with --sandbox: dry run, then the run, then a re-run that finds nothing to do",
+    )
+    return parser  # fmt: skip
+
+
+def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
+    """Validate everything the run needs; raise UsageError with one clear sentence."""
+    args = build_parser().parse_args(list(argv))
+    try:
+        seed = parse_suffixes(args.seed)
+        given = [*args.suffix, environ.get("ENVIRONMENT_SUFFIX", "")]
+        suffixes = parse_suffixes(given) or (seed if args.sandbox else ())
+        bases = tuple(validate_function_base(b) for b in args.function_base) or ("lambda-function",)
+    except InvalidNameError as error:
+        raise UsageError(str(error)) from None
+    if not suffixes:
+        raise UsageError("no environment suffix: set ENVIRONMENT_SUFFIX or pass --suffix")
+    if (args.seed or args.demo) and not args.sandbox:
+        raise UsageError("--seed and --demo need --sandbox")
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if args.functions_per_env < 1:
+        raise UsageError("--functions-per-env must be at least 1")
+    if not args.time_scale > 0:
+        raise UsageError("--time-scale must be positive")
+
+    region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    region = region or "us-east-1"
+    if not _REGION_RE.fullmatch(region):
+        raise UsageError(f"region {region!r} is not an AWS region name")
+    endpoint = environ.get("AWS_ENDPOINT_URL") or None
+    if endpoint and not _ENDPOINT_RE.fullmatch(endpoint):
+        raise UsageError(f"AWS_ENDPOINT_URL {endpoint!r} is not an http(s) URL")
+    if args.sandbox and endpoint:
+        raise UsageError("--sandbox and AWS_ENDPOINT_URL are exclusive: pick one AWS")
+
+    try:
+        targets = load_targets(args.targets) if args.targets else Targets()
+    except TargetsError as error:
+        raise UsageError(str(error)) from None
+
+    log_format: LogFormat = args.log_format or ("console" if sys.stderr.isatty() else "json")
+    return RunConfig(
+        suffixes=suffixes,
+        region=region,
+        dry_run=args.dry_run,
+        endpoint_url=endpoint,
+        profile=environ.get("AWS_PROFILE") or None,
+        function_bases=bases,
+        targets=targets,
+        concurrency=args.concurrency,
+        output=args.output,
+        report_file=args.report_file,
+        log_format=log_format,
+        log_level=args.log_level,
+        log_file=args.log_file,
+        state_dir=args.state_dir,
+        time_scale=args.time_scale,
+        sandbox=SandboxRequest(seed, args.sandbox_profile, args.functions_per_env)
+        if args.sandbox
+        else None,
+        demo=args.demo,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from optimizer_async.runner import run  # after validation: bad input imports nothing more
+
+    try:
+        return run(config)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

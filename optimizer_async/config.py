@@ -1,0 +1,46 @@
+"""RunConfig: a run's validated settings. Built only by cli.py; bad input never gets past it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from optimizer_async.logs import LogFormat
+from optimizer_async.naming import DEFAULT_FUNCTION_BASE
+from optimizer_async.report import OutputFormat
+from optimizer_async.sandbox.config import Profile
+from optimizer_async.targets import Targets
+
+
+class UsageError(ValueError):
+    """Bad input: reported as one line, exit code 2, before any AWS call."""
+
+
+@dataclass(frozen=True)
+class SandboxRequest:
+    """`--sandbox`: run against the embedded AWS, seeded with these environments."""
+
+    seed: tuple[str, ...]
+    profile: Profile = "aws"
+    functions_per_env: int = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    suffixes: tuple[str, ...]
+    region: str
+    dry_run: bool = False
+    endpoint_url: str | None = None
+    profile: str | None = None
+    function_bases: tuple[str, ...] = (DEFAULT_FUNCTION_BASE,)
+    targets: Targets = field(default_factory=Targets)
+    concurrency: int = 16
+    output: OutputFormat = "table"
+    report_file: Path | None = None
+    log_format: LogFormat = "json"
+    log_level: str = "info"
+    log_file: Path | None = None
+    state_dir: Path = Path(".lambda-optimizer")
+    time_scale: float = 1.0
+    sandbox: SandboxRequest | None = None
+    demo: bool = False

@@ -1,0 +1,246 @@
+"""RunReport: what a run did, as JSON (machines), a table (people) or Markdown (PRs, wikis)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from optimizer_async import pricing
+from optimizer_async.costs import Savings
+from optimizer_async.results import ChangeOutcome, EnvironmentOutcome
+
+SCHEMA_VERSION: Final = 1
+OutputFormat = Literal["table", "json", "markdown"]
+OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    dry_run: bool
+    region: str
+    started_at: datetime
+    elapsed_s: float
+    environments: list[EnvironmentOutcome]
+    api_calls: dict[str, Any]
+
+    @property
+    def savings(self) -> Savings:
+        total = Savings()
+        for env in self.environments:
+            for fn in env.functions:
+                total = total + fn.savings
+        return total
+
+    @property
+    def failed(self) -> list[EnvironmentOutcome]:
+        return [env for env in self.environments if env.status == "failed"]
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "failed"
+        statuses = {env.status for env in self.environments}
+        if "changed" in statuses:
+            return "converged"
+        return "planned" if "planned" in statuses else "nothing_to_do"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def to_json(self) -> dict[str, Any]:
+        savings = self.savings
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "region": self.region,
+            "started_at": self.started_at.isoformat(),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "environments": [_environment_json(env) for env in self.environments],
+            "savings": {
+                "monthly_usd": round(savings.net_usd, 2),
+                "compute_monthly_usd": round(savings.compute_usd, 2),
+                "alarms_monthly_usd": round(savings.alarms_usd, 2),
+                "basis": "30 days of CloudWatch usage; durations assumed unchanged",
+                "estimated": self.dry_run,
+                "prices_as_of": pricing.PRICES_AS_OF,
+                "price_region": pricing.REGION,
+            },
+            "api_calls": self.api_calls,
+        }
+
+
+def _change_json(outcome: ChangeOutcome) -> dict[str, Any]:
+    change = outcome.change
+    return {
+        "step": change.step,
+        "resource": change.resource,
+        "setting": change.setting,
+        "before": change.before,
+        "after": change.after,
+        "status": outcome.status,
+        "verified": outcome.verified,
+        "error": outcome.error,
+    }
+
+
+def _environment_json(env: EnvironmentOutcome) -> dict[str, Any]:
+    return {
+        "suffix": env.suffix,
+        "status": env.status,
+        "error": env.error,
+        "before_images": env.before_images,
+        "changes": [_change_json(c) for c in env.changes],
+        "unchanged": env.unchanged,
+        "notes": env.notes,
+        "functions": [
+            {
+                "name": fn.name,
+                "status": fn.status,
+                "changes": [_change_json(c) for c in fn.changes],
+                "unchanged": fn.unchanged,
+                "notes": fn.notes,
+                "savings": {"monthly_usd": round(fn.savings.net_usd, 2)},
+            }
+            for fn in env.functions
+        ],
+    }
+
+
+# --- people -------------------------------------------------------------------------------
+
+
+_OPERATORS: Final = {
+    "GreaterThanThreshold": ">",
+    "GreaterThanOrEqualToThreshold": ">=",
+    "LessThanThreshold": "<",
+    "LessThanOrEqualToThreshold": "<=",
+}
+
+
+def _value(value: Any) -> str:
+    """A before/after value, short enough for a table cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        if "Statement" in value:
+            return f"policy ({len(value['Statement'])} statements)"
+        if {"watches", "comparison", "threshold"} <= set(value):
+            operator = _OPERATORS.get(str(value["comparison"]), str(value["comparison"]))
+            return f"{value['watches']} {operator} {value['threshold']:g}"
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    text = str(value)
+    if text.startswith("arn:"):
+        parts = text.split(":", 5)
+        if len(parts) < 6:
+            return text
+        return parts[5] if ":" in parts[5] else f"{parts[2]}:{parts[5]}"
+    return text
+
+
+def _mark(outcome: ChangeOutcome) -> str:
+    if outcome.status == "applied":
+        return "verified" if outcome.verified else "NOT VERIFIED"
+    return outcome.status
+
+
+def _rows(env: EnvironmentOutcome) -> list[tuple[str, str, str, str, str]]:
+    outcomes = env.changes + [c for fn in env.functions for c in fn.changes]
+    return [
+        (
+            c.change.resource,
+            _setting(c.change.setting),
+            _value(c.change.before),
+            _value(c.change.after),
+            _mark(c),
+        )
+        for c in outcomes
+    ]
+
+
+def _headline(report: RunReport) -> str:
+    savings = report.savings
+    verb = "would save" if report.dry_run else "saves"
+    calls = report.api_calls.get("total", 0)
+    mode = {"planned": "dry run", "nothing_to_do": "nothing to do"}.get(report.status, "applied")
+    return (
+        f"run {report.run_id} · {mode} · "
+        f"{len(report.environments)} environment(s), {len(report.failed)} failed · "
+        f"{calls} AWS calls · {report.elapsed_s:.1f} s · "
+        f"{verb} ${savings.net_usd:,.2f}/month "
+        f"(compute ${savings.compute_usd:,.2f} - alarms ${savings.alarms_usd:,.2f})"
+    )
+
+
+def _setting(name: str) -> str:
+    return name.replace("Environment.Variables.", "env ")
+
+
+def render_table(report: RunReport, width: int | None = None) -> str:
+    width = width or max(100, shutil.get_terminal_size((140, 40)).columns)
+    console = Console(
+        file=io.StringIO(), width=width, force_terminal=False, no_color=True, emoji=False
+    )
+    for env in report.environments:
+        saved = sum((fn.savings for fn in env.functions), Savings()).net_usd
+        title = f"environment {env.suffix}: {env.status}"
+        if saved:
+            title += f" · ${saved:,.2f}/month"
+        table = Table(title=title, title_justify="left", expand=False)
+        table.add_column("resource", no_wrap=True)
+        table.add_column("setting", no_wrap=True)
+        table.add_column("before", overflow="fold", max_width=32)
+        table.add_column("after", overflow="fold", max_width=40)
+        table.add_column("result", no_wrap=True)
+        for row in _rows(env):
+            table.add_row(*(Text(cell) for cell in row))
+        if env.error:
+            console.print(Text(f"{title} — {env.error}"))
+        elif table.row_count:
+            console.print(table)
+        else:
+            console.print(Text(f"{title} — nothing to do"))
+        notes = env.notes + [n for fn in env.functions for n in fn.notes]
+        for note in notes:
+            console.print(Text(f"  note: {note}"))
+    console.print(Text(_headline(report)))
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    return str(output)
+
+
+def render_markdown(report: RunReport) -> str:
+    lines = [f"# lambda-optimizer run {report.run_id}", "", _headline(report), ""]
+    for env in report.environments:
+        lines += [f"## `{env.suffix}` — {env.status}", ""]
+        if env.error:
+            lines += [f"**Error:** {env.error}", ""]
+            continue
+        rows = _rows(env)
+        if rows:
+            lines += ["| resource | setting | before | after | result |", "|---|---|---|---|---|"]
+            lines += [
+                "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows
+            ]
+            lines.append("")
+        else:
+            lines += ["Nothing to do.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def render(report: RunReport, output: OutputFormat) -> str:
+    if output == "json":
+        return json.dumps(report.to_json(), indent=2, default=str) + "\n"
+    if output == "markdown":
+        return render_markdown(report)
+    return render_table(report)

@@ -1,0 +1,65 @@
+"""What happened to each planned change: the engine fills these, the report renders them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from optimizer_async.costs import Savings
+from optimizer_async.steps.base import Change
+
+ChangeStatus = Literal["planned", "applied", "failed", "blocked"]
+Status = Literal["unchanged", "planned", "changed", "failed"]
+
+
+@dataclass
+class ChangeOutcome:
+    change: Change
+    status: ChangeStatus = "planned"
+    verified: bool | None = None  # None: not applied, so nothing to verify
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "planned" or (self.status == "applied" and self.verified is True)
+
+
+def _status(outcomes: list[ChangeOutcome], error: str | None = None) -> Status:
+    if error is not None or not all(o.ok for o in outcomes):
+        return "failed"
+    if not outcomes:
+        return "unchanged"
+    return "planned" if all(o.status == "planned" for o in outcomes) else "changed"
+
+
+@dataclass
+class FunctionOutcome:
+    name: str
+    changes: list[ChangeOutcome] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    savings: Savings = field(default_factory=Savings)
+
+    @property
+    def status(self) -> Status:
+        return _status(self.changes)
+
+
+@dataclass
+class EnvironmentOutcome:
+    suffix: str
+    error: str | None = None
+    changes: list[ChangeOutcome] = field(default_factory=list)  # the environment's own
+    unchanged: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    functions: list[FunctionOutcome] = field(default_factory=list)
+    before_images: str | None = None  # where the rollback material was saved
+
+    @property
+    def status(self) -> Status:
+        statuses = {_status(self.changes, self.error)} | {fn.status for fn in self.functions}
+        ranked: tuple[Status, ...] = ("failed", "changed", "planned")
+        return next((status for status in ranked if status in statuses), "unchanged")
+
+    def all_changes(self) -> list[ChangeOutcome]:
+        return self.changes + [c for fn in self.functions for c in fn.changes]
