@@ -1,0 +1,186 @@
+"""How the optimizer copes with AWS's behaviour: updates in progress, 409s, failed updates,
+quotas, transient faults, concurrent edits. Needs the sandbox's controls to provoke them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from optimizer_async.aws.gateway import Aws, AwsSettings
+from optimizer_async.aws.waiters import UpdateFailed, wait_function_updated
+from optimizer_async.discovery import Discovery
+from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox
+from optimizer_async.steps.base import ApplyContext, PlanContext
+from optimizer_async.steps.function_configuration import FunctionConfiguration
+from optimizer_async.targets import Targets
+from tests.conftest import ClientFactory
+from tests.integration.conftest import Optimize
+from tests.integration.test_optimizer import assert_optimised
+
+pytestmark = pytest.mark.sandbox_only
+Seed = Callable[..., list[str]]
+
+
+def _outcomes(sandbox: EmbeddedSandbox, operation: str) -> dict[str, int]:
+    rows = sandbox.stats()["calls"]
+    return {r["outcome"]: r["count"] for r in rows if r["operation"] == operation}
+
+
+def test_update_in_progress_is_waited_for(
+    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize, client: ClientFactory
+) -> None:
+    seed("dev")
+    lam = client("lambda")
+    with sandbox.configured(update_s=1.0):
+        lam.update_function_configuration(FunctionName="lambda-function-dev", Description="deploy")
+        assert (
+            lam.get_function(FunctionName="lambda-function-dev")["Configuration"][
+                "LastUpdateStatus"
+            ]
+            == "InProgress"
+        )
+        sandbox.reset_stats()
+        code, report = optimize("--suffix", "dev", "--sandbox-profile", "none")
+    assert code == 0, report
+    assert _outcomes(sandbox, "UpdateFunctionConfiguration") == {"ok": 1}  # no 409: it waited
+    assert_optimised(client, "dev")
+    config = lam.get_function(FunctionName="lambda-function-dev")["Configuration"]
+    assert config["Description"] == "deploy"  # the other update's change survives
+
+
+def test_conflict_is_waited_out_and_retried(
+    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize, client: ClientFactory
+) -> None:
+    seed("dev", "staging")
+    sandbox.reset_stats()
+    with sandbox.configured(collision_rate=1.0, update_s=0.3):
+        code, report = optimize("--suffix", "dev,staging")
+    assert code == 0, report
+    assert _outcomes(sandbox, "UpdateFunctionConfiguration") == {
+        "error:ResourceConflictException": 2,
+        "ok": 2,
+    }
+    assert report["status"] == "converged"
+    assert_optimised(client, "dev")
+
+
+def test_failed_update_is_reported_with_aws_reason(
+    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize
+) -> None:
+    seed("dev")
+    with sandbox.configured(update_failure_rate=1.0, update_s=0.1):
+        code, report = optimize("--suffix", "dev")
+    assert code == 1
+    (function,) = report["environments"][0]["functions"]
+    assert function["status"] == "failed"
+    failed = [c for c in function["changes"] if c["status"] == "failed"]
+    assert {c["setting"] for c in failed} >= {"MemorySize", "Timeout"}
+    assert "InternalError" in failed[0]["error"]
+    others = [c for c in function["changes"] if c["step"] in ("log_retention", "alarms")]
+    assert all(c["status"] == "applied" and c["verified"] for c in others)
+
+
+def test_a_run_stays_under_the_aws_quotas(
+    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize, client: ClientFactory
+) -> None:
+    suffixes = seed("a1", "a2", "a3", "a4", "a5", functions_per_env=2)
+    sandbox.reset_stats()
+    aws_like = {"rate_limits": True, "time_scale": 10.0, "update_s": 2.5, "iam_propagation_s": 4.0}
+    with sandbox.configured(**aws_like):
+        code, report = optimize(
+            "--suffix", ",".join(suffixes), "--time-scale", "10",
+            "--function-base", "lambda-function", "--function-base", "lambda-function2",
+        )  # fmt: skip
+    assert code == 0, report
+    assert "throttled" not in sandbox.stats()["by_outcome"]
+    # PutMetricAlarm: 20 alarms at 3/s (x10) - paced, never refused.
+    assert _outcomes(sandbox, "PutMetricAlarm") == {"ok": 20}
+
+
+def test_transient_faults_are_ridden_out(
+    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize, client: ClientFactory
+) -> None:
+    seed("dev", "staging", "prod")
+    sandbox.reset_stats()
+    with sandbox.configured(
+        fault_rate=0.1, fault_seed=11, fault_kinds=("throttle", "internal_error", "unavailable")
+    ):
+        code, report = optimize("--suffix", "dev,staging,prod")
+    assert code == 0, report
+    faults = {k: v for k, v in sandbox.stats()["by_outcome"].items() if k.startswith("fault:")}
+    assert sum(faults.values()) >= 5
+    assert report["api_calls"]["attempts"] > report["api_calls"]["total"]
+    for suffix in ("dev", "staging", "prod"):
+        assert_optimised(client, suffix)
+
+
+def _aws(sandbox: EmbeddedSandbox) -> AwsSettings:
+    return AwsSettings(
+        region="us-east-1",
+        endpoint_url=sandbox.endpoint_url,
+        credentials=(ACCESS_KEY_ID, SECRET_ACCESS_KEY),
+    )
+
+
+def test_concurrent_edit_is_merged_not_overwritten(
+    sandbox: EmbeddedSandbox, seed: Seed, client: ClientFactory
+) -> None:
+    """Someone adds a variable between our read and our write: RevisionId catches it (412)."""
+    seed("dev")
+    lam = client("lambda")
+
+    async def scenario() -> dict[tuple[str, str, str], int]:
+        async with Aws.open(_aws(sandbox)) as aws:
+            inventory = await Discovery(aws).environment("dev")
+            variables = dict(inventory.functions[0].state.environment)
+            with sandbox.configured(update_s=0.0):
+                lam.update_function_configuration(
+                    FunctionName="lambda-function-dev",
+                    Environment={"Variables": {**variables, "ADDED_MEANWHILE": "yes"}},
+                )
+            step = FunctionConfiguration()
+            ctx = PlanContext(inventory, Targets())
+            fn = inventory.functions[0]
+            changes = tuple(
+                c for c in step.plan(ctx, fn).changes if c.setting.startswith("Environment.")
+            )
+            await step.apply(ApplyContext(aws, ctx, _log()), fn, changes)
+            return dict(aws.counter.calls)
+
+    calls = anyio.run(scenario)
+    assert calls[("lambda", "UpdateFunctionConfiguration", "PreconditionFailedException")] == 1
+    variables = lam.get_function(FunctionName="lambda-function-dev")["Configuration"][
+        "Environment"
+    ]["Variables"]
+    assert variables["ADDED_MEANWHILE"] == "yes"
+    assert "DATABASE_URL_SECRET_ARN" in variables
+
+
+def test_waiter_fails_fast_with_the_reason(
+    sandbox: EmbeddedSandbox, seed: Seed, client: ClientFactory
+) -> None:
+    seed("dev")
+    with sandbox.configured(update_failure_rate=1.0, update_s=0.2):
+        client("lambda").update_function_configuration(
+            FunctionName="lambda-function-dev", MemorySize=512
+        )
+
+        async def wait() -> float:
+            started = time.monotonic()
+            async with Aws.open(_aws(sandbox)) as aws:
+                with pytest.raises(UpdateFailed) as failed:
+                    await wait_function_updated(aws, "lambda-function-dev")
+            assert failed.value.code == "InternalError"
+            return time.monotonic() - started
+
+        assert anyio.run(wait) < 2.0
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("test")

@@ -1,0 +1,117 @@
+"""The command line: bad input stops before any AWS call; the three entry points agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optimizer_async.sandbox.server import EmbeddedSandbox
+
+pytestmark = pytest.mark.sandbox_only
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "ENVIRONMENT_SUFFIX"}
+    environ.update(AWS_ENDPOINT_URL=endpoint, **env)
+    return subprocess.run(
+        [sys.executable, "-m", "optimizer_async", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ([], {}, "no environment suffix: set ENVIRONMENT_SUFFIX or pass --suffix"),
+        ([], {"ENVIRONMENT_SUFFIX": "Dev_1"}, "environment suffix 'Dev_1' must be lower-case"),
+        (["--suffix", "dev,-x"], {}, "environment suffix '-x' must be lower-case"),
+        (["--suffix", "dev", "--output", "xml"], {}, "argument --output: invalid choice: 'xml'"),
+        (["--suffix", "dev", "--concurrency", "0"], {}, "--concurrency must be at least 1"),
+        (["--suffix", "dev", "--region", "mars-1"], {}, "region 'mars-1' is not an AWS region"),
+        (
+            ["--suffix", "dev", "--targets", "/nonexistent.toml"],
+            {},
+            "targets file /nonexistent.toml",
+        ),
+        (["--suffix", "dev", "--seed", "dev"], {}, "--seed and --demo need --sandbox"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_aws_call(
+    sandbox: EmbeddedSandbox, args: list[str], env: dict[str, str], message: str
+) -> None:
+    sandbox.reset_stats()
+    result = _run(args, sandbox.endpoint_url, **env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("lambda-optimizer: error: ")
+    assert message in lines[0]
+    assert result.stdout == ""
+    assert sandbox.stats()["total"] == 0
+
+
+def test_bad_targets_file_is_a_usage_error(sandbox: EmbeddedSandbox, tmp_path: Path) -> None:
+    targets = tmp_path / "targets.toml"
+    targets.write_text("[function]\nmemory_mb = 64\n")
+    result = _run(["--suffix", "dev", "--targets", str(targets)], sandbox.endpoint_url)
+    assert result.returncode == 2
+    assert "memory 64 MB is outside Lambda's 128-10240 MB" in result.stderr
+    targets.write_text("[function]\nmemory = 512\n")
+    result = _run(["--suffix", "dev", "--targets", str(targets)], sandbox.endpoint_url)
+    assert "unknown key(s) in [function]: memory" in result.stderr
+
+
+def test_json_output_is_only_the_report_and_logs_are_json_lines(
+    sandbox: EmbeddedSandbox, tmp_path: Path
+) -> None:
+    from optimizer_async.sandbox.seeder import Seeder
+
+    Seeder(sandbox.endpoint_url).seed(["dev"])
+    result = _run(
+        ["--output", "json", "--log-format", "json", "--log-level", "debug",
+         "--state-dir", str(tmp_path), "--report-file", str(tmp_path / "report.md")],
+        sandbox.endpoint_url,
+        ENVIRONMENT_SUFFIX="dev",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["environments"][0]["suffix"] == "dev"
+    assert (tmp_path / "report.md").read_text().startswith("# lambda-optimizer run ")
+
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert events
+    for event in events:
+        assert {"timestamp", "level", "event", "run_id"} <= set(event)
+        assert event["timestamp"].endswith("Z") or event["timestamp"].endswith("+00:00")
+        assert event["run_id"] == report["run_id"]
+    calls = [e for e in events if e["event"] == "aws.call"]
+    assert {"aws_service", "aws_operation", "attempt", "duration_ms"} <= set(calls[0])
+    assert any(e.get("suffix") == "dev" for e in events)
+    assert any(e.get("function") == "lambda-function-dev" and e.get("step") for e in events)
+    assert any(e["event"] == "waiter.poll" for e in events)
+    secrets_seen = [e for e in events if "postgresql://" in json.dumps(e)]
+    assert secrets_seen == []
+
+
+def test_three_entry_points_are_one_program() -> None:
+    scripts = [
+        [sys.executable, "-m", "optimizer_async", "--help"],
+        [sys.executable, str(ROOT / "lib" / "optimize.py"), "--help"],
+        [str(Path(sys.executable).parent / "lambda-optimizer"), "--help"],
+    ]
+    outputs = [
+        subprocess.run(s, capture_output=True, text=True, check=True, timeout=60).stdout
+        for s in scripts
+    ]
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert "--dry-run" in outputs[0]

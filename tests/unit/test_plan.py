@@ -1,0 +1,257 @@
+"""The pure planner: every target, merges, tightening rules, preconditions, fleet guardrail."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from optimizer_async import baseline
+from optimizer_async.baseline import FunctionSettings
+from optimizer_async.inventory import AccountState, EnvironmentVariables, LogGroupState, QueueState
+from optimizer_async.plan import EnvironmentPlan, plan_environment, plan_fleet
+from optimizer_async.steps.base import Change
+from optimizer_async.targets import Targets
+from tests.unit.builders import (
+    ACCOUNT,
+    REGION,
+    baseline_environment,
+    optimised_environment,
+    queue_arn,
+    secret_arn,
+)
+
+
+def _by_setting(plan: EnvironmentPlan) -> dict[tuple[str, str], Change]:
+    return {(c.resource, c.setting): c for c in plan.changes}
+
+
+def test_baseline_environment_gets_every_target() -> None:
+    plan = plan_environment(baseline_environment("dev"), Targets())
+    changes = _by_setting(plan)
+    fn = "lambda-function-dev"
+    expected = {
+        (fn, "MemorySize"): (3008, 1024),
+        (fn, "Timeout"): (300, 30),
+        (fn, "TracingConfig.Mode"): ("PassThrough", "Active"),
+        (fn, "DeadLetterConfig.TargetArn"): (None, queue_arn("dev")),
+        (fn, "Environment.Variables.DATABASE_URL_SECRET_ARN"): (
+            None,
+            secret_arn("database-url-dev"),
+        ),
+        (fn, "Environment.Variables.API_KEY_SECRET_ARN"): (None, secret_arn("api-key-dev")),
+        (fn, "ReservedConcurrentExecutions"): (None, 50),
+        (f"/aws/lambda/{fn}", "RetentionInDays"): (None, 7),
+    }
+    for key, (before, after) in expected.items():
+        assert (changes[key].before, changes[key].after) == (before, after), key
+    assert changes[(f"error-rate-{fn}", "MetricAlarm")].after["threshold"] == 1.0
+    assert changes[(f"duration-{fn}", "MetricAlarm")].after["threshold"] == 20_000.0
+    assert changes[("lambda-dlq-dev", "Queue")].after["retention_s"] == 14 * 24 * 3600
+    policy = changes[("lambda-role-dev/lambda-optimizer-dev", "PolicyDocument")].after
+    resources = {json.dumps(s["Resource"]) for s in policy["Statement"]}
+    assert json.dumps(queue_arn("dev")) in resources
+    assert (
+        json.dumps(sorted([secret_arn("api-key-dev"), secret_arn("database-url-dev")])) in resources
+    )
+    assert len(plan.changes) == len(expected) + 4  # two alarms, the queue, the role policy
+    assert plan.error is None
+
+
+def test_plan_is_json_serialisable_and_carries_no_variable_values() -> None:
+    env = baseline_environment("dev")
+    fn = env.functions[0]
+    secret_value = "postgres://app:hunter2@db:5432/orders"
+    variables = EnvironmentVariables({**fn.state.environment, "LEGACY_DSN": secret_value})
+    env = replace(env, functions=(replace(fn, state=replace(fn.state, environment=variables)),))
+    text = json.dumps(plan_environment(env, Targets()).to_json())
+    assert "hunter2" not in text
+    assert "LEGACY_DSN" not in text
+
+
+def test_environment_variables_are_merged_never_dropped_or_altered() -> None:
+    env = baseline_environment("dev")
+    fn = env.functions[0]
+    existing = {**fn.state.environment, "API_KEY_SECRET_ARN": "arn:aws:secretsmanager:other"}
+    env = replace(
+        env,
+        functions=(
+            replace(fn, state=replace(fn.state, environment=EnvironmentVariables(existing))),
+        ),
+    )
+    plan = plan_environment(env, Targets())
+    settings = {c.setting for c in plan.changes if c.resource == fn.name}
+    assert "Environment.Variables.DATABASE_URL_SECRET_ARN" in settings
+    assert "Environment.Variables.API_KEY_SECRET_ARN" not in settings
+    notes = plan.functions[0].to_json()["notes"]
+    assert any("API_KEY_SECRET_ARN already set" in note for note in notes)
+    merged = EnvironmentVariables(existing).merged(
+        {"API_KEY_SECRET_ARN": "new", "DATABASE_URL_SECRET_ARN": "x"}
+    )
+    assert merged == {**existing, "DATABASE_URL_SECRET_ARN": "x"}
+
+
+def test_already_optimised_environment_has_an_empty_plan() -> None:
+    plan = plan_environment(optimised_environment("dev", functions=2), Targets())
+    assert plan.is_empty
+    assert plan.error is None
+    assert "MemorySize" in plan.functions[0].to_json()["unchanged"]
+
+
+def test_partially_optimised_environment_plans_only_the_rest() -> None:
+    env = optimised_environment("dev")
+    fn = env.functions[0]
+    env = replace(
+        env,
+        functions=(
+            replace(fn, state=replace(fn.state, timeout_s=300, tracing_mode="PassThrough")),
+        ),
+    )
+    changes = _by_setting(plan_environment(env, Targets()))
+    assert set(changes) == {
+        ("lambda-function-dev", "Timeout"),
+        ("lambda-function-dev", "TracingConfig.Mode"),
+    }
+
+
+@pytest.mark.parametrize("days", [1, 3, 5])
+def test_shorter_retention_is_kept(days: int) -> None:
+    env = optimised_environment("dev")
+    fn = env.functions[0]
+    env = replace(
+        env, functions=(replace(fn, log_group=LogGroupState(fn.state.log_group, days, 0)),)
+    )
+    plan = plan_environment(env, Targets())
+    assert plan.is_empty
+    assert any(
+        f"shorter retention {days} days kept" in n for n in plan.functions[0].to_json()["notes"]
+    )
+
+
+def test_longer_retention_is_shortened_and_missing_group_created() -> None:
+    env = optimised_environment("dev")
+    fn = env.functions[0]
+    longer = replace(
+        env, functions=(replace(fn, log_group=LogGroupState(fn.state.log_group, 30, 0)),)
+    )
+    change = plan_environment(longer, Targets()).changes[0]
+    assert (change.setting, change.before, change.after) == ("RetentionInDays", 30, 7)
+    missing = replace(env, functions=(replace(fn, log_group=None),))
+    change = plan_environment(missing, Targets()).changes[0]
+    assert (change.setting, change.before, change.after) == ("RetentionInDays", None, 7)
+
+
+def test_tighter_memory_and_timeout_and_existing_reservation_and_dlq_are_kept() -> None:
+    env = optimised_environment("dev")
+    fn = env.functions[0]
+    state = replace(
+        fn.state,
+        memory_mb=512,
+        timeout_s=10,
+        reserved_concurrency=200,
+        dead_letter_target="arn:aws:sqs:us-east-1:123456789012:team-dlq",
+    )
+    env = replace(env, functions=(replace(fn, state=state),))
+    plan = plan_environment(env, Targets())
+    assert plan.is_empty
+    notes = " | ".join(plan.functions[0].to_json()["notes"])
+    assert "MemorySize 512 MB is below target 1024; kept" in notes
+    assert "existing reservation 200 kept" in notes
+    assert "team-dlq kept" in notes
+
+
+def test_targets_file_values_are_planned() -> None:
+    targets = Targets(function=FunctionSettings(2048, 60, 10, 14, "Active"))
+    changes = _by_setting(plan_environment(baseline_environment("dev"), targets))
+    assert changes[("lambda-function-dev", "MemorySize")].after == 2048
+    assert changes[("lambda-function-dev", "ReservedConcurrentExecutions")].after == 10
+    assert changes[("/aws/lambda/lambda-function-dev", "RetentionInDays")].after == 14
+
+
+def test_changed_alarm_definition_is_rewritten() -> None:
+    env = optimised_environment("dev")
+    fn = env.functions[0]
+    name = "duration-lambda-function-dev"
+    alarms = {**fn.alarms, name: {**fn.alarms[name], "Threshold": 25_000.0}}  # type: ignore[dict-item]
+    env = replace(env, functions=(replace(fn, alarms=alarms),))
+    (change,) = plan_environment(env, Targets()).changes
+    assert (change.resource, change.before["threshold"], change.after["threshold"]) == (
+        name,
+        25_000.0,
+        20_000.0,
+    )
+
+
+def test_queue_and_bucket_drift() -> None:
+    env = optimised_environment("dev")
+    assert env.queue is not None
+    queue = QueueState(
+        env.queue.name, env.queue.url, env.queue.arn, {"MessageRetentionPeriod": "345600"}
+    )
+    bucket = replace(
+        env.bucket,
+        versioning="Suspended",
+        lifecycle_rules=(
+            {
+                "ID": "logs",
+                "Status": "Enabled",
+                "Filter": {"Prefix": "logs/"},
+                "Expiration": {"Days": 3},
+            },
+        ),
+    )
+    changes = _by_setting(plan_environment(replace(env, queue=queue, bucket=bucket), Targets()))
+    assert (changes[("lambda-dlq-dev", "MessageRetentionPeriod")].after) == "1209600"
+    assert changes[("lambda-dlq-dev", "SqsManagedSseEnabled")].after == "true"
+    bucket_name = env.bucket.name
+    assert changes[(bucket_name, "Versioning")].before == "Suspended"
+    assert changes[(bucket_name, "NoncurrentVersionExpiration")].after == 30
+
+
+def test_kms_encrypted_queue_counts_as_encrypted() -> None:
+    env = optimised_environment("dev")
+    assert env.queue is not None
+    queue = replace(
+        env.queue,
+        attributes={"MessageRetentionPeriod": "1209600", "KmsMasterKeyId": "alias/aws/sqs"},
+    )
+    assert plan_environment(replace(env, queue=queue), Targets()).is_empty
+
+
+def test_missing_secrets_fail_the_environment_with_nothing_planned() -> None:
+    env = baseline_environment("dev")
+    env = replace(env, secret_arns={**env.secret_arns, "api-key-dev": None})
+    plan = plan_environment(env, Targets())
+    assert plan.changes == ()
+    assert plan.error == "secret(s) not found: api-key-dev; create them, then re-run"
+
+
+def test_no_matching_function_plans_nothing() -> None:
+    env = replace(baseline_environment("dev"), functions=(), skipped=("lambda-function-dev",))
+    plan = plan_environment(env, Targets())
+    assert plan.changes == ()
+    assert plan.error is not None
+    assert "no function found for suffix 'dev'" in plan.error
+    assert "tagged for another environment" in plan.error
+
+
+def test_fleet_guardrail_keeps_unreserved_concurrency_above_100() -> None:
+    plans = [plan_environment(baseline_environment(s, functions=2), Targets()) for s in ("a", "b")]
+    account = AccountState(ACCOUNT, REGION, concurrency_limit=1000, unreserved_concurrency=260)
+    fleet = plan_fleet(plans, account)
+    blocked = [
+        (fn.name, reason)
+        for env in fleet.environments
+        for fn in env.functions
+        for _, reason in fn.blocked
+    ]
+    # 260 - 100 = 160 can be reserved: three functions of 50 fit (110 left), the fourth does not.
+    assert [name for name, _ in blocked] == ["lambda-function2-b"]
+    assert "unreserved concurrency at 60, below AWS's minimum of 100" in blocked[0][1]
+
+
+def test_plan_for_every_baseline_value_matches_the_single_source() -> None:
+    changes = _by_setting(plan_environment(baseline_environment("dev"), Targets()))
+    memory = changes[("lambda-function-dev", "MemorySize")]
+    assert (memory.before, memory.after) == (baseline.BASELINE.memory_mb, baseline.TARGET.memory_mb)
