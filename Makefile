@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m optimizer_async --sandbox --seed dev,staging,prod --demo
+	$(BIN)/python -m optimizer_async --sandbox --seed dev,staging,prod --demo --log-level warning
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -30,7 +30,7 @@ test-localstack: $(STAMP)
 	docker compose up -d --wait localstack
 	AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
-		$(BIN)/python -m pytest -q tests/integration; \
+		$(BIN)/python -m pytest -q -m "not sandbox_only" tests/integration; \
 	status=$$?; docker compose down; exit $$status
 
 # A standalone sandbox for manual use: AWS_ENDPOINT_URL=http://127.0.0.1:4566
