@@ -141,3 +141,12 @@ def layer_package() -> Package:
     manifest = {name: distributions[name].version for name in sorted(distributions)}
     entries["layer-manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True).encode()
     return Package("layer.zip", _zip(entries))
+
+
+def write_package(package: Package, directory: Path) -> Path:
+    """Write the zip under `directory` (only if its bytes changed) and return the path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / package.name
+    if not path.exists() or path.read_bytes() != package.data:
+        path.write_bytes(package.data)
+    return path

@@ -1,0 +1,1 @@
+"""The baseline stack: one environment of the Lambda workload (see program.py)."""
