@@ -82,9 +82,10 @@ DURATION_THRESHOLD_MS: Final = 20_000.0
 ALARM_PERIOD_S: Final = 300
 ALARM_EVALUATION_PERIODS: Final = 1
 
-# Deployment bucket (stack and optimizer agree).
+# Deployment bucket (stack, seeder and optimizer agree).
 NONCURRENT_VERSION_EXPIRATION_DAYS: Final = 30
 BUCKET_LIFECYCLE_RULE_ID: Final = "expire-noncurrent-versions"
+BUCKET_SSE_ALGORITHM: Final = "AES256"  # S3-managed keys
 
 
 def function_bases(count: int) -> tuple[str, ...]:

@@ -77,7 +77,13 @@ class BaselineEnvironment(pulumi.ComponentResource):
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"deployment-bucket-encryption-{suffix}",
             bucket=self.bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": {
+                        "sse_algorithm": baseline.BUCKET_SSE_ALGORITHM
+                    }
+                }
+            ],
             opts=child,
         )
         aws.s3.BucketLifecycleConfiguration(

@@ -55,9 +55,17 @@ def is_iam_propagation(error: BaseException) -> bool:
     )
 
 
+# Some AWS messages echo what was sent: Lambda's "environment variables exceed 4 KB" error
+# quotes every variable after "String measured:". Such messages are cut there.
+_ECHOES_VALUES: Final = ("String measured:",)
+
+
 def describe(error: BaseException) -> str:
-    """A one-line, secret-free description for reports: code and AWS's message."""
+    """A one-line, secret-free description for reports and logs: code and AWS's message."""
     code = error_code(error)
-    if code:
-        return f"{code}: {error_message(error)}"
-    return f"{type(error).__name__}: {error}"
+    message = error_message(error) if code else str(error)
+    for marker in _ECHOES_VALUES:
+        if marker in message:
+            message = message.split(marker, 1)[0] + f"{marker} [values withheld]"
+    message = " ".join(message.split())
+    return f"{code}: {message}" if code else f"{type(error).__name__}: {message}"

@@ -164,7 +164,13 @@ class Seeder:
         s3.put_bucket_encryption(
             Bucket=bucket,
             ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": baseline.BUCKET_SSE_ALGORITHM
+                        }
+                    }
+                ]
             },
         )
         s3.put_bucket_lifecycle_configuration(

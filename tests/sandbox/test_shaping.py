@@ -213,3 +213,22 @@ def test_control_api_changes_configuration(sandbox: EmbeddedSandbox) -> None:
     assert changed["update_s"] == 1.5
     assert sandbox.config.fault_kinds == ("slow",)
     assert control(sandbox, "GET", "health") == {"status": "ok"}
+
+
+def test_latency_is_added_and_scaled_by_the_clock(
+    client: ClientFactory, sandbox: EmbeddedSandbox
+) -> None:
+    lam = client("lambda", attempts=1)
+
+    def elapsed(**config: float) -> float:
+        with sandbox.configured(**config):
+            started = time.monotonic()
+            for _ in range(5):
+                lam.list_functions()
+            return time.monotonic() - started
+
+    plain = elapsed()
+    slow = elapsed(latency_median_ms=80.0, latency_sigma=0.01)
+    fast = elapsed(latency_median_ms=80.0, latency_sigma=0.01, time_scale=8.0)
+    assert slow - plain >= 5 * 0.075
+    assert fast < slow - 5 * 0.05
