@@ -6,6 +6,7 @@ inputs (secrets still marked secret), and the protect / retainOnDelete options.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +107,9 @@ class ProgramRun:
 
 
 def run_program(suffix: str = "dev", omit: tuple[str, ...] = (), **config: str) -> ProgramRun:
+    # Pulumi's mocks run on the thread's current event loop; anyio.run (earlier tests) leaves
+    # none behind, so give this program a fresh one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     recorder = _Recorder()
     pulumi.runtime.set_mocks(
         recorder.mocks, project=PROJECT, stack=suffix, preview=False, monitor=recorder
