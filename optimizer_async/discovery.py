@@ -22,7 +22,6 @@ from urllib.parse import unquote
 import anyio
 import structlog
 
-from optimizer_async.aws import errors
 from optimizer_async.aws.batching import BatchLoader
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.inventory import (
@@ -299,32 +298,20 @@ class Discovery:
     # --- single resources ---------------------------------------------------------------
 
     async def function(self, name: str) -> FunctionState | None:
-        try:
-            answer = await self.aws.call("lambda", "GetFunction", FunctionName=name)
-        except Exception as error:
-            if errors.is_not_found(error):
-                return None
-            raise
-        return function_state(answer["Configuration"], answer)
+        answer = await self.aws.find("lambda", "GetFunction", FunctionName=name)
+        return None if answer is None else function_state(answer["Configuration"], answer)
 
     async def secret_arn(self, name: str) -> str | None:
-        try:
-            secret = await self.aws.call("secretsmanager", "DescribeSecret", SecretId=name)
-        except Exception as error:
-            if errors.is_not_found(error):
-                return None
-            raise
-        if secret.get("DeletedDate") or secret.get("Name") != name:
-            return None  # scheduled for deletion, or a different secret
+        secret = await self.aws.find("secretsmanager", "DescribeSecret", SecretId=name)
+        if secret is None or secret.get("DeletedDate") or secret.get("Name") != name:
+            return None  # missing, scheduled for deletion, or a different secret
         return str(secret["ARN"])
 
     async def queue(self, name: str) -> QueueState | None:
-        try:
-            url = (await self.aws.call("sqs", "GetQueueUrl", QueueName=name))["QueueUrl"]
-        except Exception as error:
-            if errors.is_not_found(error):
-                return None
-            raise
+        found = await self.aws.find("sqs", "GetQueueUrl", QueueName=name)
+        if found is None:
+            return None
+        url = found["QueueUrl"]
         answer = await self.aws.call(
             "sqs", "GetQueueAttributes", QueueUrl=url, AttributeNames=["All"]
         )
@@ -332,33 +319,22 @@ class Discovery:
         return QueueState(name=name, url=url, arn=attributes["QueueArn"], attributes=attributes)
 
     async def role_policy(self, role_name: str, policy_name: str) -> RolePolicyState:
-        try:
-            answer = await self.aws.call(
-                "iam", "GetRolePolicy", RoleName=role_name, PolicyName=policy_name
-            )
-        except Exception as error:
-            if errors.is_not_found(error):
-                return RolePolicyState(role_name, policy_name, None)
-            raise
+        answer = await self.aws.find(
+            "iam", "GetRolePolicy", RoleName=role_name, PolicyName=policy_name
+        )
+        if answer is None:
+            return RolePolicyState(role_name, policy_name, None)
         document = answer["PolicyDocument"]
         if isinstance(document, str):  # IAM returns it URL-encoded; botocore may not decode
             document = json.loads(unquote(document))
         return RolePolicyState(role_name, policy_name, document)
 
     async def bucket(self, name: str) -> BucketState:
-        try:
-            versioning = await self.aws.call("s3", "GetBucketVersioning", Bucket=name)
-        except Exception as error:
-            if errors.is_not_found(error):
-                return BucketState(name, exists=False, versioning=None, lifecycle_rules=())
-            raise
-        try:
-            lifecycle = await self.aws.call("s3", "GetBucketLifecycleConfiguration", Bucket=name)
-            rules = tuple(lifecycle.get("Rules", []))
-        except Exception as error:
-            if not errors.is_not_found(error):
-                raise
-            rules = ()
+        versioning = await self.aws.find("s3", "GetBucketVersioning", Bucket=name)
+        if versioning is None:
+            return BucketState(name, exists=False, versioning=None, lifecycle_rules=())
+        lifecycle = await self.aws.find("s3", "GetBucketLifecycleConfiguration", Bucket=name)
+        rules = tuple((lifecycle or {}).get("Rules", []))
         return BucketState(name, True, versioning.get("Status"), rules)
 
     async def alarms(self, function_name: str) -> dict[str, dict[str, Any] | None]:

@@ -46,7 +46,7 @@ class FunctionPlan:
         combined = _flatten(self.steps)
         return {
             "name": self.name,
-            "changes": [_change_json(c) for c in combined.changes],
+            "changes": [c.to_json() for c in combined.changes],
             "unchanged": list(combined.unchanged),
             "notes": list(combined.notes),
             "blocked": [{"step": step, "reason": reason} for step, reason in self.blocked],
@@ -76,7 +76,7 @@ class EnvironmentPlan:
         return {
             "suffix": self.suffix,
             "error": self.error,
-            "changes": [_change_json(c) for c in combined.changes],
+            "changes": [c.to_json() for c in combined.changes],
             "unchanged": list(combined.unchanged),
             "notes": list(combined.notes),
             "skipped": list(self.skipped),
@@ -94,16 +94,6 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {"environments": [env.to_json() for env in self.environments]}
-
-
-def _change_json(change: Change) -> dict[str, Any]:
-    return {
-        "step": change.step,
-        "resource": change.resource,
-        "setting": change.setting,
-        "before": change.before,
-        "after": change.after,
-    }
 
 
 def failed_environment(suffix: str, reason: str) -> EnvironmentPlan:

@@ -82,13 +82,8 @@ class RunReport:
 
 
 def _change_json(outcome: ChangeOutcome) -> dict[str, Any]:
-    change = outcome.change
     return {
-        "step": change.step,
-        "resource": change.resource,
-        "setting": change.setting,
-        "before": change.before,
-        "after": change.after,
+        **outcome.change.to_json(),
         "status": outcome.status,
         "verified": outcome.verified,
         "error": outcome.error,

@@ -102,25 +102,20 @@ class BaselineEnvironment(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
         after_versioning = pulumi.ResourceOptions(parent=self, depends_on=[versioning])
-        function_zip = lambda_build.function_package()
-        layer_zip = lambda_build.layer_package()
-        function_object = aws.s3.BucketObjectv2(
-            f"function-package-{suffix}",
-            bucket=self.bucket.id,
-            key=FUNCTION_PACKAGE_KEY,
-            source=pulumi.FileAsset(str(lambda_build.write_package(function_zip, BUILD_DIR))),
-            source_hash=function_zip.sha256,
-            tags=tags,
-            opts=after_versioning,
-        )
-        layer_object = aws.s3.BucketObjectv2(
-            f"layer-package-{suffix}",
-            bucket=self.bucket.id,
-            key=LAYER_PACKAGE_KEY,
-            source=pulumi.FileAsset(str(lambda_build.write_package(layer_zip, BUILD_DIR))),
-            source_hash=layer_zip.sha256,
-            tags=tags,
-            opts=after_versioning,
+        function_object, layer_object = (
+            aws.s3.BucketObjectv2(
+                f"{kind}-package-{suffix}",
+                bucket=self.bucket.id,
+                key=key,
+                source=pulumi.FileAsset(str(lambda_build.write_package(package, BUILD_DIR))),
+                source_hash=package.sha256,  # a new object version only when the bytes change
+                tags=tags,
+                opts=after_versioning,
+            )
+            for kind, key, package in (
+                ("function", FUNCTION_PACKAGE_KEY, lambda_build.function_package()),
+                ("layer", LAYER_PACKAGE_KEY, lambda_build.layer_package()),
+            )
         )
 
         # --- layer ------------------------------------------------------------------------

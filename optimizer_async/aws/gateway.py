@@ -176,6 +176,15 @@ class Aws:
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
 
+    async def find(self, service: str, operation: str, **params: Any) -> dict[str, Any] | None:
+        """Like `call`, but None where AWS answers that the resource does not exist."""
+        try:
+            return await self.call(service, operation, **params)
+        except Exception as error:
+            if errors.is_not_found(error):
+                return None
+            raise
+
     async def pages(
         self, service: str, operation: str, token: str, **params: Any
     ) -> AsyncIterator[dict[str, Any]]:

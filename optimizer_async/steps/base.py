@@ -55,6 +55,15 @@ class Change:
     def key(self) -> tuple[str, str, str]:
         return (self.step, self.resource, self.setting)
 
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "step": self.step,
+            "resource": self.resource,
+            "setting": self.setting,
+            "before": self.before,
+            "after": self.after,
+        }
+
 
 @dataclass(frozen=True)
 class StepPlan:
