@@ -33,7 +33,14 @@ from optimizer_async.plan import (
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
 from optimizer_async.snapshot import save_before_image
 from optimizer_async.steps import ENVIRONMENT_STEPS, FUNCTION_STEPS, REGISTRY
-from optimizer_async.steps.base import ApplyContext, Change, FunctionStep, PlanContext, StepPlan
+from optimizer_async.steps.base import (
+    ApplyContext,
+    Change,
+    EnvironmentStep,
+    FunctionStep,
+    PlanContext,
+    StepPlan,
+)
 from optimizer_async.targets import Targets
 
 log = structlog.get_logger("optimizer_async.engine")
@@ -136,8 +143,7 @@ class Engine:
         finished = {step.name: anyio.Event() for step in ENVIRONMENT_STEPS}
         failures: dict[str, str] = {}
 
-        async def environment_step(name: str, step_plan: StepPlan) -> None:
-            step = next(s for s in ENVIRONMENT_STEPS if s.name == name)
+        async def environment_step(step: EnvironmentStep, step_plan: StepPlan) -> None:
             try:
                 if step_plan.changes:
                     error = await self._run_step(
@@ -147,9 +153,9 @@ class Engine:
                         [env_results[c.key] for c in step_plan.changes],
                     )
                     if error:
-                        failures[name] = error
+                        failures[step.name] = error
             finally:
-                finished[name].set()
+                finished[step.name].set()  # dependants learn the outcome either way
 
         async def function(fn_plan: FunctionPlan) -> None:
             async with self._functions_in_flight, anyio.create_task_group() as group:
@@ -179,8 +185,10 @@ class Engine:
                 )
 
         async with anyio.create_task_group() as group:
-            for name, step_plan in plan.steps.items():
-                group.start_soon(environment_step, name, step_plan)
+            for env_step in ENVIRONMENT_STEPS:
+                group.start_soon(
+                    environment_step, env_step, plan.steps.get(env_step.name, StepPlan())
+                )
             for fn_plan in plan.functions:
                 group.start_soon(function, fn_plan)
 
@@ -197,25 +205,24 @@ class Engine:
         results: list[ChangeOutcome],
     ) -> str | None:
         """Apply one step's changes; record applied or failed on each. Returns the error."""
-        bound = log.bind(step=step)
-        apply_ctx = ApplyContext(self.aws, ctx, bound)
-        started = anyio.current_time()
-        try:
-            await apply(apply_ctx)
-        except Exception as error:
-            reason = errors.describe(error)
+        with structlog.contextvars.bound_contextvars(step=step):  # AWS calls inside carry it too
+            started = anyio.current_time()
+            try:
+                await apply(ApplyContext(self.aws, ctx, log))
+            except Exception as error:
+                reason = errors.describe(error)
+                for result in results:
+                    result.status, result.error = "failed", reason
+                log.error("step.failed", error=reason)
+                return reason
             for result in results:
-                result.status, result.error = "failed", reason
-            bound.error("step.failed", error=reason)
-            return reason
-        for result in results:
-            result.status = "applied"
-        bound.info(
-            "step.applied",
-            changes=len(results),
-            duration_ms=round((anyio.current_time() - started) * 1000, 1),
-        )
-        return None
+                result.status = "applied"
+            log.info(
+                "step.applied",
+                changes=len(results),
+                duration_ms=round((anyio.current_time() - started) * 1000, 1),
+            )
+            return None
 
     async def _verify(self, inventory: EnvironmentInventory, outcome: EnvironmentOutcome) -> None:
         """Re-read what was changed; a change is verified when nothing is left to plan for it."""

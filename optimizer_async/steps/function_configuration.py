@@ -36,7 +36,7 @@ TRACING: Final = "TracingConfig.Mode"
 DEAD_LETTER: Final = "DeadLetterConfig.TargetArn"
 ENVIRONMENT_PREFIX: Final = "Environment.Variables."
 _FUNCTION_ARN: Final = "arn:{partition}:lambda:{region}:{account}:function:{function}"
-_STALE_RETRIES: Final = 5
+_MAX_REREADS: Final = 5  # someone keeps changing the function: stop and report
 _IAM_PROPAGATION_DEADLINE_S: Final = 90.0  # AWS documents "a few seconds", seen up to a minute
 
 
@@ -125,8 +125,8 @@ class FunctionConfiguration(FunctionStep):
         environment, revision = state.environment, state.revision_id
         if state.last_update_status == "InProgress":
             ctx.log.info("function.wait_before_update", reason="an update is in progress")
-            await wait_function_updated(aws, state.name)
-        stale_retries = 0
+            environment, revision = await _reread(ctx, state.name)
+        rereads = 0
         iam_deadline = anyio.current_time() + aws.scaled(_IAM_PROPAGATION_DEADLINE_S)
         iam_delay = aws.scaled(1.0)
         while True:
@@ -138,12 +138,13 @@ class FunctionConfiguration(FunctionStep):
                 await aws.call("lambda", "UpdateFunctionConfiguration", **params)
                 break
             except Exception as error:
-                if errors.is_update_conflict(error):
-                    ctx.log.info("function.update_conflict", reason="waiting for the other update")
-                    await wait_function_updated(aws, state.name)
-                elif errors.is_stale_revision(error) and stale_retries < _STALE_RETRIES:
-                    stale_retries += 1
-                    ctx.log.info("function.changed_meanwhile", attempt=stale_retries)
+                conflict, stale = errors.is_update_conflict(error), errors.is_stale_revision(error)
+                if (conflict or stale) and rereads < _MAX_REREADS:
+                    # Someone else updated (409) or has updated (412) the function: wait for
+                    # their update, then merge into what it left, never over it.
+                    rereads += 1
+                    event = "function.update_conflict" if conflict else "function.changed_meanwhile"
+                    ctx.log.info(event, attempt=rereads)
                     environment, revision = await _reread(ctx, state.name)
                 elif errors.is_iam_propagation(error) and anyio.current_time() < iam_deadline:
                     ctx.log.info("function.iam_not_propagated", retry_in_s=round(iam_delay, 2))
@@ -155,6 +156,7 @@ class FunctionConfiguration(FunctionStep):
 
 
 async def _reread(ctx: ApplyContext, name: str) -> tuple[EnvironmentVariables, str | None]:
+    """The function's variables and revision once any update in progress has settled."""
     answer = await wait_function_updated(ctx.aws, name)
     config = answer["Configuration"]
     variables = EnvironmentVariables(config.get("Environment", {}).get("Variables", {}))
