@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,28 @@ def test_three_entry_points_are_one_program() -> None:
     ]
     assert outputs[0] == outputs[1] == outputs[2]
     assert "--dry-run" in outputs[0]
+
+
+def test_interrupt_exits_130(tmp_path: Path) -> None:
+    environ = {
+        k: v for k, v in os.environ.items() if k not in ("ENVIRONMENT_SUFFIX", "AWS_ENDPOINT_URL")
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "optimizer_async", "--sandbox", "--seed", "dev",
+         "--sandbox-profile", "aws", "--log-format", "json", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # interrupt mid-apply: after the first write has begun
+            if json.loads(line)["event"] == "environment.before_image_saved":
+                break
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "lambda-optimizer: interrupted"
