@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="function name before the suffix (repeatable; default lambda-function)",
     )
     add("--targets", type=Path, metavar="FILE", help="TOML file overriding the targets")
-    add("--concurrency", type=int, default=16, metavar="N", help="functions in flight (16)")
+    add("--concurrency", type=int, default=32, metavar="N", help="functions in flight (32)")
     add("--output", choices=OUTPUT_FORMATS, default="table", help="report format on stdout")
     add(
         "--report-file",

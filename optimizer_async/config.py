@@ -34,7 +34,7 @@ class RunConfig:
     profile: str | None = None
     function_bases: tuple[str, ...] = (DEFAULT_FUNCTION_BASE,)
     targets: Targets = field(default_factory=Targets)
-    concurrency: int = 16
+    concurrency: int = 32
     output: OutputFormat = "table"
     report_file: Path | None = None
     log_format: LogFormat = "json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,20 +41,27 @@ class WaiterTimeout(WaiterError):
 
 @dataclass(frozen=True)
 class Backoff:
-    """Delays on AWS's clock: first poll after `initial`, doubling up to `maximum`."""
+    """Delays on AWS's clock: `initial`, growing by `factor` up to `maximum`, each with
+    jitter (half to all of it) so that many waiters do not poll in step; give up after
+    `deadline` seconds."""
 
-    initial: float = 0.5
-    maximum: float = 5.0
-    deadline: float = 300.0
+    initial: float
+    factor: float
+    maximum: float
+    deadline: float
 
-    def delays(self) -> Any:
+    def delays(self) -> Iterator[float]:
         delay = self.initial
         while True:
             yield delay * random.uniform(0.5, 1.0)
-            delay = min(delay * 2.0, self.maximum)
+            delay = min(delay * self.factor, self.maximum)
 
 
-FUNCTION_UPDATED: Final = Backoff()
+# Config updates settle in seconds; GetFunction has its own 100/s quota, so poll briskly.
+FUNCTION_UPDATED: Final = Backoff(initial=0.5, factor=1.5, maximum=2.0, deadline=300.0)
+# A new role permission reaches Lambda in seconds (up to a minute); each retry is an
+# UpdateFunctionConfiguration in the shared 15/s control plane, so retry less often.
+IAM_PROPAGATION: Final = Backoff(initial=1.0, factor=1.5, maximum=4.0, deadline=90.0)
 
 
 async def wait_function_updated(

@@ -18,7 +18,7 @@ import anyio
 
 from optimizer_async import baseline
 from optimizer_async.aws import errors
-from optimizer_async.aws.waiters import wait_function_updated
+from optimizer_async.aws.waiters import IAM_PROPAGATION, wait_function_updated
 from optimizer_async.inventory import EnvironmentVariables, FunctionInventory
 from optimizer_async.steps.base import (
     ApiCall,
@@ -37,7 +37,6 @@ DEAD_LETTER: Final = "DeadLetterConfig.TargetArn"
 ENVIRONMENT_PREFIX: Final = "Environment.Variables."
 _FUNCTION_ARN: Final = "arn:{partition}:lambda:{region}:{account}:function:{function}"
 _MAX_REREADS: Final = 5  # someone keeps changing the function: stop and report
-_IAM_PROPAGATION_DEADLINE_S: Final = 90.0  # AWS documents "a few seconds", seen up to a minute
 
 
 def _secret_variables(ctx: PlanContext) -> dict[str, str]:
@@ -127,8 +126,8 @@ class FunctionConfiguration(FunctionStep):
             ctx.log.info("function.wait_before_update", reason="an update is in progress")
             environment, revision = await _reread(ctx, state.name)
         rereads = 0
-        iam_deadline = anyio.current_time() + aws.scaled(_IAM_PROPAGATION_DEADLINE_S)
-        iam_delay = aws.scaled(1.0)
+        iam_deadline = anyio.current_time() + aws.scaled(IAM_PROPAGATION.deadline)
+        iam_delays = IAM_PROPAGATION.delays()
         while True:
             if additions:
                 params["Environment"] = {"Variables": environment.merged(additions)}
@@ -147,9 +146,9 @@ class FunctionConfiguration(FunctionStep):
                     ctx.log.info(event, attempt=rereads)
                     environment, revision = await _reread(ctx, state.name)
                 elif errors.is_iam_propagation(error) and anyio.current_time() < iam_deadline:
-                    ctx.log.info("function.iam_not_propagated", retry_in_s=round(iam_delay, 2))
-                    await anyio.sleep(iam_delay)
-                    iam_delay = min(iam_delay * 2, aws.scaled(8.0))
+                    delay = aws.scaled(next(iam_delays))
+                    ctx.log.info("function.iam_not_propagated", retry_in_s=round(delay, 2))
+                    await anyio.sleep(delay)
                 else:
                     raise
         await wait_function_updated(aws, state.name)
