@@ -35,6 +35,7 @@ from optimizer_async.inventory import (
     QueueState,
     RolePolicyState,
     Usage,
+    environment_error,
 )
 from optimizer_async.naming import (
     DEFAULT_FUNCTION_BASE,
@@ -67,6 +68,7 @@ def function_state(config: Mapping[str, Any], answer: Mapping[str, Any]) -> Func
         tracing_mode=str((config.get("TracingConfig") or {}).get("Mode", "PassThrough")),
         dead_letter_target=(config.get("DeadLetterConfig") or {}).get("TargetArn") or None,
         environment=EnvironmentVariables((config.get("Environment") or {}).get("Variables", {})),
+        environment_error=environment_error(config),
         reserved_concurrency=None if concurrency is None else int(concurrency),
         log_group=str(
             logging_config.get("LogGroup") or log_group_name(str(config["FunctionName"]))

@@ -44,6 +44,12 @@ class EnvironmentVariables(Mapping[str, str]):
         return hashlib.sha256(canonical).hexdigest()
 
 
+def environment_error(config: Mapping[str, Any]) -> str | None:
+    """GetFunction shows `Environment.Error` instead of variables it cannot decrypt."""
+    error = (config.get("Environment") or {}).get("Error")
+    return str(error.get("ErrorCode") or "unreadable") if error else None
+
+
 @dataclass(frozen=True)
 class FunctionState:
     name: str
@@ -60,6 +66,9 @@ class FunctionState:
     revision_id: str | None
     last_update_status: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Lambda could not show the variables (KMS-encrypted with a key we may not use): the
+    # error code. They cannot be merged then, so they must not be written either.
+    environment_error: str | None = None
 
     @property
     def role_name(self) -> str:

@@ -19,7 +19,7 @@ import anyio
 from optimizer_async import baseline
 from optimizer_async.aws import errors
 from optimizer_async.aws.waiters import IAM_PROPAGATION, wait_function_updated
-from optimizer_async.inventory import EnvironmentVariables, FunctionInventory
+from optimizer_async.inventory import EnvironmentVariables, FunctionInventory, environment_error
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -91,6 +91,12 @@ class FunctionConfiguration(FunctionStep):
             if state.dead_letter_target != ctx.queue_arn:
                 notes.append(f"existing dead-letter target {state.dead_letter_target} kept")
 
+        if state.environment_error is not None:
+            notes.append(
+                f"environment variables unreadable ({state.environment_error}): secret ARNs "
+                "not added, so that no existing variable can be lost"
+            )
+            return StepPlan(tuple(changes), tuple(unchanged), tuple(notes))
         for variable, arn in _secret_variables(ctx).items():
             setting = ENVIRONMENT_PREFIX + variable
             if variable not in state.environment:
@@ -154,9 +160,18 @@ class FunctionConfiguration(FunctionStep):
         await wait_function_updated(aws, state.name)
 
 
+class UnreadableEnvironment(Exception):
+    """The variables cannot be read back, so a merged map cannot be written safely."""
+
+
 async def _reread(ctx: ApplyContext, name: str) -> tuple[EnvironmentVariables, str | None]:
     """The function's variables and revision once any update in progress has settled."""
     answer = await wait_function_updated(ctx.aws, name)
     config = answer["Configuration"]
+    error = environment_error(config)
+    if error is not None:
+        raise UnreadableEnvironment(
+            f"environment variables of {name} became unreadable ({error}); not updated"
+        )
     variables = EnvironmentVariables(config.get("Environment", {}).get("Variables", {}))
     return variables, config.get("RevisionId")

@@ -255,3 +255,19 @@ def test_plan_for_every_baseline_value_matches_the_single_source() -> None:
     changes = _by_setting(plan_environment(baseline_environment("dev"), Targets()))
     memory = changes[("lambda-function-dev", "MemorySize")]
     assert (memory.before, memory.after) == (baseline.BASELINE.memory_mb, baseline.TARGET.memory_mb)
+
+
+def test_unreadable_variables_are_never_rewritten() -> None:
+    env = baseline_environment("dev")
+    fn = env.functions[0]
+    state = replace(
+        fn.state, environment=EnvironmentVariables(), environment_error="AccessDeniedException"
+    )
+    env = replace(env, functions=(replace(fn, state=state),))
+    plan = plan_environment(env, Targets())
+    settings = {c.setting for c in plan.changes if c.resource == fn.name}
+    assert "MemorySize" in settings
+    assert not [s for s in settings if s.startswith("Environment.")]
+    assert any(
+        "unreadable (AccessDeniedException)" in n for n in plan.functions[0].to_json()["notes"]
+    )
