@@ -85,6 +85,9 @@ async def wait_function_updated(
             last_update_status=status,
             state=state,
         )
+        if state == "Failed":  # the function itself is broken (e.g. its creation failed)
+            reason = config.get("StateReason", "no reason given")
+            raise WaiterError(f"{function_name} is in state Failed: {reason}")
         if status == "Failed":
             raise UpdateFailed(
                 function_name,
