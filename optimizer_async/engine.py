@@ -20,6 +20,7 @@ import structlog
 from optimizer_async import costs
 from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws
+from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.discovery import Discovery
 from optimizer_async.inventory import AccountState, EnvironmentInventory
 from optimizer_async.plan import (
@@ -70,6 +71,7 @@ class Engine:
         self.settings = settings
         self.discovery = Discovery(aws, settings.function_bases)
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
+        self._iam_gate = IamGate()
 
     async def run(self, suffixes: Sequence[str]) -> FleetRun:
         inventories, plans, account = await self.discover_and_plan(suffixes)
@@ -208,7 +210,7 @@ class Engine:
         with structlog.contextvars.bound_contextvars(step=step):  # AWS calls inside carry it too
             started = anyio.current_time()
             try:
-                await apply(ApplyContext(self.aws, ctx, log))
+                await apply(ApplyContext(self.aws, ctx, log, self._iam_gate))
             except Exception as error:
                 reason = errors.describe(error)
                 for result in results:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 import structlog
 
 from optimizer_async.aws.gateway import Aws
+from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
 from optimizer_async.naming import EnvironmentNames
 from optimizer_async.targets import Targets
@@ -110,6 +111,7 @@ class ApplyContext:
     aws: Aws
     plan: PlanContext
     log: structlog.stdlib.BoundLogger
+    iam_gate: IamGate = field(default_factory=IamGate)
 
 
 class Step(ABC):

@@ -12,6 +12,7 @@ existing dead-letter target is kept.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, ClassVar, Final
 
 import anyio
@@ -131,32 +132,38 @@ class FunctionConfiguration(FunctionStep):
         if state.last_update_status == "InProgress":
             ctx.log.info("function.wait_before_update", reason="an update is in progress")
             environment, revision = await _reread(ctx, state.name)
-        rereads = 0
-        iam_deadline = anyio.current_time() + aws.scaled(IAM_PROPAGATION.deadline)
-        iam_delays = IAM_PROPAGATION.delays()
-        while True:
-            if additions:
-                params["Environment"] = {"Variables": environment.merged(additions)}
-            if revision:
-                params["RevisionId"] = revision
-            try:
-                await aws.call("lambda", "UpdateFunctionConfiguration", **params)
-                break
-            except Exception as error:
-                conflict, stale = errors.is_update_conflict(error), errors.is_stale_revision(error)
-                if (conflict or stale) and rereads < _MAX_REREADS:
-                    # Someone else updated (409) or has updated (412) the function: wait for
-                    # their update, then merge into what it left, never over it.
-                    rereads += 1
-                    event = "function.update_conflict" if conflict else "function.changed_meanwhile"
-                    ctx.log.info(event, attempt=rereads)
-                    environment, revision = await _reread(ctx, state.name)
-                elif errors.is_iam_propagation(error) and anyio.current_time() < iam_deadline:
-                    delay = aws.scaled(next(iam_delays))
-                    ctx.log.info("function.iam_not_propagated", retry_in_s=round(delay, 2))
-                    await anyio.sleep(delay)
-                else:
-                    raise
+        # A new dead-letter queue needs a permission IAM may not have propagated yet.
+        gate = ctx.iam_gate.through(state.role_name) if DEAD_LETTER in settings else nullcontext()
+        async with gate:
+            rereads = 0
+            iam_deadline = anyio.current_time() + aws.scaled(IAM_PROPAGATION.deadline)
+            iam_delays = IAM_PROPAGATION.delays()
+            while True:
+                if additions:
+                    params["Environment"] = {"Variables": environment.merged(additions)}
+                if revision:
+                    params["RevisionId"] = revision
+                try:
+                    await aws.call("lambda", "UpdateFunctionConfiguration", **params)
+                    break
+                except Exception as error:
+                    conflict = errors.is_update_conflict(error)
+                    stale = errors.is_stale_revision(error)
+                    if (conflict or stale) and rereads < _MAX_REREADS:
+                        # Someone else updated (409) or has updated (412) the function: wait
+                        # for their update, then merge into what it left, never over it.
+                        rereads += 1
+                        event = (
+                            "function.update_conflict" if conflict else "function.changed_meanwhile"
+                        )
+                        ctx.log.info(event, attempt=rereads)
+                        environment, revision = await _reread(ctx, state.name)
+                    elif errors.is_iam_propagation(error) and anyio.current_time() < iam_deadline:
+                        delay = aws.scaled(next(iam_delays))
+                        ctx.log.info("function.iam_not_propagated", retry_in_s=round(delay, 2))
+                        await anyio.sleep(delay)
+                    else:
+                        raise
         await wait_function_updated(aws, state.name)
 
 
