@@ -54,8 +54,8 @@ class SeededEnvironment:
     secret_arns: dict[str, str]
 
 
-def _tag_list(tags: dict[str, str], key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
-    return [{key: k, value: v} for k, v in sorted(tags.items())]
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
 class Seeder:
