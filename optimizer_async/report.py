@@ -167,12 +167,12 @@ def _rows(env: EnvironmentOutcome) -> list[tuple[str, str, str, str, str]]:
 def _headline(report: RunReport) -> str:
     savings = report.savings
     verb = "would save" if report.dry_run else "saves"
-    calls = report.api_calls.get("total", 0)
+    calls, writes = report.api_calls.get("total", 0), report.api_calls.get("writes", 0)
     mode = {"planned": "dry run", "nothing_to_do": "nothing to do"}.get(report.status, "applied")
     return (
         f"run {report.run_id} · {mode} · "
         f"{len(report.environments)} environment(s), {len(report.failed)} failed · "
-        f"{calls} AWS calls · {report.elapsed_s:.1f} s · "
+        f"{calls} AWS calls ({writes} writes) · {report.elapsed_s:.1f} s · "
         f"{verb} ${savings.net_usd:,.2f}/month "
         f"(compute ${savings.compute_usd:,.2f} - alarms ${savings.alarms_usd:,.2f})"
     )

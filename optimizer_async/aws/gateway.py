@@ -26,6 +26,7 @@ from aiolimiter import AsyncLimiter
 from botocore import xform_name
 
 from optimizer_async.aws import errors, quotas
+from optimizer_async.aws.operations import is_write
 
 log = structlog.get_logger("optimizer_async.aws")
 
@@ -63,6 +64,7 @@ class CallCounter:
             ops[operation] = ops.get(operation, 0) + count
         return {
             "total": sum(self.calls.values()),
+            "writes": sum(n for (_, op, _), n in self.calls.items() if is_write(op)),
             "attempts": sum(self.attempts.values()),
             "by_operation": by_operation,
             "failed": {

@@ -7,18 +7,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any, Final
+from typing import Any
 
-# Operations that only read. Anything else counts as a write: safer to over-count writes.
-_READ_PREFIXES: Final = ("Get", "List", "Describe", "Head", "Filter", "Lookup", "Query")
-_READ_OPERATIONS: Final = frozenset(
-    {"StartQuery", "StopQuery", "SelectObjectContent", "TestInvokeMethod", "Invoke"}
-)
-
-
-def is_write(operation: str) -> bool:
-    """True for calls that may change state (Invoke counts as a read: it changes no config)."""
-    return not (operation.startswith(_READ_PREFIXES) or operation in _READ_OPERATIONS)
+from optimizer_async.aws.operations import is_write
 
 
 class CallStats:
