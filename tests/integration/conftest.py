@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +15,49 @@ from optimizer_async.sandbox.seeder import Seeder
 from tests.conftest import EXTERNAL_ENDPOINT
 
 Optimize = Callable[..., tuple[int, dict[str, Any]]]
+Unique = Callable[[str], str]
 
 
 @pytest.fixture
-def seed(endpoint_url: str) -> Callable[..., list[str]]:
+def unique() -> Unique:
+    """`unique("dev")` -> a suffix no other test uses, e.g. `t3f9a1-dev`.
+
+    The embedded sandbox is reset for every test, but LocalStack is not: unique suffixes let
+    the same tests run against both. `unique("dev2")` keeps its relation to `unique("dev")`.
+    """
+    token = f"t{secrets.token_hex(3)}"
+    return lambda name: f"{token}-{name}"
+
+
+@pytest.fixture
+def account_id(client: Callable[..., Any]) -> str:
+    """The endpoint's account (moto: 123456789012, LocalStack: 000000000000)."""
+    return str(client("sts").get_caller_identity()["Account"])
+
+
+@pytest.fixture
+def seed(endpoint_url: str, client: Callable[..., Any]) -> Iterator[Callable[..., list[str]]]:
+    """Seed baseline environments; afterwards give back their reserved concurrency.
+
+    The reservations matter on a long-lived endpoint (LocalStack): the account's pool is
+    shared, and the optimizer rightly refuses to reserve once it would drop below 100.
+    """
+    functions: list[str] = []
+
     def seed(*suffixes: str, functions_per_env: int = 1) -> list[str]:
         seeder = Seeder(
             endpoint_url,
             functions_per_env=functions_per_env,
             sandbox_control=not EXTERNAL_ENDPOINT,
         )
-        seeder.seed(suffixes)
+        for environment in seeder.seed(suffixes):
+            functions.extend(environment.functions)
         return list(suffixes)
 
-    return seed
+    yield seed
+    lam = client("lambda")
+    for function in functions:
+        lam.delete_function_concurrency(FunctionName=function)
 
 
 @pytest.fixture

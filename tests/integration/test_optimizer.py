@@ -14,7 +14,7 @@ from optimizer_async import baseline
 from optimizer_async.naming import EnvironmentNames
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import EXTERNAL_ENDPOINT, ClientFactory
-from tests.integration.conftest import Optimize
+from tests.integration.conftest import Optimize, Unique
 
 Seed = Callable[..., list[str]]
 
@@ -36,6 +36,7 @@ def _function(report: dict[str, Any], suffix: str) -> dict[str, Any]:
 def assert_optimised(client: ClientFactory, suffix: str) -> None:
     """Every target, checked with plain boto3."""
     names = EnvironmentNames(suffix)
+    account = client("sts").get_caller_identity()["Account"]
     fn = names.function()
     lam, logs, cw, sqs, iam, s3 = (
         client(s) for s in ("lambda", "logs", "cloudwatch", "sqs", "iam", "s3")
@@ -91,14 +92,18 @@ def assert_optimised(client: ClientFactory, suffix: str) -> None:
     assert len(statements["ReadOwnSecrets"]["Resource"]) == 2
     assert all("*" not in arn for arn in statements["ReadOwnSecrets"]["Resource"])
 
-    bucket = names.bucket("123456789012")
+    bucket = names.bucket(account)
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
 
 
 def test_dry_run_then_run_then_rerun(
-    request: pytest.FixtureRequest, seed: Seed, optimize: Optimize, client: ClientFactory
+    request: pytest.FixtureRequest,
+    seed: Seed,
+    optimize: Optimize,
+    client: ClientFactory,
+    unique: Unique,
 ) -> None:
-    suffixes = seed("dev", "staging", "prod")
+    suffixes = seed(unique("dev"), unique("staging"), unique("prod"))
     sandbox = _sandbox(request)
 
     if sandbox:
@@ -111,7 +116,7 @@ def test_dry_run_then_run_then_rerun(
     if sandbox:
         assert sandbox.stats()["writes"] == 0
         assert sandbox.stats()["total"] == dry["api_calls"]["total"]
-    assert lambda_memory(client, "lambda-function-dev") == 3008
+    assert lambda_memory(client, f"lambda-function-{suffixes[0]}") == 3008
     assert dry["savings"]["monthly_usd"] > 0
 
     code, run = optimize("--suffix", ",".join(suffixes))
@@ -141,68 +146,70 @@ def lambda_memory(client: ClientFactory, name: str) -> int:
     return int(client("lambda").get_function(FunctionName=name)["Configuration"]["MemorySize"])
 
 
-def test_suffix_matches_exactly(seed: Seed, optimize: Optimize, client: ClientFactory) -> None:
-    seed("dev", "dev2", "dev-old")
-    code, report = optimize("--suffix", "dev")
+def test_suffix_matches_exactly(
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
+) -> None:
+    dev, dev2, dev_old = seed(unique("dev"), unique("dev2"), unique("dev-old"))
+    code, report = optimize("--suffix", dev)
     assert code == 0
-    assert [e["suffix"] for e in report["environments"]] == ["dev"]
-    assert lambda_memory(client, "lambda-function-dev") == 1024
-    for untouched in ("lambda-function-dev2", "lambda-function-dev-old"):
-        assert lambda_memory(client, untouched) == 3008
-        assert "Concurrency" not in client("lambda").get_function(FunctionName=untouched)
-    alarms = client("cloudwatch").describe_alarms()["MetricAlarms"]
-    assert sorted(a["AlarmName"] for a in alarms) == [
-        "duration-lambda-function-dev",
-        "error-rate-lambda-function-dev",
-    ]
-    groups = client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
-    assert {g["logGroupName"]: g.get("retentionInDays") for g in groups} == {
-        "/aws/lambda/lambda-function-dev": 7,
-        "/aws/lambda/lambda-function-dev2": None,
-        "/aws/lambda/lambda-function-dev-old": None,
-    }
+    assert [e["suffix"] for e in report["environments"]] == [dev]
+    assert lambda_memory(client, f"lambda-function-{dev}") == 1024
+    lam, cloudwatch, logs = client("lambda"), client("cloudwatch"), client("logs")
+    for untouched in (dev2, dev_old):
+        function = f"lambda-function-{untouched}"
+        assert lambda_memory(client, function) == 3008
+        assert "Concurrency" not in lam.get_function(FunctionName=function)
+        alarms = cloudwatch.describe_alarms(
+            AlarmNames=[f"error-rate-{function}", f"duration-{function}"]
+        )["MetricAlarms"]
+        assert alarms == []
+        group = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{function}")
+        assert {g["logGroupName"]: g.get("retentionInDays") for g in group["logGroups"]} == {
+            f"/aws/lambda/{function}": None
+        }
+    assert_optimised(client, dev)
 
 
 def test_function_tagged_for_another_environment_is_skipped(
-    seed: Seed, optimize: Optimize, client: ClientFactory
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
 ) -> None:
-    seed("qa")
+    (qa,) = seed(unique("qa"))
     lam = client("lambda")
-    arn = lam.get_function(FunctionName="lambda-function-qa")["Configuration"]["FunctionArn"]
-    lam.tag_resource(Resource=arn, Tags={"environment-suffix": "qa-other"})
-    code, report = optimize("--suffix", "qa")
+    arn = lam.get_function(FunctionName=f"lambda-function-{qa}")["Configuration"]["FunctionArn"]
+    lam.tag_resource(Resource=arn, Tags={"environment-suffix": unique("other")})
+    code, report = optimize("--suffix", qa)
     assert code == 1
     assert "tagged for another environment" in report["environments"][0]["error"]
-    assert lambda_memory(client, "lambda-function-qa") == 3008
+    assert lambda_memory(client, f"lambda-function-{qa}") == 3008
 
 
 def test_missing_secrets_fail_one_environment_alone(
-    seed: Seed, optimize: Optimize, client: ClientFactory
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
 ) -> None:
-    seed("dev", "staging", "prod")
+    dev, staging, prod = seed(unique("dev"), unique("staging"), unique("prod"))
     secrets = client("secretsmanager")
-    for name in ("database-url-staging", "api-key-staging"):
+    for name in (f"database-url-{staging}", f"api-key-{staging}"):
         secrets.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
 
-    code, report = optimize("--suffix", "dev,staging,prod")
+    code, report = optimize("--suffix", f"{dev},{staging},{prod}")
     assert code == 1
     status = {e["suffix"]: e["status"] for e in report["environments"]}
-    assert status == {"dev": "changed", "staging": "failed", "prod": "changed"}
-    (staging,) = [e for e in report["environments"] if e["suffix"] == "staging"]
-    assert staging["error"] == (
-        "secret(s) not found: api-key-staging, database-url-staging; create them, then re-run"
+    assert status == {dev: "changed", staging: "failed", prod: "changed"}
+    (failed,) = [e for e in report["environments"] if e["suffix"] == staging]
+    assert failed["error"] == (
+        f"secret(s) not found: api-key-{staging}, database-url-{staging}; create them, then re-run"
     )
-    assert lambda_memory(client, "lambda-function-staging") == 3008
-    assert_optimised(client, "dev")
-    assert_optimised(client, "prod")
+    assert lambda_memory(client, f"lambda-function-{staging}") == 3008
+    assert_optimised(client, dev)
+    assert_optimised(client, prod)
 
 
 def test_drifted_bucket_is_repaired_keeping_its_own_rules(
-    seed: Seed, optimize: Optimize, client: ClientFactory
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique, account_id: str
 ) -> None:
-    seed("dev")
+    (dev,) = seed(unique("dev"))
     s3 = client("s3")
-    bucket = EnvironmentNames("dev").bucket("123456789012")
+    bucket = EnvironmentNames(dev).bucket(account_id)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
     own_rule = {
         "ID": "tmp",
@@ -214,7 +221,7 @@ def test_drifted_bucket_is_repaired_keeping_its_own_rules(
         Bucket=bucket, LifecycleConfiguration={"Rules": [own_rule]}
     )
 
-    code, report = optimize("--suffix", "dev")
+    code, report = optimize("--suffix", dev)
     assert code == 0
     bucket_changes = {
         c["setting"]: c for c in report["environments"][0]["changes"] if c["resource"] == bucket
@@ -223,30 +230,28 @@ def test_drifted_bucket_is_repaired_keeping_its_own_rules(
     assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     rules = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert rules["tmp"]["Expiration"] == {"Days": 1}
-    assert (
-        rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
-    )
+    expiring = rules["expire-noncurrent-versions"]["NoncurrentVersionExpiration"]
+    assert expiring["NoncurrentDays"] == 30
 
 
 def test_shorter_retention_survives_a_run(
-    seed: Seed, optimize: Optimize, client: ClientFactory
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
 ) -> None:
-    seed("dev")
+    (dev,) = seed(unique("dev"))
     logs = client("logs")
-    logs.put_retention_policy(logGroupName="/aws/lambda/lambda-function-dev", retentionInDays=3)
-    code, _ = optimize("--suffix", "dev")
+    group = f"/aws/lambda/lambda-function-{dev}"
+    logs.put_retention_policy(logGroupName=group, retentionInDays=3)
+    code, _ = optimize("--suffix", dev)
     assert code == 0
-    group = logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/lambda-function-dev")[
-        "logGroups"
-    ][0]
-    assert group["retentionInDays"] == 3
+    found = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"][0]
+    assert found["retentionInDays"] == 3
 
 
 def test_before_images_are_saved_owner_only_without_values(
-    seed: Seed, optimize: Optimize, tmp_path: Path
+    seed: Seed, optimize: Optimize, tmp_path: Path, unique: Unique
 ) -> None:
-    seed("dev")
-    code, report = optimize("--suffix", "dev")
+    (dev,) = seed(unique("dev"))
+    code, report = optimize("--suffix", dev)
     assert code == 0
     path = Path(report["environments"][0]["before_images"])
     assert path.is_relative_to(tmp_path / "state")
@@ -256,20 +261,19 @@ def test_before_images_are_saved_owner_only_without_values(
     assert (function["memory_mb"], function["timeout_s"]) == (3008, 300)
     assert function["reserved_concurrency"] is None
     assert sorted(function["environment_variable_names"]) == sorted(
-        baseline.baseline_environment("dev")
+        baseline.baseline_environment(dev)
     )
-    text = path.read_text()
-    assert "orders-dev" not in text  # a variable's value
+    assert f"orders-{dev}" not in path.read_text()  # a variable's value
 
 
-def test_report_schema(seed: Seed, optimize: Optimize) -> None:
-    seed("dev")
-    _, report = optimize("--suffix", "dev", "--dry-run")
+def test_report_schema(seed: Seed, optimize: Optimize, unique: Unique) -> None:
+    (dev,) = seed(unique("dev"))
+    _, report = optimize("--suffix", dev, "--dry-run")
     assert report["schema_version"] == 1
     assert report["run_id"]
     assert report["dry_run"] is True
-    function = _function(report, "dev")
-    assert function["name"] == "lambda-function-dev"
+    function = _function(report, dev)
+    assert function["name"] == f"lambda-function-{dev}"
     assert function["status"] == "planned"
     assert {"step", "resource", "setting", "before", "after", "status", "verified"} <= set(
         function["changes"][0]
