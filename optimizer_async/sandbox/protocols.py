@@ -48,6 +48,7 @@ class _Route:
     query: tuple[tuple[str, str | None], ...]  # required keys, with a value when fixed
     headers: tuple[str, ...]  # required headers, as WSGI environ keys (CopyObject vs PutObject)
     literal_chars: int
+    current: bool  # not deprecated: PutBucketLifecycleConfiguration over PutBucketLifecycle
     operation: str
 
 
@@ -95,6 +96,7 @@ def _compile_route(operation: Any) -> _Route:
         tuple(required),
         _required_headers(operation),
         literal,
+        not operation.deprecated,
         operation.name,
     )
 
@@ -111,7 +113,7 @@ def _match_rest(service: str, environ: Mapping[str, Any], query: Mapping[str, li
     """The most specific operation whose method, path, query keys and headers all match."""
     method = environ.get("REQUEST_METHOD", "GET")
     path = environ.get("PATH_INFO", "/") or "/"
-    best: tuple[int, int, str] | None = None
+    best: tuple[int, int, bool, str] | None = None
     for route in _rest_routes(service):
         if route.method != method or not route.path.fullmatch(path):
             continue
@@ -121,10 +123,15 @@ def _match_rest(service: str, environ: Mapping[str, Any], query: Mapping[str, li
             continue
         if not all(header in environ for header in route.headers):
             continue
-        rank = (len(route.query) + len(route.headers), route.literal_chars, route.operation)
-        if best is None or rank[:2] > best[:2]:
+        rank = (
+            len(route.query) + len(route.headers),
+            route.literal_chars,
+            route.current,
+            route.operation,
+        )
+        if best is None or rank[:3] > best[:3]:
             best = rank
-    return best[2] if best else UNKNOWN
+    return best[3] if best else UNKNOWN
 
 
 def identify(environ: Mapping[str, Any], body: bytes) -> CallId:

@@ -184,3 +184,38 @@ def _log() -> Any:
     import structlog
 
     return structlog.get_logger("test")
+
+
+def test_steps_declare_every_write_they_make(
+    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize, client: ClientFactory
+) -> None:
+    """The declarations the IAM policy generator will read are true: every write call of a
+    run is one some step declares, and each declared call has its IAM action declared."""
+    from optimizer_async.aws.operations import is_write
+    from optimizer_async.steps import REGISTRY
+
+    seed("dev")
+    client("logs").delete_log_group(logGroupName="/aws/lambda/lambda-function-dev")
+    bucket = client("s3")
+    name = f"lambda-deployments-dev-{client('sts').get_caller_identity()['Account']}"
+    bucket.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
+    bucket.delete_bucket_lifecycle(Bucket=name)
+    sandbox.reset_stats()
+    code, _ = optimize("--suffix", "dev")
+    assert code == 0
+
+    made = {
+        (row["service"], row["operation"])
+        for row in sandbox.stats()["calls"]
+        if is_write(row["operation"])
+    }
+    declared = {(c.service, c.operation) for step in REGISTRY.values() for c in step.writes}
+    assert made, "the run wrote nothing"
+    assert made <= declared, made - declared
+    # For these services the IAM prefix is botocore's service name; S3 names differ once.
+    s3_actions = {"PutBucketLifecycleConfiguration": "PutLifecycleConfiguration"}
+    for step in REGISTRY.values():
+        actions = {p.action for p in step.permissions}
+        for call in step.writes:
+            action = s3_actions.get(call.operation, call.operation)
+            assert f"{call.service}:{action}" in actions, (step.name, call)

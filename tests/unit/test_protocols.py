@@ -65,3 +65,8 @@ def test_unsigned_requests_are_unknown() -> None:
 def test_required_headers_tell_copy_from_put() -> None:
     environ = _environ("s3", "PUT", "/bucket/key", X_AMZ_COPY_SOURCE="other/key")
     assert identify(environ, b"").operation == "CopyObject"
+
+
+def test_current_operation_wins_over_its_deprecated_twin() -> None:
+    environ = _environ("s3", "PUT", "/bucket", "lifecycle")
+    assert identify(environ, b"").operation == "PutBucketLifecycleConfiguration"
