@@ -13,7 +13,7 @@ name matching is the rule, the tag is a second lock on it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -235,12 +235,18 @@ class Discovery:
         policies: dict[str, RolePolicyState] = {}
 
         async def one(state: FunctionState) -> None:
-            details[state.name] = FunctionInventory(
-                state=state,
-                log_group=await self._log_groups.load(state.log_group),
-                alarms=await self.alarms(state.name),
-                usage=await self._usage.load(state.name) if with_usage else None,
-            )
+            found: dict[str, Any] = {}
+
+            async def load(key: str, read: Awaitable[Any]) -> None:
+                found[key] = await read
+
+            # The three reads join three different batches: wait for them side by side.
+            async with anyio.create_task_group() as group:
+                group.start_soon(load, "log_group", self._log_groups.load(state.log_group))
+                group.start_soon(load, "alarms", self.alarms(state.name))
+                if with_usage:
+                    group.start_soon(load, "usage", self._usage.load(state.name))
+            details[state.name] = FunctionInventory(state=state, **found)
 
         async def policy(role_name: str) -> None:
             policies[role_name] = await self.role_policy(role_name, names.optimizer_policy)
