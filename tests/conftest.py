@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from optimizer_async.sandbox.clock import SystemClock
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox
 
@@ -40,11 +41,16 @@ def embedded_sandbox() -> Iterator[EmbeddedSandbox]:
 
 @pytest.fixture
 def sandbox(embedded_sandbox: EmbeddedSandbox) -> Iterator[EmbeddedSandbox]:
-    """A clean sandbox for one test: no resources, no counts, default behaviour."""
+    """A clean sandbox for one test: no resources, no counts, default behaviour, real time.
+
+    A test that installed another clock never leaves it behind for the next one.
+    """
     embedded_sandbox.reset()
     embedded_sandbox.configure(SandboxConfig())
+    embedded_sandbox.set_clock(SystemClock())
     yield embedded_sandbox
     embedded_sandbox.configure(SandboxConfig())
+    embedded_sandbox.set_clock(SystemClock())
 
 
 @pytest.fixture

@@ -4,5 +4,10 @@
         Seeder(sandbox.endpoint_url).seed(["dev", "staging"])
         ...  # point boto3 / aioboto3 at sandbox.endpoint_url
 
-Standalone: `python -m optimizer_async.sandbox serve --port 4566 --seed dev`.
+Standalone: `python -m optimizer_async.sandbox serve --port 4566 --seed dev`. The port opens
+only once seeding is done, so the first answer already shows the whole seeded account.
+
+Tests put the sandbox on virtual time: `with sandbox.use_clock(ManualClock()) as clock:`
+(see `clock.py`); quotas, update windows, IAM propagation and injected waits then move only
+when the test calls `clock.advance`.
 """

@@ -1,9 +1,18 @@
-"""`python -m optimizer_async.sandbox serve ...`: the sandbox as a standalone AWS endpoint."""
+"""`python -m optimizer_async.sandbox serve ...`: the sandbox as a standalone AWS endpoint.
+
+`serve` seeds first, through an internal endpoint on an ephemeral 127.0.0.1 port, and only
+then listens on the requested port; moto's state is process-wide, so that port serves the
+seeded account. Whatever connects to it sees every seeded resource, so a script may wait
+for the port (or for the "sandbox ready" line on stdout) and start at once. Meanwhile the
+requested port is bound but not listening: connections are refused until the account is
+complete, and a busy port fails at once rather than after seeding.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Sequence
@@ -19,7 +28,13 @@ def _parser() -> argparse.ArgumentParser:
         description="An AWS endpoint on this machine: moto plus AWS-faithful patches.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve until interrupted")
+    serve = commands.add_parser(
+        "serve",
+        help="serve until interrupted",
+        description="Serve an AWS endpoint until interrupted. Seeding (--seed) finishes before "
+        "the port opens: anything that can connect sees the whole seeded account. "
+        'Prints "sandbox ready: AWS_ENDPOINT_URL=..." once listening.',
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=4566)
     serve.add_argument(
@@ -85,6 +100,34 @@ def _config(args: argparse.Namespace) -> SandboxConfig:
     return SandboxConfig.for_profile(args.profile, **overrides)
 
 
+def _reserve(host: str, port: int) -> socket.socket:
+    """Bind the public port without listening: fails now if it is busy, refuses connections.
+
+    It also keeps the internal endpoint's ephemeral port from landing on it.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _seed(suffixes: Sequence[str], functions_per_env: int) -> None:
+    """Create the environments through an internal endpoint, without traffic shaping."""
+    from optimizer_async.sandbox.seeder import Seeder
+
+    with EmbeddedSandbox(SandboxConfig()) as internal:
+        Seeder(
+            internal.endpoint_url,
+            functions_per_env=functions_per_env,
+            credentials=(ACCESS_KEY_ID, SECRET_ACCESS_KEY),
+        ).seed(suffixes)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -100,18 +143,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    # Seed without shaping (seeding is set-up, not the traffic under study), then shape.
-    with EmbeddedSandbox(SandboxConfig(), host=args.host, port=args.port) as sandbox:
+    try:
+        reservation = _reserve(args.host, args.port)
+    except OSError as error:
+        parser.exit(1, f"error: cannot listen on {args.host}:{args.port}: {error}\n")
+    with reservation:
         if suffixes:
-            from optimizer_async.sandbox.seeder import Seeder
-
-            Seeder(
-                sandbox.endpoint_url,
-                functions_per_env=args.functions_per_env,
-                credentials=(ACCESS_KEY_ID, SECRET_ACCESS_KEY),
-            ).seed(suffixes)
-        sandbox.configure(config)
-        sandbox.reset_stats()
+            _seed(suffixes, args.functions_per_env)
+    if stop.is_set():  # interrupted while seeding
+        return 0
+    with EmbeddedSandbox(config, host=args.host, port=args.port) as sandbox:
+        sandbox.reset_stats()  # seeding is set-up, not the traffic under study
         seeded = ", ".join(suffixes) or "nothing"
         print(
             f"sandbox ready: AWS_ENDPOINT_URL={sandbox.endpoint_url} "

@@ -1,48 +1,54 @@
-"""The sandbox's live state: its configuration, seeded randomness, quota buckets and counters.
+"""The sandbox's live state: configuration, clock, seeded randomness, quota buckets, counters.
 
 moto keeps its backends in process-wide globals, so there is one runtime per process; the
-patches and the traffic shaper both read it. Reconfiguring swaps the config atomically.
+patches and the traffic shaper both read it. Reconfiguring swaps the config atomically and
+keeps the clock: every time-based behaviour reads `clock`, so tests can swap in virtual time.
 """
 
 from __future__ import annotations
 
 import random
 import threading
-import time
 from typing import Final
 
 from optimizer_async.aws.quotas import QuotaBucket
+from optimizer_async.sandbox.clock import Clock, SystemClock
 from optimizer_async.sandbox.config import FaultKind, SandboxConfig
 from optimizer_async.sandbox.stats import CallStats
+
+# Refills are float arithmetic: 1/15 s at 15 tokens a second must make a whole token.
+_TOKEN_EPSILON: Final = 1e-9
 
 
 class TokenBucket:
     """AWS-style request-rate quota: `rate` tokens a second, bursts up to one second's worth."""
 
-    def __init__(self, rate_per_s: float) -> None:
+    def __init__(self, rate_per_s: float, clock: Clock) -> None:
         self.rate = rate_per_s
         self.capacity = max(1.0, rate_per_s)
+        self._clock = clock
         self._tokens = self.capacity
-        self._stamp = time.monotonic()
+        self._stamp = clock.now()
         self._lock = threading.Lock()
 
     def try_take(self) -> bool:
         with self._lock:
-            now = time.monotonic()
+            now = self._clock.now()
             self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
-            if self._tokens >= 1.0:
+            if self._tokens >= 1.0 - _TOKEN_EPSILON:
                 self._tokens -= 1.0
                 return True
             return False
 
 
 class SandboxRuntime:
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, clock: Clock | None = None) -> None:
         self.stats = CallStats()
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._config = config
+        self._clock: Clock = clock or SystemClock()
         self._rng = random.Random(config.fault_seed)
         # CloudWatch Logs storedBytes as AWS would measure them, keyed by (region, log group).
         self.stored_bytes: dict[tuple[str, str], int] = {}
@@ -51,11 +57,22 @@ class SandboxRuntime:
     def config(self) -> SandboxConfig:
         return self._config
 
+    @property
+    def clock(self) -> Clock:
+        """The clock every delay, window and quota refill of the sandbox reads."""
+        return self._clock
+
     def configure(self, config: SandboxConfig) -> None:
-        """Swap the configuration; quota buckets and the fault RNG start afresh."""
+        """Swap the configuration; quota buckets and the fault RNG start afresh, the clock stays."""
         with self._lock:
             self._config = config
             self._rng = random.Random(config.fault_seed)
+            self._buckets.clear()
+
+    def set_clock(self, clock: Clock) -> None:
+        """Swap the clock; quota buckets start afresh (their stamps were on the old clock)."""
+        with self._lock:
+            self._clock = clock
             self._buckets.clear()
 
     def allow(self, region: str, bucket: QuotaBucket) -> bool:
@@ -64,7 +81,7 @@ class SandboxRuntime:
             key = (region, bucket.name)
             limiter = self._buckets.get(key)
             if limiter is None:
-                limiter = TokenBucket(self._config.scaled_rate(bucket.rate_per_s))
+                limiter = TokenBucket(self._config.scaled_rate(bucket.rate_per_s), self._clock)
                 self._buckets[key] = limiter
         return limiter.try_take()
 
@@ -95,14 +112,19 @@ _runtime: SandboxRuntime | None = None
 _runtime_lock: Final = threading.Lock()
 
 
-def install(config: SandboxConfig) -> SandboxRuntime:
-    """Create the process's runtime, or reconfigure the existing one."""
+def install(config: SandboxConfig, clock: Clock | None = None) -> SandboxRuntime:
+    """Create the process's runtime, or reconfigure the existing one.
+
+    Reconfiguring keeps the runtime's clock unless `clock` is given.
+    """
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = SandboxRuntime(config)
+            _runtime = SandboxRuntime(config, clock)
         else:
             _runtime.configure(config)
+            if clock is not None:
+                _runtime.set_clock(clock)
         return _runtime
 
 

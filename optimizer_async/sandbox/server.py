@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
@@ -18,8 +18,11 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from optimizer_async.sandbox import patches, runtime
+from optimizer_async.sandbox.clock import Clock
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.shaping import ShapingApp
+
+AnyClock = TypeVar("AnyClock", bound=Clock)
 
 # Credentials the sandbox accepts; moto ignores their value, boto3 insists on having some.
 ACCESS_KEY_ID = "sandbox"
@@ -36,7 +39,9 @@ class _QuietHandler(MotoRequestHandler):
 class EmbeddedSandbox:
     """Start with `with EmbeddedSandbox(config) as sandbox:`; point clients at `endpoint_url`.
 
-    moto's state is process-wide, so run one sandbox per process.
+    moto's state, and the runtime with its configuration and clock, are process-wide: every
+    sandbox in a process serves the same account (`serve` seeds through one, then answers on
+    another), so run one at a time. Tests put it on virtual time with `use_clock`.
     """
 
     def __init__(
@@ -114,9 +119,26 @@ class EmbeddedSandbox:
     def configure(self, config: SandboxConfig) -> None:
         self.runtime.configure(config)
 
+    def set_clock(self, clock: Clock) -> None:
+        """Run every quota, window and delay of the sandbox on `clock` from now on."""
+        self.runtime.set_clock(clock)
+
+    @contextlib.contextmanager
+    def use_clock(self, clock: AnyClock) -> Iterator[AnyClock]:
+        """Run a block on `clock` (say a ManualClock), then restore the previous clock."""
+        previous = self.runtime.clock
+        self.runtime.set_clock(clock)
+        try:
+            yield clock
+        finally:
+            self.runtime.set_clock(previous)
+
     @contextlib.contextmanager
     def configured(self, **changes: Any) -> Iterator[SandboxConfig]:
-        """Run a block with some settings changed, then restore the previous configuration."""
+        """Run a block with some settings changed, then restore the previous configuration.
+
+        The clock is not a setting: it stays as it is (see `use_clock`).
+        """
         previous = self.runtime.config
         self.runtime.configure(previous.replace(**changes))
         try:

@@ -2,7 +2,8 @@
 
 Per request, in this order: identify the call; throttle it if its quota bucket is empty
 (in the service's own error shape); maybe inject a fault; add the call's latency; answer
-from a sandbox handler (operations moto lacks) or from moto; count the outcome.
+from a sandbox handler (operations moto lacks) or from moto; count the outcome. Quotas and
+waits run on the runtime's clock, so tests can put them on virtual time.
 
 Control endpoints (not AWS calls, never counted):
   GET  /_sandbox/health              liveness for scripts and compose health checks
@@ -22,7 +23,6 @@ import io
 import json
 import socket
 import struct
-import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any, Final
@@ -87,11 +87,13 @@ class ShapingApp:
                 return _reply(start_response, protocols.unavailable_error(call.service))
             if fault == "connection_reset":
                 _reset_connection(environ)
-            time.sleep(config.scaled(config.slow_response_s))  # "slow": late but correct
+            late = config.scaled(config.slow_response_s)  # "slow": late but correct
+            if late:
+                runtime.clock.sleep(late)
 
         delay = runtime.latency_s()
         if delay:
-            time.sleep(delay)
+            runtime.clock.sleep(delay)
 
         handler = self._handlers.get((call.service, call.operation))
         if handler is not None:

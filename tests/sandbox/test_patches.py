@@ -1,18 +1,23 @@
-"""Each sandbox patch, proven over HTTP with plain boto3 (what AWS does, moto did not)."""
+"""Each sandbox patch, proven over HTTP with plain boto3 (what AWS does, moto did not).
+
+Every test runs on a ManualClock: update windows and IAM propagation end exactly when the
+test advances time past them, however slow the machine.
+"""
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from optimizer_async.aws.limits import LOG_RETENTION_DAYS
+from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import ClientFactory
 from tests.sandbox.helpers import control, make_function, make_queue, make_role, send_message_policy
 
-pytestmark = pytest.mark.usefixtures("sandbox")
+pytestmark = pytest.mark.usefixtures("clock")
 
 
 def _error_code(error: ClientError) -> str:
@@ -55,13 +60,18 @@ def test_empty_dead_letter_target_removes_it(
     assert "DeadLetterConfig" not in lam.get_function_configuration(FunctionName="fn-b")
 
 
+def _status(lam: Any, name: str) -> str:
+    return str(lam.get_function_configuration(FunctionName=name)["LastUpdateStatus"])
+
+
+@pytest.mark.parametrize("time_scale", [1.0, 4.0])
 def test_update_is_in_progress_for_the_window_and_conflicts(
-    client: ClientFactory, sandbox: EmbeddedSandbox
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock, time_scale: float
 ) -> None:
     lam = client("lambda", attempts=1)
     make_function(lam, "fn-c", make_role(client("iam"), "role-c"))
-    with sandbox.configured(update_s=0.6):
-        started = time.monotonic()
+    window = 1.0 / time_scale  # update_s 1.0 on a clock running time_scale times faster
+    with sandbox.configured(update_s=1.0, time_scale=time_scale):
         answer = lam.update_function_configuration(FunctionName="fn-c", MemorySize=1024)
         assert answer["LastUpdateStatus"] == "InProgress"
         assert (
@@ -74,23 +84,30 @@ def test_update_is_in_progress_for_the_window_and_conflicts(
         assert _error_code(conflict.value) == "ResourceConflictException"
         assert "An update is in progress for resource: arn:aws:lambda:" in str(conflict.value)
 
-        while time.monotonic() - started < 0.65:
-            time.sleep(0.05)
+        clock.advance(window / 2)
+        assert _status(lam, "fn-c") == "InProgress"
+        with pytest.raises(ClientError, match="ResourceConflictException"):
+            lam.update_function_configuration(FunctionName="fn-c", Timeout=30)
+
+        clock.advance(window / 2)  # the window ends exactly here
         config = lam.get_function_configuration(FunctionName="fn-c")
         assert config["LastUpdateStatus"] == "Successful"
         assert config["MemorySize"] == 1024
-        assert config["Timeout"] == 300  # the refused update changed nothing
+        assert config["Timeout"] == 300  # the refused updates changed nothing
         assert lam.update_function_configuration(FunctionName="fn-c", Timeout=30)["Timeout"] == 30
 
 
 def test_failed_update_reports_reason_and_keeps_previous_config(
-    client: ClientFactory, sandbox: EmbeddedSandbox
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
 ) -> None:
     lam = client("lambda")
     make_function(lam, "fn-d", make_role(client("iam"), "role-d"))
-    with sandbox.configured(update_s=0.05, update_failure_rate=1.0):
+    with sandbox.configured(update_s=0.5, update_failure_rate=1.0):
         lam.update_function_configuration(FunctionName="fn-d", MemorySize=1024)
-        time.sleep(0.1)
+        during = lam.get_function(FunctionName="fn-d")["Configuration"]
+        assert (during["LastUpdateStatus"], during["MemorySize"]) == ("InProgress", 1024)
+        assert "LastUpdateStatusReason" not in during
+        clock.advance(0.5)
         config = lam.get_function(FunctionName="fn-d")["Configuration"]
     assert config["LastUpdateStatus"] == "Failed"
     assert config["LastUpdateStatusReason"]
@@ -145,40 +162,47 @@ def test_every_allowed_retention_is_accepted(client: ClientFactory) -> None:
 
 
 def test_dead_letter_queue_needs_send_message_and_iam_takes_time(
-    client: ClientFactory, sandbox: EmbeddedSandbox
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
 ) -> None:
     iam, lam, sqs = client("iam"), client("lambda", attempts=1), client("sqs")
     queue_arn = make_queue(sqs, "dlq-h")
     other_queue = make_queue(sqs, "other-h")
     role = make_role(iam, "role-h")
     make_function(lam, "fn-h", role)
-    with sandbox.configured(update_s=0.0, iam_propagation_s=0.5):
+
+    def set_dead_letter_queue() -> dict[str, object]:
+        answer: dict[str, object] = lam.update_function_configuration(
+            FunctionName="fn-h", DeadLetterConfig={"TargetArn": queue_arn}
+        )
+        return answer
+
+    with sandbox.configured(update_s=0.0, iam_propagation_s=4.0):
         with pytest.raises(ClientError) as refused:
-            lam.update_function_configuration(
-                FunctionName="fn-h", DeadLetterConfig={"TargetArn": queue_arn}
-            )
+            set_dead_letter_queue()
         assert _error_code(refused.value) == "InvalidParameterValueException"
         assert "does not have permissions to call SendMessage on SQS" in str(refused.value)
 
-        # A policy for another queue does not help.
+        # A policy for another queue does not help, even once IAM has seen it.
         iam.put_role_policy(
             RoleName="role-h", PolicyName="other", PolicyDocument=send_message_policy(other_queue)
         )
+        clock.advance(4.0)
+        with pytest.raises(ClientError, match="does not have permissions"):
+            set_dead_letter_queue()
+
         iam.put_role_policy(
             RoleName="role-h", PolicyName="dlq", PolicyDocument=send_message_policy(queue_arn)
         )
-        granted = time.monotonic()
-        with pytest.raises(ClientError):  # IAM has not caught up yet
-            lam.update_function_configuration(
-                FunctionName="fn-h", DeadLetterConfig={"TargetArn": queue_arn}
-            )
+        with pytest.raises(ClientError, match="does not have permissions"):
+            set_dead_letter_queue()  # IAM has not caught up yet
         assert (
             lam.get_function_configuration(FunctionName="fn-h")["LastUpdateStatus"] == "Successful"
         )
-        time.sleep(max(0.0, 0.55 - (time.monotonic() - granted)))
-        answer = lam.update_function_configuration(
-            FunctionName="fn-h", DeadLetterConfig={"TargetArn": queue_arn}
-        )
+        clock.advance(2.0)
+        with pytest.raises(ClientError, match="does not have permissions"):
+            set_dead_letter_queue()  # half-way: still not
+        clock.advance(2.0)  # iam_propagation_s after the grant: IAM sees it
+        answer = set_dead_letter_queue()
     assert answer["DeadLetterConfig"] == {"TargetArn": queue_arn}
 
 
@@ -244,16 +268,19 @@ def test_describe_log_groups_by_identifiers(client: ClientFactory) -> None:
 
 
 def test_first_update_can_collide_with_someone_elses(
-    client: ClientFactory, sandbox: EmbeddedSandbox
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
 ) -> None:
     lam = client("lambda", attempts=1)
     make_function(lam, "fn-l", make_role(client("iam"), "role-l"))
-    with sandbox.configured(collision_rate=1.0, update_s=0.2):
+    with sandbox.configured(collision_rate=1.0, update_s=0.5):
         with pytest.raises(ClientError) as collided:
             lam.update_function_configuration(FunctionName="fn-l", MemorySize=1024)
         assert _error_code(collided.value) == "ResourceConflictException"
         config = lam.get_function(FunctionName="fn-l")["Configuration"]
         assert (config["LastUpdateStatus"], config["MemorySize"]) == ("InProgress", 3008)
-        time.sleep(0.25)
+        with pytest.raises(ClientError, match="ResourceConflictException"):
+            lam.update_function_configuration(FunctionName="fn-l", MemorySize=1024)
+        clock.advance(0.5)  # the other update holds the function for one window
+        assert _status(lam, "fn-l") == "Successful"
         answer = lam.update_function_configuration(FunctionName="fn-l", MemorySize=1024)
     assert answer["MemorySize"] == 1024  # a function collides at most once

@@ -8,8 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import IO, Any
+
+from botocore.exceptions import EndpointConnectionError
 
 from tests.conftest import make_client
+
+# Bounds how long a broken server can hang a test; never a claim about speed.
+_DEADLINE_S = 120.0
 
 
 def _free_port() -> int:
@@ -18,38 +25,66 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_serve_seeds_and_answers_until_killed() -> None:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "optimizer_async.sandbox",
-            "serve",
-            "--port",
-            str(port),
-            "--seed",
-            "dev",
-        ],
+def _serve(port: int, stderr: IO[str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "optimizer_async.sandbox", "serve", "--port", str(port), *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert f"AWS_ENDPOINT_URL=http://127.0.0.1:{port}" in line, (
-            process.stderr.read() if process.stderr else ""
-        )
-        lam = make_client(f"http://127.0.0.1:{port}", "lambda")
-        config = lam.get_function(FunctionName="lambda-function-dev")["Configuration"]
-        assert config["MemorySize"] == 3008
-        time.sleep(0.2)
-        assert process.poll() is None  # still serving
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+
+
+def test_serve_seeds_and_answers_until_killed(tmp_path: Path) -> None:
+    port = _free_port()
+    with (tmp_path / "stderr").open("w+") as stderr:
+        process = _serve(port, stderr, "--seed", "dev")
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            stderr.seek(0)
+            assert f"AWS_ENDPOINT_URL=http://127.0.0.1:{port}" in line, stderr.read()
+            lam = make_client(f"http://127.0.0.1:{port}", "lambda")
+            config = lam.get_function(FunctionName="lambda-function-dev")["Configuration"]
+            assert config["MemorySize"] == 3008
+            assert lam.list_functions()["Functions"]  # still serving after answering
+            assert process.poll() is None
+        finally:
+            _stop(process)
+
+
+def test_the_first_answer_already_shows_the_seeded_account(tmp_path: Path) -> None:
+    """A script that only waits for the port must never see a half-seeded account."""
+    port = _free_port()
+    with (tmp_path / "stderr").open("w+") as stderr:
+        process = _serve(port, stderr, "--seed", "dev")
+        try:
+            lam = make_client(f"http://127.0.0.1:{port}", "lambda", attempts=1, connect_timeout=5)
+            first = _first_answer(lambda: lam.list_functions(), process, stderr)
+            names = [function["FunctionName"] for function in first["Functions"]]
+            assert "lambda-function-dev" in names
+        finally:
+            _stop(process)
+
+
+def _first_answer(call: Any, process: subprocess.Popen[str], stderr: IO[str]) -> Any:
+    """`call()`'s first answer, retrying only while the port refuses connections."""
+    deadline = time.monotonic() + _DEADLINE_S
+    while True:
+        try:
+            return call()
+        except EndpointConnectionError:
+            if process.poll() is not None:
+                stderr.seek(0)
+                raise AssertionError(f"serve exited early: {stderr.read()}") from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def test_bad_arguments_exit_2() -> None:

@@ -1,10 +1,16 @@
-"""Traffic shaping: AWS quotas enforced in each service's error shape, faults, call counting."""
+"""Traffic shaping: AWS quotas enforced in each service's error shape, faults, call counting.
+
+Every test runs on a ManualClock: a quota bucket refills only when the test advances time,
+and the sandbox's waits are recorded instead of slept, so the counts below are exact on any
+machine.
+"""
 
 from __future__ import annotations
 
-import time
+from types import SimpleNamespace
 from typing import Any
 
+import botocore.endpoint
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 from botocore.retries.standard import (
@@ -13,11 +19,12 @@ from botocore.retries.standard import (
     TransientRetryableChecker,
 )
 
+from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import ClientFactory
 from tests.sandbox.helpers import control, make_function, make_role
 
-pytestmark = pytest.mark.usefixtures("sandbox")
+pytestmark = pytest.mark.usefixtures("clock")
 
 
 def _context(error: ClientError) -> RetryContext:
@@ -25,7 +32,7 @@ def _context(error: ClientError) -> RetryContext:
 
 
 def _call_until_error(call: Any, limit: int = 200) -> tuple[int, ClientError]:
-    """Call quickly until the first error; return how many calls succeeded and the error."""
+    """Call until the first error; return how many calls succeeded and the error."""
     for succeeded in range(limit):
         try:
             call()
@@ -35,22 +42,27 @@ def _call_until_error(call: Any, limit: int = 200) -> tuple[int, ClientError]:
 
 
 def test_lambda_control_plane_quota_throttles_like_aws(
-    client: ClientFactory, sandbox: EmbeddedSandbox
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
 ) -> None:
     lam = client("lambda", attempts=1)
     make_function(lam, "fn-q", make_role(client("iam"), "role-q"))
+    sandbox.reset_stats()
+
+    def read() -> Any:
+        return lam.get_function_configuration(FunctionName="fn-q")
+
     with sandbox.configured(rate_limits=True):
-        succeeded, error = _call_until_error(
-            lambda: lam.get_function_configuration(FunctionName="fn-q")
-        )
-    # The bucket holds one second of the 15 rps quota (a little refills while we call).
-    assert 15 <= succeeded <= 20
-    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429
-    assert error.response["Error"]["Code"] == "TooManyRequestsException"
-    assert ThrottledRetryableChecker().is_retryable(_context(error))
-    counts = sandbox.stats()["by_outcome"]
-    assert counts["throttled"] == 1
-    assert counts["ok"] >= succeeded
+        succeeded, error = _call_until_error(read)
+        assert succeeded == 15  # the bucket holds one second of the 15 rps quota
+        assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+        assert error.response["Error"]["Code"] == "TooManyRequestsException"
+        assert ThrottledRetryableChecker().is_retryable(_context(error))
+
+        clock.advance(1 / 15)  # one request's worth of quota
+        assert _call_until_error(read)[0] == 1
+        clock.advance(60.0)  # a long pause refills one second's worth, no more
+        assert _call_until_error(read)[0] == 15
+    assert sandbox.stats()["by_outcome"] == {"ok": 31, "throttled": 3}
 
 
 def test_get_function_has_its_own_larger_bucket(
@@ -59,9 +71,11 @@ def test_get_function_has_its_own_larger_bucket(
     lam = client("lambda", attempts=1)
     make_function(lam, "fn-r", make_role(client("iam"), "role-r"))
     with sandbox.configured(rate_limits=True):
-        for _ in range(30):  # twice the shared control-plane quota: all fine
-            lam.get_function(FunctionName="fn-r")
-        lam.list_functions()  # the control-plane bucket is untouched by GetFunction
+        succeeded, error = _call_until_error(lambda: lam.get_function(FunctionName="fn-r"))
+        assert succeeded == 100
+        assert error.response["Error"]["Code"] == "TooManyRequestsException"
+        # GetFunction took nothing from the shared control-plane bucket.
+        assert _call_until_error(lam.list_functions)[0] == 15
 
 
 @pytest.mark.parametrize(
@@ -86,29 +100,40 @@ def test_other_services_throttle_in_their_own_shape(
     aws = client(service, attempts=1)
     with sandbox.configured(rate_limits=True):
         succeeded, error = _call_until_error(lambda: call(aws))
-    assert quota <= succeeded <= quota + 2
+    assert succeeded == quota
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert error.response["Error"]["Code"] == code
     assert ThrottledRetryableChecker().is_retryable(_context(error))
 
 
-def test_time_scale_multiplies_the_rate(client: ClientFactory, sandbox: EmbeddedSandbox) -> None:
+def test_time_scale_multiplies_the_rate(
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
+) -> None:
     logs = client("logs", attempts=1)
     with sandbox.configured(rate_limits=True, time_scale=4.0):
-        succeeded, _ = _call_until_error(lambda: logs.describe_log_groups())
-    assert 40 <= succeeded <= 48
+        assert _call_until_error(logs.describe_log_groups)[0] == 40
+        clock.advance(1 / 40)  # at 40 rps, a token every 25 ms
+        assert _call_until_error(logs.describe_log_groups)[0] == 1
 
 
 def test_standard_retries_ride_out_throttling(
-    client: ClientFactory, sandbox: EmbeddedSandbox
+    client: ClientFactory,
+    sandbox: EmbeddedSandbox,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # botocore waits out its backoff with botocore.endpoint's time.sleep: put that wait on the
+    # sandbox's clock, so a backoff refills exactly as much quota as it lasts, and takes no
+    # real time.
+    monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=clock.sleep))
     logs = client("logs", attempts=10)
     with sandbox.configured(rate_limits=True):
         for _ in range(14):
             logs.describe_log_groups()
     outcomes = sandbox.stats()["by_outcome"]
     assert outcomes["ok"] == 14
-    assert outcomes["throttled"] >= 1
+    assert outcomes["throttled"] >= 1  # time stood still: the 11th call met an empty bucket
+    assert len(clock.sleeps) == outcomes["throttled"]  # each throttle was retried, once
 
 
 @pytest.mark.parametrize(
@@ -154,13 +179,16 @@ def test_injected_connection_reset_drops_the_connection(
 
 
 def test_injected_slow_response_is_late_but_right(
-    client: ClientFactory, sandbox: EmbeddedSandbox
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
 ) -> None:
     lam = client("lambda", attempts=1)
-    with sandbox.configured(fault_rate=1.0, fault_kinds=("slow",), slow_response_s=0.3):
-        started = time.monotonic()
+    slow = {"fault_rate": 1.0, "fault_kinds": ("slow",), "slow_response_s": 0.3}
+    with sandbox.configured(**slow):
         assert lam.list_functions()["Functions"] == []
-    assert time.monotonic() - started >= 0.3
+    with sandbox.configured(**slow, time_scale=4.0):
+        assert lam.list_functions()["Functions"] == []
+    assert clock.sleeps == (0.3, 0.3 / 4.0)
+    assert sandbox.stats()["by_outcome"] == {"fault:slow": 2}
 
 
 def test_faults_follow_the_seed(client: ClientFactory, sandbox: EmbeddedSandbox) -> None:
@@ -216,19 +244,21 @@ def test_control_api_changes_configuration(sandbox: EmbeddedSandbox) -> None:
 
 
 def test_latency_is_added_and_scaled_by_the_clock(
-    client: ClientFactory, sandbox: EmbeddedSandbox
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
 ) -> None:
     lam = client("lambda", attempts=1)
 
-    def elapsed(**config: float) -> float:
+    def waits(**config: float) -> tuple[float, ...]:
+        """The sleeps the sandbox made for five ListFunctions under `config`."""
+        before = len(clock.sleeps)
         with sandbox.configured(**config):
-            started = time.monotonic()
             for _ in range(5):
                 lam.list_functions()
-            return time.monotonic() - started
+        return clock.sleeps[before:]
 
-    plain = elapsed()
-    slow = elapsed(latency_median_ms=80.0, latency_sigma=0.01)
-    fast = elapsed(latency_median_ms=80.0, latency_sigma=0.01, time_scale=8.0)
-    assert slow - plain >= 5 * 0.075
-    assert fast < slow - 5 * 0.05
+    assert waits() == ()
+    assert waits(latency_median_ms=80.0, latency_sigma=0.0) == (0.08,) * 5
+    assert waits(latency_median_ms=80.0, latency_sigma=0.0, time_scale=8.0) == (0.01,) * 5
+    spread = waits(latency_median_ms=80.0)  # log-normal: every call differs
+    assert len(set(spread)) == 5
+    assert all(wait > 0 for wait in spread)

@@ -1,7 +1,7 @@
 """Patches that make moto behave like AWS where this product depends on it.
 
 Each module fixes one gap seen in moto 5.2.5 and says which in its docstring; each is
-tested over HTTP with plain boto3 in tests/integration/test_sandbox_patches.py.
+tested over HTTP with plain boto3 in tests/sandbox/test_patches.py.
 """
 
 from __future__ import annotations

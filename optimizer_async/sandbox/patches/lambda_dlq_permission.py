@@ -15,7 +15,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import time
 from typing import Any, Final
 
 from moto.awslambda.exceptions import InvalidParameterValueException
@@ -44,7 +43,7 @@ def _documents(role: Any) -> list[str]:
 
 def _record(role: Any, before: list[str]) -> None:
     history: list[tuple[float, list[str]]] = getattr(role, _HISTORY, None) or [(-math.inf, before)]
-    history.append((time.monotonic(), _documents(role)))
+    history.append((runtime.current().clock.now(), _documents(role)))
     setattr(role, _HISTORY, history)
 
 
@@ -53,8 +52,9 @@ def _visible_documents(role: Any) -> list[str]:
     history: list[tuple[float, list[str]]] | None = getattr(role, _HISTORY, None)
     if not history:
         return _documents(role)
-    config = runtime.current().config
-    horizon = time.monotonic() - config.scaled(config.iam_propagation_s)
+    sandbox = runtime.current()
+    config = sandbox.config
+    horizon = sandbox.clock.now() - config.scaled(config.iam_propagation_s)
     visible = history[0][1]
     for stamp, documents in history:
         if stamp <= horizon:

@@ -15,7 +15,6 @@ for one window, changing nothing.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -52,9 +51,13 @@ class ResourceConflict(LambdaClientError):
         self.code = 409
 
 
+def _now() -> float:
+    return runtime.current().clock.now()
+
+
 def _in_progress(fn: Any) -> bool:
     update: _Update | None = getattr(fn, "_sandbox_update", None)
-    return update is not None and time.monotonic() < update.ends_at
+    return update is not None and _now() < update.ends_at
 
 
 def _settle(fn: Any) -> str:
@@ -62,7 +65,7 @@ def _settle(fn: Any) -> str:
     update: _Update | None = getattr(fn, "_sandbox_update", None)
     if update is None:
         return "Successful"
-    if time.monotonic() < update.ends_at:
+    if _now() < update.ends_at:
         return "InProgress"
     if update.fails and not update.settled:
         for name, value in update.before.items():
@@ -87,12 +90,12 @@ def _begin(fn: Any) -> _Update | None:
     config = runtime.current().config
     if _collides(fn):
         fn._sandbox_update = _Update(
-            ends_at=time.monotonic() + config.scaled(config.update_s), fails=False, before={}
+            ends_at=_now() + config.scaled(config.update_s), fails=False, before={}
         )
         raise ResourceConflict(fn.function_arn)
     previous: _Update | None = getattr(fn, "_sandbox_update", None)
     fn._sandbox_update = _Update(
-        ends_at=time.monotonic() + config.scaled(config.update_s),
+        ends_at=_now() + config.scaled(config.update_s),
         fails=runtime.current().chance(config.update_failure_rate),
         before={name: copy.deepcopy(getattr(fn, name, None)) for name in _CONFIG_ATTRIBUTES},
     )
