@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Final, NoReturn
 
 from optimizer_async import logs
-from optimizer_async.config import RunConfig, SandboxRequest, UsageError
+from optimizer_async.config import OUTPUT_FORMATS, RunConfig, SandboxRequest, UsageError
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import InvalidNameError, parse_suffixes, validate_function_base
-from optimizer_async.report import OUTPUT_FORMATS
 from optimizer_async.sandbox.config import PROFILES
+from optimizer_async.steps.registry import REGISTRY, SelectionError
 from optimizer_async.targets import Targets, TargetsError, load_targets
 
 PROG: Final = "lambda-optimizer"
@@ -58,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="function name before the suffix (repeatable; default lambda-function)",
     )
     add("--targets", type=Path, metavar="FILE", help="TOML file overriding the targets")
+    add(
+        "--only",
+        action="append",
+        default=[],
+        metavar="STEP[,STEP]",
+        help=f"run only these optimisations (of: {', '.join(REGISTRY.names)})",
+    )
+    add(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="STEP[,STEP]",
+        help="run every optimisation but these",
+    )
     add("--concurrency", type=int, default=32, metavar="N", help="functions in flight (32)")
     add("--output", choices=OUTPUT_FORMATS, default="table", help="report format on stdout")
     add(
@@ -141,6 +155,11 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         targets = load_targets(args.targets) if args.targets else Targets()
     except TargetsError as error:
         raise UsageError(str(error)) from None
+    only, skip = _step_names(args.only), _step_names(args.skip)
+    try:
+        REGISTRY.select(only, skip)
+    except SelectionError as error:
+        raise UsageError(str(error)) from None
 
     log_format: LogFormat = args.log_format or ("console" if sys.stderr.isatty() else "json")
     return RunConfig(
@@ -163,7 +182,14 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         if args.sandbox
         else None,
         demo=args.demo,
+        only=only,
+        skip=skip,
     )
+
+
+def _step_names(values: Sequence[str]) -> tuple[str, ...]:
+    """`--only a,b --only c` -> (a, b, c), repeats dropped."""
+    return tuple(dict.fromkeys(n.strip() for v in values for n in v.split(",") if n.strip()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    from optimizer_async.runner import run  # after validation: bad input imports nothing more
+    # Only now: bad input never loads the AWS SDK, the engine or rich (an import contract).
+    from optimizer_async.runner import run
 
     try:
         return run(config)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final, Literal
 
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import DEFAULT_FUNCTION_BASE
-from optimizer_async.report import OutputFormat
 from optimizer_async.sandbox.config import Profile
 from optimizer_async.targets import Targets
+
+OutputFormat = Literal["table", "json", "markdown"]
+OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
 
 
 class UsageError(ValueError):
@@ -44,3 +47,5 @@ class RunConfig:
     time_scale: float = 1.0
     sandbox: SandboxRequest | None = None
     demo: bool = False
+    only: tuple[str, ...] = ()  # --only: registry names of the steps to run (else all)
+    skip: tuple[str, ...] = ()  # --skip: registry names of steps not to run

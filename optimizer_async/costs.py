@@ -1,54 +1,49 @@
-"""Monthly savings of a plan, from 30 days of CloudWatch usage.
+"""Monthly money: the lines the steps price (`Step.money`), summed per label and net.
 
-Compute: the GB-seconds no longer allocated, at the architecture's price, assuming each
-invocation lasts as long as before (Lambda bills allocated memory for the billed duration;
-a CPU-bound function may run longer with less memory, which the guardrails will measure).
-Added: the alarms the optimizer creates (billed per metric: two for the error-rate math,
-one for duration). The full model (logs, X-Ray, Price List API) is a separate issue.
+Each step knows what its own changes save or add; this module only adds them up, so the
+report can say "saves $X/month (compute $A - alarms $B)" without knowing any step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
 
-from optimizer_async import naming, pricing
-from optimizer_async.inventory import FunctionInventory
-from optimizer_async.steps.base import Change
-from optimizer_async.steps.function_configuration import MEMORY
-
-ERROR_RATE_ALARM_METRICS: Final = 2  # Errors and Invocations; the expression is free
-DURATION_ALARM_METRICS: Final = 1
+from optimizer_async.steps.base import Effect, MoneyLine
 
 
 @dataclass(frozen=True)
-class Savings:
-    compute_usd: float = 0.0
-    alarms_usd: float = 0.0  # a cost, so it reduces the net
+class Money:
+    lines: tuple[MoneyLine, ...] = ()
+
+    def __add__(self, other: Money) -> Money:
+        return Money(self.lines + other.lines)
+
+    @classmethod
+    def total(cls, parts: Iterable[Money]) -> Money:
+        return cls(tuple(line for part in parts for line in part.lines))
 
     @property
     def net_usd(self) -> float:
-        return self.compute_usd - self.alarms_usd
+        return sum(line.net_usd for line in self.lines)
 
-    def __add__(self, other: Savings) -> Savings:
-        return Savings(self.compute_usd + other.compute_usd, self.alarms_usd + other.alarms_usd)
+    def by_label(self) -> dict[str, tuple[Effect, float]]:
+        """Each label once, in order of first appearance: its effect and summed amount."""
+        summed: dict[str, tuple[Effect, float]] = {}
+        for line in self.lines:
+            effect, amount = summed.get(line.label, (line.effect, 0.0))
+            summed[line.label] = (effect, amount + line.monthly_usd)
+        return summed
 
+    @property
+    def bases(self) -> tuple[str, ...]:
+        """What the figures assume, each once."""
+        return tuple(dict.fromkeys(line.basis for line in self.lines if line.basis))
 
-def function_savings(function: FunctionInventory, changes: list[Change]) -> Savings:
-    """What the given changes to one function save per month."""
-    compute = 0.0
-    usage = function.usage
-    for change in changes:
-        if change.setting == MEMORY and usage is not None and usage.days > 0:
-            freed_gb = (int(change.before) - int(change.after)) / 1024.0
-            seconds_per_month = usage.duration_ms / 1000.0 * pricing.DAYS_PER_MONTH / usage.days
-            compute += (
-                freed_gb * seconds_per_month * pricing.gb_second_price(function.state.architecture)
-            )
-    error_rate = naming.error_rate_alarm_name(function.name)
-    metrics = sum(
-        ERROR_RATE_ALARM_METRICS if c.resource == error_rate else DURATION_ALARM_METRICS
-        for c in changes
-        if c.step == "alarms" and c.before is None
-    )
-    return Savings(compute, metrics * pricing.CLOUDWATCH_ALARM_METRIC_MONTH_USD)
+    def breakdown(self) -> str:
+        """`compute $1.00 - alarms $0.30`: what saves first, what adds after."""
+        text = ""
+        for label, (effect, amount) in self.by_label().items():
+            sign = ("" if not text else " + ") if effect == "saves" else " - "
+            text += f"{sign}{label} ${amount:,.2f}"
+        return text.strip()

@@ -1,11 +1,11 @@
-"""Runs a fleet: discover, plan, save before-images, apply, verify — per environment.
+"""Runs a fleet: discover, plan, save before-images, apply, verify - per environment.
 
 Structured concurrency with anyio: every environment is a task, every function of it a
 task bounded by one CapacityLimiter (functions in flight), every step of a function a task.
-Steps wait only on what they need (a function's configuration update waits for its
-environment's dead-letter queue and role policy); the rest run side by side. A failure is
-recorded where it happened and never cancels a sibling: one broken environment leaves the
-others to converge.
+Steps wait only on what they name in `after` (a function's configuration update waits for
+its environment's dead-letter queue and role policy); the rest run side by side. A failure
+is recorded where it happened and never cancels a sibling: one broken environment leaves
+the others to converge. The engine knows the step contract, never a particular step.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
 
-from optimizer_async import costs
 from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.aws.iam_gate import IamGate
-from optimizer_async.discovery import Discovery
-from optimizer_async.inventory import AccountState, EnvironmentInventory
+from optimizer_async.costs import Money
+from optimizer_async.discovery import Discovery, parts_of
+from optimizer_async.inventory import EnvironmentInventory
 from optimizer_async.plan import (
     EnvironmentPlan,
     FunctionPlan,
@@ -33,23 +34,28 @@ from optimizer_async.plan import (
 )
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
 from optimizer_async.snapshot import save_before_image
-from optimizer_async.steps import ENVIRONMENT_STEPS, FUNCTION_STEPS, REGISTRY
 from optimizer_async.steps.base import (
     ApplyContext,
     Change,
     EnvironmentStep,
+    FleetContext,
     FunctionStep,
     PlanContext,
+    Step,
     StepPlan,
 )
 from optimizer_async.targets import Targets
 
 log = structlog.get_logger("optimizer_async.engine")
 
+# A step's run within an environment: (step name, function name, or None for the environment).
+_Slot = tuple[str, str | None]
+
 
 @dataclass(frozen=True)
 class EngineSettings:
     targets: Targets
+    steps: tuple[Step, ...]  # the run's steps, in registry order (see steps.registry.select)
     function_bases: tuple[str, ...]
     concurrency: int
     dry_run: bool
@@ -62,26 +68,28 @@ class FleetRun:
 
     plan: Plan
     environments: list[EnvironmentOutcome] = field(default_factory=list)
-    account: AccountState | None = None
+    account: dict[str, Any] = field(default_factory=dict)  # the account-scoped parts
 
 
 class Engine:
     def __init__(self, aws: Aws, settings: EngineSettings) -> None:
         self.aws = aws
         self.settings = settings
-        self.discovery = Discovery(aws, settings.function_bases)
+        self.steps = {step.name: step for step in settings.steps}
+        self.parts = parts_of(settings.steps, settings.targets)
+        self.discovery = Discovery(aws, settings.function_bases, self.parts)
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
         self._iam_gate = IamGate()
 
     async def run(self, suffixes: Sequence[str]) -> FleetRun:
         inventories, plans, account = await self.discover_and_plan(suffixes)
-        fleet = plan_fleet(plans, account)
+        fleet = plan_fleet(plans, FleetContext(account), self.settings.steps)
         run = FleetRun(fleet, account=account)
         outcomes: dict[str, EnvironmentOutcome] = {}
 
         async def one(env_plan: EnvironmentPlan) -> None:
             inventory = inventories.get(env_plan.suffix)
-            outcome = _outcome_from_plan(env_plan, inventory)
+            outcome = self._outcome_from_plan(env_plan, inventory)
             outcomes[env_plan.suffix] = outcome
             if self.settings.dry_run or inventory is None or env_plan.error or env_plan.is_empty:
                 return
@@ -100,14 +108,13 @@ class Engine:
 
     async def discover_and_plan(
         self, suffixes: Sequence[str]
-    ) -> tuple[dict[str, EnvironmentInventory], list[EnvironmentPlan], AccountState | None]:
+    ) -> tuple[dict[str, EnvironmentInventory], list[EnvironmentPlan], dict[str, Any]]:
         inventories: dict[str, EnvironmentInventory] = {}
         plans: dict[str, EnvironmentPlan] = {}
-        found: dict[str, AccountState] = {}
+        found: dict[str, Any] = {}
 
         async def account() -> None:
-            if self.settings.targets.function.reserved_concurrency is not None:
-                found["account"] = await self.discovery.account()
+            found.update(await self.discovery.account())
 
         async def environments() -> None:
             for suffix, inventory in (await self.discovery.environments(suffixes)).items():
@@ -117,7 +124,9 @@ class Engine:
                     plans[suffix] = failed_environment(suffix, reason)
                     continue
                 inventories[suffix] = inventory
-                plans[suffix] = plan_environment(inventory, self.settings.targets)
+                plans[suffix] = plan_environment(
+                    inventory, self.settings.targets, self.settings.steps
+                )
                 log.info(
                     "environment.planned",
                     suffix=suffix,
@@ -129,75 +138,101 @@ class Engine:
         async with anyio.create_task_group() as group:
             group.start_soon(account)
             group.start_soon(environments)
-        return inventories, [plans[s] for s in suffixes], found.get("account")
+        return inventories, [plans[s] for s in suffixes], found
 
     # --- one environment ----------------------------------------------------------------
 
     async def _apply_and_verify(
         self, inventory: EnvironmentInventory, plan: EnvironmentPlan, outcome: EnvironmentOutcome
     ) -> None:
-        image = save_before_image(self.settings.before_images_dir, inventory)
+        image = save_before_image(self.settings.before_images_dir, inventory, self.parts)
         outcome.before_images = str(image)
         log.info("environment.before_image_saved", path=str(image))
         ctx = PlanContext(inventory, self.settings.targets)
-        env_results = {o.change.key: o for o in outcome.changes}
-        fn_results = {o.change.key: o for fn in outcome.functions for o in fn.changes}
-        finished = {step.name: anyio.Event() for step in ENVIRONMENT_STEPS}
-        failures: dict[str, str] = {}
+        results = {o.change.key: o for o in outcome.all_changes()}
+        finished: dict[_Slot, anyio.Event] = {}
+        for step in self.settings.steps:
+            if isinstance(step, EnvironmentStep):
+                finished[(step.name, None)] = anyio.Event()
+            else:
+                finished.update({(step.name, fn.name): anyio.Event() for fn in plan.functions})
+        failures: dict[_Slot, str] = {}
 
-        async def environment_step(step: EnvironmentStep, step_plan: StepPlan) -> None:
+        async def run_step(
+            step: Step,
+            function: str | None,
+            step_plan: StepPlan,
+            apply: Callable[[ApplyContext], Awaitable[None]],
+        ) -> None:
+            slot = (step.name, function)
             try:
-                if step_plan.changes:
-                    error = await self._run_step(
-                        step.name,
-                        lambda apply_ctx: step.apply(apply_ctx, step_plan.changes),
-                        ctx,
-                        [env_results[c.key] for c in step_plan.changes],
-                    )
-                    if error:
-                        failures[step.name] = error
+                if not step_plan.changes or step_plan.blocked:
+                    return
+                outcomes = [results[c.key] for c in step_plan.changes]
+                for dependency in self._dependencies(step, function, plan):
+                    await finished[dependency].wait()
+                    if dependency in failures:
+                        for result in outcomes:
+                            result.status = "failed"
+                            result.error = (
+                                f"not attempted: {dependency[0]} failed ({failures[dependency]})"
+                            )
+                        failures[slot] = f"{dependency[0]} failed"
+                        return
+                error = await self._run_step(step.name, apply, ctx, outcomes)
+                if error:
+                    failures[slot] = error
             finally:
-                finished[step.name].set()  # dependants learn the outcome either way
+                finished[slot].set()  # dependants learn the outcome either way
 
         async def function(fn_plan: FunctionPlan) -> None:
+            fn = inventory.function(fn_plan.name)
             async with self._functions_in_flight, anyio.create_task_group() as group:
-                for step in FUNCTION_STEPS:
+                for step in self.settings.steps:
+                    if not isinstance(step, FunctionStep):
+                        continue
                     step_plan = fn_plan.steps.get(step.name, StepPlan())
-                    if step_plan.changes and not step_plan.blocked:
-                        group.start_soon(function_step, step, fn_plan.name, step_plan)
 
-        async def function_step(step: FunctionStep, name: str, step_plan: StepPlan) -> None:
-            results = [fn_results[c.key] for c in step_plan.changes]
-            for dependency in step.after:
-                await finished[dependency].wait()
-                if dependency in failures:
-                    for result in results:
-                        result.status = "failed"
-                        result.error = (
-                            f"not attempted: {dependency} failed ({failures[dependency]})"
-                        )
-                    return
-            fn = inventory.function(name)
-            with structlog.contextvars.bound_contextvars(function=name):
-                await self._run_step(
-                    step.name,
-                    lambda apply_ctx: step.apply(apply_ctx, fn, step_plan.changes),
-                    ctx,
-                    results,
-                )
+                    async def apply(
+                        apply_ctx: ApplyContext,
+                        step: FunctionStep = step,
+                        changes: tuple[Change, ...] = step_plan.changes,
+                    ) -> None:
+                        with structlog.contextvars.bound_contextvars(function=fn.name):
+                            await step.apply(apply_ctx, fn, changes)
+
+                    group.start_soon(run_step, step, fn.name, step_plan, apply)
 
         async with anyio.create_task_group() as group:
-            for env_step in ENVIRONMENT_STEPS:
-                group.start_soon(
-                    environment_step, env_step, plan.steps.get(env_step.name, StepPlan())
-                )
+            for step in self.settings.steps:
+                if isinstance(step, EnvironmentStep):
+                    step_plan = plan.steps.get(step.name, StepPlan())
+
+                    async def apply_environment(
+                        apply_ctx: ApplyContext,
+                        step: EnvironmentStep = step,
+                        changes: tuple[Change, ...] = step_plan.changes,
+                    ) -> None:
+                        await step.apply(apply_ctx, changes)
+
+                    group.start_soon(run_step, step, None, step_plan, apply_environment)
             for fn_plan in plan.functions:
                 group.start_soon(function, fn_plan)
 
         await self._verify(inventory, outcome)
-        for fn_outcome in outcome.functions:
-            done = [o.change for o in fn_outcome.changes if o.status == "applied" and o.verified]
-            fn_outcome.savings = costs.function_savings(inventory.function(fn_outcome.name), done)
+        self._price(outcome, inventory, verified_only=True)
+
+    def _dependencies(self, step: Step, function: str | None, plan: EnvironmentPlan) -> list[_Slot]:
+        """The step runs the `after` steps must have finished, in this environment."""
+        slots: list[_Slot] = []
+        for name in step.after:
+            if self.steps[name].scope == "environment":
+                slots.append((name, None))
+            elif function is not None:
+                slots.append((name, function))
+            else:
+                slots.extend((name, fn.name) for fn in plan.functions)
+        return slots
 
     async def _run_step(
         self,
@@ -231,12 +266,16 @@ class Engine:
         applied = [o for o in outcome.all_changes() if o.status == "applied"]
         if not applied:
             return
-        parts = {REGISTRY[o.change.step].part for o in applied}
+        parts = list({self.steps[o.change.step].part.name: self.steps[o.change.step].part
+                      for o in applied}.values())  # fmt: skip
         functions = {
             fn.name for fn in outcome.functions if any(c.status == "applied" for c in fn.changes)
         }
         fresh = await self.discovery.refresh(inventory, parts, functions)
-        remaining = {c.key for c in plan_environment(fresh, self.settings.targets).changes}
+        remaining = {
+            c.key
+            for c in plan_environment(fresh, self.settings.targets, self.settings.steps).changes
+        }
         for result in applied:
             result.verified = result.change.key not in remaining
             if not result.verified:
@@ -247,35 +286,62 @@ class Engine:
             unverified=sum(not o.verified for o in applied),
         )
 
+    # --- outcomes and money -------------------------------------------------------------
 
-def _outcome_from_plan(
-    plan: EnvironmentPlan, inventory: EnvironmentInventory | None
-) -> EnvironmentOutcome:
-    """The run's record of an environment, every planned change still `planned`."""
-    outcome = EnvironmentOutcome(suffix=plan.suffix, error=plan.error)
-    for step_plan in plan.steps.values():
-        outcome.changes += [ChangeOutcome(c) for c in step_plan.changes]
-        outcome.unchanged += list(step_plan.unchanged)
-        outcome.notes += list(step_plan.notes)
-    for name in plan.skipped:
-        outcome.notes.append(f"{name} skipped: tagged for another environment")
-    for fn_plan in plan.functions:
-        fn_outcome = FunctionOutcome(fn_plan.name)
-        all_changes: list[Change] = []
-        for step_plan in fn_plan.steps.values():
-            if step_plan.blocked:
-                fn_outcome.changes += [
-                    ChangeOutcome(c, status="blocked", error=step_plan.blocked)
-                    for c in step_plan.changes
-                ]
-            else:
-                fn_outcome.changes += [ChangeOutcome(c) for c in step_plan.changes]
-                all_changes += step_plan.changes
-            fn_outcome.unchanged += list(step_plan.unchanged)
-            fn_outcome.notes += list(step_plan.notes)
-        if inventory is not None:
-            fn_outcome.savings = costs.function_savings(
-                inventory.function(fn_plan.name), all_changes
+    def _outcome_from_plan(
+        self, plan: EnvironmentPlan, inventory: EnvironmentInventory | None
+    ) -> EnvironmentOutcome:
+        """The run's record of an environment, every planned change still `planned`."""
+        outcome = EnvironmentOutcome(suffix=plan.suffix, error=plan.error)
+        for step_plan in plan.steps.values():
+            outcome.changes += _outcomes(step_plan)
+            outcome.unchanged += list(step_plan.unchanged)
+            outcome.notes += list(step_plan.notes)
+        for name in plan.skipped:
+            outcome.notes.append(f"{name} skipped: tagged for another environment")
+        for fn_plan in plan.functions:
+            fn_outcome = FunctionOutcome(fn_plan.name)
+            for step_plan in fn_plan.steps.values():
+                fn_outcome.changes += _outcomes(step_plan)
+                fn_outcome.unchanged += list(step_plan.unchanged)
+                fn_outcome.notes += list(step_plan.notes)
+            outcome.functions.append(fn_outcome)
+        if inventory is not None and plan.error is None:
+            self._price(outcome, inventory, verified_only=False)
+        return outcome
+
+    def _price(
+        self, outcome: EnvironmentOutcome, inventory: EnvironmentInventory, verified_only: bool
+    ) -> None:
+        """Each step prices its changes: the planned ones (not blocked), or, after a run,
+        only those applied and verified."""
+
+        def counted(outcomes: list[ChangeOutcome], step: str) -> list[Change]:
+            return [
+                o.change
+                for o in outcomes
+                if o.change.step == step
+                and (o.status == "applied" and o.verified if verified_only else o.ok)
+            ]
+
+        ctx = PlanContext(inventory, self.settings.targets)
+        own: list[Money] = []
+        for step in self.settings.steps:
+            if isinstance(step, EnvironmentStep):
+                own.append(Money(step.money(ctx, counted(outcome.changes, step.name))))
+        outcome.money = Money.total(own)
+        for fn_outcome in outcome.functions:
+            fn = inventory.function(fn_outcome.name)
+            fn_outcome.money = Money.total(
+                Money(step.money(ctx, fn, counted(fn_outcome.changes, step.name)))
+                for step in self.settings.steps
+                if isinstance(step, FunctionStep)
             )
-        outcome.functions.append(fn_outcome)
-    return outcome
+
+
+def _outcomes(step_plan: StepPlan) -> list[ChangeOutcome]:
+    if step_plan.blocked:
+        return [
+            ChangeOutcome(c, status="blocked", error=step_plan.blocked) for c in step_plan.changes
+        ]
+    return [ChangeOutcome(c) for c in step_plan.changes]

@@ -1,5 +1,10 @@
 """What discovery found: the observed state of each environment, as immutable values.
 
+The core of an environment is its functions, found by exact name (`FunctionState`, from
+GetFunction). Everything else - log groups, alarms, the queue, usage, ... - is a *part*,
+read by the part's own reader in `steps/` and kept here under the part's name; code asks
+for a part with its typed key: `function.part(LOG_GROUP)`.
+
 Environment variables hold values that may be secret. They are kept (the update must send
 the merged map back) but never shown: `EnvironmentVariables` prints names only, and the
 plan, report, logs and before-images carry names and hashes, never values.
@@ -11,7 +16,12 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from optimizer_async.naming import log_group_name
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class EnvironmentVariables(Mapping[str, str]):
@@ -75,63 +85,64 @@ class FunctionState:
         return self.role_arn.rsplit("/", 1)[-1]
 
 
-@dataclass(frozen=True)
-class LogGroupState:
-    name: str
-    retention_days: int | None
-    stored_bytes: int
+def function_state(config: Mapping[str, Any], answer: Mapping[str, Any]) -> FunctionState:
+    """A FunctionState from a GetFunction answer."""
+    logging_config = config.get("LoggingConfig") or {}
+    concurrency = (answer.get("Concurrency") or {}).get("ReservedConcurrentExecutions")
+    return FunctionState(
+        name=str(config["FunctionName"]),
+        arn=str(config["FunctionArn"]),
+        role_arn=str(config["Role"]),
+        memory_mb=int(config["MemorySize"]),
+        timeout_s=int(config["Timeout"]),
+        tracing_mode=str((config.get("TracingConfig") or {}).get("Mode", "PassThrough")),
+        dead_letter_target=(config.get("DeadLetterConfig") or {}).get("TargetArn") or None,
+        environment=EnvironmentVariables((config.get("Environment") or {}).get("Variables", {})),
+        environment_error=environment_error(config),
+        reserved_concurrency=None if concurrency is None else int(concurrency),
+        log_group=str(
+            logging_config.get("LogGroup") or log_group_name(str(config["FunctionName"]))
+        ),
+        architecture=str((config.get("Architectures") or ["x86_64"])[0]),
+        revision_id=config.get("RevisionId"),
+        last_update_status=str(config.get("LastUpdateStatus", "Successful")),
+        tags=dict(answer.get("Tags") or {}),
+    )
 
 
-@dataclass(frozen=True)
-class Usage:
-    """30 days of CloudWatch usage: what the savings estimate is computed from."""
+class PartKey(Generic[T_co]):
+    """A typed key into an inventory's parts; the parts themselves are defined in `steps/`."""
 
-    days: int
-    invocations: float
-    duration_ms: float  # summed over all invocations
+    name: ClassVar[str]
+
+
+class PartNotRead(KeyError):
+    """A part was asked for that discovery did not read: some step forgot to declare it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _part(parts: Mapping[str, Any], key: PartKey[T], owner: str) -> T:
+    try:
+        return cast(T, parts[key.name])
+    except KeyError:
+        raise PartNotRead(
+            f"part {key.name!r} of {owner} was not read: declare it in the step's `uses`"
+        ) from None
 
 
 @dataclass(frozen=True)
 class FunctionInventory:
     state: FunctionState
-    log_group: LogGroupState | None
-    alarms: Mapping[str, Mapping[str, Any] | None]  # alarm name -> DescribeAlarms entry
-    usage: Usage | None = None
+    parts: Mapping[str, Any] = field(default_factory=dict)  # part name -> value
 
     @property
     def name(self) -> str:
         return self.state.name
 
-
-@dataclass(frozen=True)
-class QueueState:
-    name: str
-    url: str
-    arn: str
-    attributes: Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class RolePolicyState:
-    role_name: str
-    policy_name: str
-    document: Mapping[str, Any] | None  # None: the role has no such inline policy
-
-
-@dataclass(frozen=True)
-class BucketState:
-    name: str
-    exists: bool
-    versioning: str | None  # "Enabled", "Suspended" or None (never enabled)
-    lifecycle_rules: tuple[Mapping[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class AccountState:
-    account_id: str
-    region: str
-    concurrency_limit: int
-    unreserved_concurrency: int
+    def part(self, key: PartKey[T]) -> T:
+        return _part(self.parts, key, self.name)
 
 
 @dataclass(frozen=True)
@@ -140,10 +151,7 @@ class EnvironmentInventory:
     account_id: str
     region: str
     functions: tuple[FunctionInventory, ...]
-    secret_arns: Mapping[str, str | None]  # secret name -> ARN, None when missing
-    queue: QueueState | None
-    role_policies: tuple[RolePolicyState, ...]  # one per execution role of the functions
-    bucket: BucketState
+    parts: Mapping[str, Any] = field(default_factory=dict)  # part name -> value
     skipped: tuple[str, ...] = ()  # names that matched but belong to another environment
 
     def function(self, name: str) -> FunctionInventory:
@@ -151,3 +159,6 @@ class EnvironmentInventory:
             if inventory.name == name:
                 return inventory
         raise KeyError(name)
+
+    def part(self, key: PartKey[T]) -> T:
+        return _part(self.parts, key, f"environment {self.suffix}")

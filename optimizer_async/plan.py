@@ -1,9 +1,10 @@
-"""Inventory + targets -> Plan. Pure: no I/O, so it is tested exhaustively.
+"""Inventory + targets + steps -> Plan. Pure: no I/O, so it is tested exhaustively.
 
 A plan lists, per environment and function, each change with its before and after value,
 the settings already fine, and notes. It is empty for an optimised environment. An
-environment that lacks what the targets need (its functions, its secrets) gets an error
-instead of changes, and nothing is applied to it.
+environment that lacks what its steps need (its functions, or a part's precondition such as
+its secrets) gets an error instead of changes, and nothing is applied to it. Fleet-wide
+guardrails are each step's own (`Step.guard_fleet`); this module knows no particular step.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY
-from optimizer_async.inventory import AccountState, EnvironmentInventory
+from optimizer_async.inventory import EnvironmentInventory
 from optimizer_async.naming import EnvironmentNames
-from optimizer_async.steps import ENVIRONMENT_STEPS, FUNCTION_STEPS
-from optimizer_async.steps.base import Change, PlanContext, StepPlan
-from optimizer_async.steps.reserved_concurrency import ReservedConcurrency
+from optimizer_async.steps.base import (
+    Change,
+    EnvironmentStep,
+    FleetContext,
+    FunctionStep,
+    PlanContext,
+    Step,
+    StepPlan,
+)
 from optimizer_async.targets import Targets
 
 
@@ -100,56 +106,70 @@ def failed_environment(suffix: str, reason: str) -> EnvironmentPlan:
     return EnvironmentPlan(suffix=suffix, error=reason)
 
 
-def _precondition_error(inventory: EnvironmentInventory) -> str | None:
+def _precondition_error(inventory: EnvironmentInventory, steps: Sequence[Step]) -> str | None:
     if not inventory.functions:
         names = EnvironmentNames(inventory.suffix)
         skipped = f" ({', '.join(inventory.skipped)} tagged for another environment)"
         return f"no function found for suffix {names.suffix!r}" + (
             skipped if inventory.skipped else ""
         )
-    missing = sorted(name for name, arn in inventory.secret_arns.items() if arn is None)
-    if missing:
-        return f"secret(s) not found: {', '.join(missing)}; create them, then re-run"
+    parts = {part.name: part for step in steps for part in step.parts}
+    values = [(name, inventory.parts) for name in parts] + [
+        (name, fn.parts) for fn in inventory.functions for name in parts
+    ]
+    for name, found in values:
+        if name in found:
+            problem = parts[name].problem(found[name])
+            if problem is not None:
+                return problem
     return None
 
 
-def plan_environment(inventory: EnvironmentInventory, targets: Targets) -> EnvironmentPlan:
-    """The changes that bring one environment to the targets."""
-    error = _precondition_error(inventory)
+def plan_environment(
+    inventory: EnvironmentInventory, targets: Targets, steps: Sequence[Step]
+) -> EnvironmentPlan:
+    """The changes the given steps make to bring one environment to the targets."""
+    error = _precondition_error(inventory, steps)
     if error is not None:
         return EnvironmentPlan(inventory.suffix, error=error, skipped=inventory.skipped)
     ctx = PlanContext(inventory, targets)
-    steps = {step.name: step.plan(ctx) for step in ENVIRONMENT_STEPS}
+    own = {step.name: step.plan(ctx) for step in steps if isinstance(step, EnvironmentStep)}
     functions = tuple(
-        FunctionPlan(fn.name, {step.name: step.plan(ctx, fn) for step in FUNCTION_STEPS})
+        FunctionPlan(
+            fn.name,
+            {step.name: step.plan(ctx, fn) for step in steps if isinstance(step, FunctionStep)},
+        )
         for fn in inventory.functions
     )
-    return EnvironmentPlan(inventory.suffix, steps, functions, skipped=inventory.skipped)
+    return EnvironmentPlan(inventory.suffix, own, functions, skipped=inventory.skipped)
 
 
-def plan_fleet(environments: Sequence[EnvironmentPlan], account: AccountState | None) -> Plan:
-    """Apply the account-wide guardrail: new reservations never push the account's unreserved
-    concurrency below AWS's floor of 100. Earlier environments (in the order given) and
-    functions get the budget first; the rest are blocked with the reason."""
-    if account is None:
-        return Plan(tuple(environments))
-    budget = account.unreserved_concurrency - MIN_UNRESERVED_CONCURRENCY
-    step = ReservedConcurrency.name
-    planned: list[EnvironmentPlan] = []
-    for env in environments:
-        functions = []
-        for fn in env.functions:
-            wanted = sum(int(c.after) for c in fn.steps.get(step, StepPlan()).changes)
-            if wanted and wanted > budget:
-                left = budget + MIN_UNRESERVED_CONCURRENCY - wanted
-                reason = (
-                    f"reserving {wanted} would leave the account's unreserved concurrency at "
-                    f"{left}, below AWS's minimum of {MIN_UNRESERVED_CONCURRENCY}"
+def plan_fleet(
+    environments: Sequence[EnvironmentPlan], fleet: FleetContext, steps: Sequence[Step]
+) -> Plan:
+    """Let each step guard the whole fleet: its plans, in the order given (earlier
+    environments and functions first), may come back blocked."""
+    planned = list(environments)
+    for step in steps:
+        if isinstance(step, FunctionStep):
+            slots = [
+                (e, f)
+                for e, env in enumerate(planned)
+                for f, fn in enumerate(env.functions)
+                if step.name in fn.steps
+            ]
+            guarded = step.guard_fleet(
+                fleet, [planned[e].functions[f].steps[step.name] for e, f in slots]
+            )
+            for (e, f), step_plan in zip(slots, guarded, strict=True):
+                functions = list(planned[e].functions)
+                functions[f] = replace(
+                    functions[f], steps={**functions[f].steps, step.name: step_plan}
                 )
-                blocked = replace(fn.steps[step], blocked=reason)
-                fn = replace(fn, steps={**fn.steps, step: blocked})
-            else:
-                budget -= wanted
-            functions.append(fn)
-        planned.append(replace(env, functions=tuple(functions)))
+                planned[e] = replace(planned[e], functions=tuple(functions))
+        else:
+            indices = [e for e, env in enumerate(planned) if step.name in env.steps]
+            guarded = step.guard_fleet(fleet, [planned[e].steps[step.name] for e in indices])
+            for e, step_plan in zip(indices, guarded, strict=True):
+                planned[e] = replace(planned[e], steps={**planned[e].steps, step.name: step_plan})
     return Plan(tuple(planned))

@@ -1,4 +1,8 @@
-"""RunReport: what a run did, as JSON (machines), a table (people) or Markdown (PRs, wikis)."""
+"""RunReport: what a run did, as JSON (machines), a table (people) or Markdown (PRs, wikis).
+
+How a change's values read is each step's own (`Step.render_value`); the report looks the
+step up in the registry and knows none of them.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,20 @@ import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from optimizer_async import pricing
-from optimizer_async.costs import Savings
+from optimizer_async.config import OutputFormat
+from optimizer_async.costs import Money
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome
+from optimizer_async.steps.base import render_value
+from optimizer_async.steps.registry import REGISTRY
 
 SCHEMA_VERSION: Final = 1
-OutputFormat = Literal["table", "json", "markdown"]
-OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
 
 
 @dataclass
@@ -31,14 +36,12 @@ class RunReport:
     elapsed_s: float
     environments: list[EnvironmentOutcome]
     api_calls: dict[str, Any]
+    steps: tuple[str, ...] = ()  # the steps that ran, by registry name
+    selected: bool = False  # --only / --skip chose them (else: every registered step)
 
     @property
-    def savings(self) -> Savings:
-        total = Savings()
-        for env in self.environments:
-            for fn in env.functions:
-                total = total + fn.savings
-        return total
+    def savings(self) -> Money:
+        return Money.total(env.total_money for env in self.environments)
 
     @property
     def failed(self) -> list[EnvironmentOutcome]:
@@ -67,12 +70,15 @@ class RunReport:
             "region": self.region,
             "started_at": self.started_at.isoformat(),
             "elapsed_s": round(self.elapsed_s, 3),
+            "steps": list(self.steps),
             "environments": [_environment_json(env) for env in self.environments],
             "savings": {
                 "monthly_usd": round(savings.net_usd, 2),
-                "compute_monthly_usd": round(savings.compute_usd, 2),
-                "alarms_monthly_usd": round(savings.alarms_usd, 2),
-                "basis": "30 days of CloudWatch usage; durations assumed unchanged",
+                **{
+                    f"{label}_monthly_usd": round(amount, 2)
+                    for label, (_, amount) in savings.by_label().items()
+                },
+                "basis": "; ".join(savings.bases),
                 "estimated": self.dry_run,
                 "prices_as_of": pricing.PRICES_AS_OF,
                 "price_region": pricing.REGION,
@@ -106,7 +112,10 @@ def _environment_json(env: EnvironmentOutcome) -> dict[str, Any]:
                 "changes": [_change_json(c) for c in fn.changes],
                 "unchanged": fn.unchanged,
                 "notes": fn.notes,
-                "savings": {"monthly_usd": round(fn.savings.net_usd, 2)},
+                "savings": {
+                    "monthly_usd": round(fn.money.net_usd, 2),
+                    "lines": [line.to_json() for line in fn.money.lines],
+                },
             }
             for fn in env.functions
         ],
@@ -116,32 +125,17 @@ def _environment_json(env: EnvironmentOutcome) -> dict[str, Any]:
 # --- people -------------------------------------------------------------------------------
 
 
-_OPERATORS: Final = {
-    "GreaterThanThreshold": ">",
-    "GreaterThanOrEqualToThreshold": ">=",
-    "LessThanThreshold": "<",
-    "LessThanOrEqualToThreshold": "<=",
-}
-
-
-def _value(value: Any) -> str:
-    """A before/after value, short enough for a table cell."""
-    if value is None:
-        return "-"
-    if isinstance(value, dict):
-        if "Statement" in value:
-            return f"policy ({len(value['Statement'])} statements)"
-        if {"watches", "comparison", "threshold"} <= set(value):
-            operator = _OPERATORS.get(str(value["comparison"]), str(value["comparison"]))
-            return f"{value['watches']} {operator} {value['threshold']:g}"
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    text = str(value)
-    if text.startswith("arn:"):
-        parts = text.split(":", 5)
-        if len(parts) < 6:
-            return text
-        return parts[5] if ":" in parts[5] else f"{parts[2]}:{parts[5]}"
-    return text
+def _cells(outcome: ChangeOutcome) -> tuple[str, str, str]:
+    """Setting, before and after as the change's step renders them."""
+    change = outcome.change
+    step = REGISTRY.get(change.step)
+    if step is None:  # a step no longer registered: the plain rendering
+        return change.setting, render_value(change.before), render_value(change.after)
+    return (
+        step.render_setting(change.setting),
+        step.render_value(change.setting, change.before),
+        step.render_value(change.setting, change.after),
+    )
 
 
 def _mark(outcome: ChangeOutcome) -> str:
@@ -152,16 +146,7 @@ def _mark(outcome: ChangeOutcome) -> str:
 
 def _rows(env: EnvironmentOutcome) -> list[tuple[str, str, str, str, str]]:
     outcomes = env.changes + [c for fn in env.functions for c in fn.changes]
-    return [
-        (
-            c.change.resource,
-            _setting(c.change.setting),
-            _value(c.change.before),
-            _value(c.change.after),
-            _mark(c),
-        )
-        for c in outcomes
-    ]
+    return [(c.change.resource, *_cells(c), _mark(c)) for c in outcomes]
 
 
 def _headline(report: RunReport) -> str:
@@ -169,17 +154,18 @@ def _headline(report: RunReport) -> str:
     verb = "would save" if report.dry_run else "saves"
     calls, writes = report.api_calls.get("total", 0), report.api_calls.get("writes", 0)
     mode = {"planned": "dry run", "nothing_to_do": "nothing to do"}.get(report.status, "applied")
+    breakdown = savings.breakdown()
     return (
         f"run {report.run_id} · {mode} · "
         f"{len(report.environments)} environment(s), {len(report.failed)} failed · "
         f"{calls} AWS calls ({writes} writes) · {report.elapsed_s:.1f} s · "
-        f"{verb} ${savings.net_usd:,.2f}/month "
-        f"(compute ${savings.compute_usd:,.2f} - alarms ${savings.alarms_usd:,.2f})"
+        f"{verb} ${savings.net_usd:,.2f}/month" + (f" ({breakdown})" if breakdown else "")
     )
 
 
-def _setting(name: str) -> str:
-    return name.replace("Environment.Variables.", "env ")
+def _steps_line(report: RunReport) -> str | None:
+    """Which steps ran, when --only / --skip chose them (otherwise: all of them)."""
+    return f"steps: {', '.join(report.steps)}" if report.selected else None
 
 
 def render_table(report: RunReport, width: int | None = None) -> str:
@@ -188,7 +174,7 @@ def render_table(report: RunReport, width: int | None = None) -> str:
         file=io.StringIO(), width=width, force_terminal=False, no_color=True, emoji=False
     )
     for env in report.environments:
-        saved = sum((fn.savings for fn in env.functions), Savings()).net_usd
+        saved = env.total_money.net_usd
         title = f"environment {env.suffix}: {env.status}"
         if saved:
             title += f" · ${saved:,.2f}/month"
@@ -209,6 +195,9 @@ def render_table(report: RunReport, width: int | None = None) -> str:
         notes = env.notes + [n for fn in env.functions for n in fn.notes]
         for note in notes:
             console.print(Text(f"  note: {note}"))
+    steps = _steps_line(report)
+    if steps:
+        console.print(Text(steps))
     console.print(Text(_headline(report)))
     output = console.file.getvalue()  # type: ignore[attr-defined]
     return str(output)
@@ -216,6 +205,9 @@ def render_table(report: RunReport, width: int | None = None) -> str:
 
 def render_markdown(report: RunReport) -> str:
     lines = [f"# lambda-optimizer run {report.run_id}", "", _headline(report), ""]
+    steps = _steps_line(report)
+    if steps:
+        lines += [steps, ""]
     for env in report.environments:
         lines += [f"## `{env.suffix}` — {env.status}", ""]
         if env.error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from optimizer_async.costs import Savings
+from optimizer_async.costs import Money
 from optimizer_async.steps.base import Change
 
 ChangeStatus = Literal["planned", "applied", "failed", "blocked"]
@@ -38,7 +38,7 @@ class FunctionOutcome:
     changes: list[ChangeOutcome] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    savings: Savings = field(default_factory=Savings)
+    money: Money = field(default_factory=Money)
 
     @property
     def status(self) -> Status:
@@ -54,6 +54,12 @@ class EnvironmentOutcome:
     notes: list[str] = field(default_factory=list)
     functions: list[FunctionOutcome] = field(default_factory=list)
     before_images: str | None = None  # where the rollback material was saved
+    money: Money = field(default_factory=Money)  # the environment's own steps'
+
+    @property
+    def total_money(self) -> Money:
+        """The environment's own money and its functions'."""
+        return Money.total([self.money, *(fn.money for fn in self.functions)])
 
     @property
     def status(self) -> Status:

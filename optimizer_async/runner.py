@@ -17,9 +17,10 @@ import structlog
 
 from optimizer_async import logs
 from optimizer_async.aws.gateway import Aws, AwsSettings
-from optimizer_async.config import RunConfig
+from optimizer_async.config import OutputFormat, RunConfig
 from optimizer_async.engine import Engine, EngineSettings
-from optimizer_async.report import OutputFormat, RunReport, render
+from optimizer_async.report import RunReport, render
+from optimizer_async.steps.registry import REGISTRY
 
 log = structlog.get_logger("optimizer_async.runner")
 
@@ -33,13 +34,20 @@ async def run_once(config: RunConfig, aws_settings: AwsSettings) -> RunReport:
     """One discover-plan-(apply-verify) pass over the configured environments."""
     run_id = new_run_id()
     started_at, started = datetime.now(UTC), time.monotonic()
+    steps = REGISTRY.select(config.only, config.skip)
     with structlog.contextvars.bound_contextvars(run_id=run_id):
-        log.info("run.started", suffixes=list(config.suffixes), dry_run=config.dry_run)
+        log.info(
+            "run.started",
+            suffixes=list(config.suffixes),
+            dry_run=config.dry_run,
+            steps=[step.name for step in steps],
+        )
         async with Aws.open(aws_settings) as aws:
             engine = Engine(
                 aws,
                 EngineSettings(
                     targets=config.targets,
+                    steps=steps,
                     function_bases=config.function_bases,
                     concurrency=config.concurrency,
                     dry_run=config.dry_run,
@@ -55,6 +63,8 @@ async def run_once(config: RunConfig, aws_settings: AwsSettings) -> RunReport:
             elapsed_s=time.monotonic() - started,
             environments=fleet.environments,
             api_calls=aws.counter.snapshot(),
+            steps=tuple(step.name for step in steps),
+            selected=bool(config.only or config.skip),
         )
         log.info(
             "run.finished",

@@ -9,7 +9,7 @@ few under tight quotas (DescribeAlarms: 9/s, DescribeLogGroups: 10/s).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 import anyio
@@ -17,7 +17,7 @@ import anyio
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-Fetch = Callable[[Sequence[K]], Awaitable[dict[K, V]]]
+Fetch = Callable[[Sequence[K]], Awaitable[Mapping[K, V]]]
 
 
 class _Pending(Generic[K, V]):

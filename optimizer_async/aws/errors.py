@@ -1,10 +1,13 @@
-"""What an AWS error means for us, by error code: one place that knows the codes."""
+"""What an AWS error means for us, by error code: one place that knows the codes.
+
+Errors are read by their shape (botocore's and aiobotocore's `ClientError` carry the parsed
+answer in `.response`), so that planning code can classify them without importing the SDK.
+"""
 
 from __future__ import annotations
 
-from typing import Final
-
-from botocore.exceptions import ClientError
+from collections.abc import Mapping
+from typing import Any, Final
 
 NOT_FOUND_CODES: Final = frozenset(
     {
@@ -23,17 +26,24 @@ STALE_REVISION: Final = "PreconditionFailedException"
 IAM_NOT_YET_PROPAGATED: Final = ("does not have permissions to call", "cannot be assumed by Lambda")
 
 
+def _error(error: BaseException) -> Mapping[str, Any] | None:
+    """The `Error` member of an AWS client error's parsed answer; None for other errors."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, Mapping):
+        return None
+    detail = response.get("Error")
+    return detail if isinstance(detail, Mapping) else None
+
+
 def error_code(error: BaseException) -> str | None:
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
+    detail = _error(error)
+    code = None if detail is None else detail.get("Code")
+    return str(code) if code else None
 
 
 def error_message(error: BaseException) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Message", ""))
-    return str(error)
+    detail = _error(error)
+    return str(error) if detail is None else str(detail.get("Message", ""))
 
 
 def is_not_found(error: BaseException) -> bool:

@@ -1,6 +1,9 @@
 """The one gateway to AWS: an aioboto3 client per service, paced per quota bucket, counted.
 
-Every call the optimizer makes goes through `Aws.call`, which
+Steps and parts call AWS through typed service views (`aws.lambda_.get_function(...)`):
+to mypy each view is the service's aiobotocore client from the `types-aiobotocore` stubs,
+so a misspelt operation or parameter fails `make lint`; at run time it routes every
+method to `Aws.call`, which
 - waits for its quota bucket's rate limiter (one per account, region and bucket, at the
   rates in `quotas.py`), so a run stays under AWS's API quotas instead of provoking throttles;
 - lets botocore retry transient errors and throttles (standard mode where AWS publishes
@@ -11,12 +14,13 @@ Every call the optimizer makes goes through `Aws.call`, which
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 
 import aioboto3
 import anyio
@@ -27,6 +31,20 @@ from botocore import xform_name
 
 from optimizer_async.aws import errors, quotas
 from optimizer_async.aws.operations import is_write
+from optimizer_async.clock import Clock, EventLoopClock
+
+if TYPE_CHECKING:
+    from types_aiobotocore_cloudwatch import CloudWatchClient
+    from types_aiobotocore_iam import IAMClient
+    from types_aiobotocore_lambda import LambdaClient
+    from types_aiobotocore_logs import CloudWatchLogsClient
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_secretsmanager import SecretsManagerClient
+    from types_aiobotocore_sqs import SQSClient
+    from types_aiobotocore_sts import STSClient
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 log = structlog.get_logger("optimizer_async.aws")
 
@@ -78,9 +96,16 @@ class CallCounter:
 class Aws:
     """Open with `async with Aws.open(settings) as aws:`; clients are made on first use."""
 
-    def __init__(self, settings: AwsSettings, session: aioboto3.Session, stack: AsyncExitStack):
+    def __init__(
+        self,
+        settings: AwsSettings,
+        session: aioboto3.Session,
+        stack: AsyncExitStack,
+        clock: Clock | None = None,
+    ):
         self.settings = settings
         self.counter = CallCounter()
+        self.clock: Clock = clock or EventLoopClock()
         self._session = session
         self._stack = stack
         self._clients: dict[str, Any] = {}
@@ -91,7 +116,7 @@ class Aws:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, settings: AwsSettings) -> AsyncIterator[Aws]:
+    async def open(cls, settings: AwsSettings, clock: Clock | None = None) -> AsyncIterator[Aws]:
         access_key, secret_key = settings.credentials or (None, None)
         session = aioboto3.Session(
             aws_access_key_id=access_key,
@@ -100,17 +125,51 @@ class Aws:
             profile_name=settings.profile,
         )
         async with AsyncExitStack() as stack:
-            yield cls(settings, session, stack)
+            yield cls(settings, session, stack, clock)
 
     @property
     def region(self) -> str:
         return self.settings.region
 
+    # --- typed service views ---------------------------------------------------------------
+
+    @property
+    def lambda_(self) -> LambdaClient:
+        return cast("LambdaClient", _Service(self, "lambda"))
+
+    @property
+    def logs(self) -> CloudWatchLogsClient:
+        return cast("CloudWatchLogsClient", _Service(self, "logs"))
+
+    @property
+    def cloudwatch(self) -> CloudWatchClient:
+        return cast("CloudWatchClient", _Service(self, "cloudwatch"))
+
+    @property
+    def sqs(self) -> SQSClient:
+        return cast("SQSClient", _Service(self, "sqs"))
+
+    @property
+    def iam(self) -> IAMClient:
+        return cast("IAMClient", _Service(self, "iam"))
+
+    @property
+    def s3(self) -> S3Client:
+        return cast("S3Client", _Service(self, "s3"))
+
+    @property
+    def secretsmanager(self) -> SecretsManagerClient:
+        return cast("SecretsManagerClient", _Service(self, "secretsmanager"))
+
+    @property
+    def sts(self) -> STSClient:
+        return cast("STSClient", _Service(self, "sts"))
+
     async def account_id(self) -> str:
         """The caller's account, asked once however many tasks ask at the same time."""
         async with self._account_lock:
             if self._account_id is None:
-                identity = await self.call("sts", "GetCallerIdentity")
+                identity = await self.sts.get_caller_identity()
                 self._account_id = str(identity["Account"])
         return self._account_id
 
@@ -153,6 +212,19 @@ class Aws:
     async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         """Call `service.operation(**params)` under its quota; raises botocore's errors."""
         client = await self._client(service)
+        return await self._call(client, service, operation, params)
+
+    async def call_method(self, service: str, method: str, **params: Any) -> dict[str, Any]:
+        """Like `call`, by the client's method name (`get_function`): the typed views' path."""
+        client = await self._client(service)
+        operation = client.meta.method_to_api_mapping.get(method)
+        if operation is None:
+            raise AttributeError(f"{service} has no operation {method!r}")
+        return await self._call(client, service, operation, params)
+
+    async def _call(
+        self, client: Any, service: str, operation: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
         limiter = self._limiter(service, operation)
         if limiter is not None:
             await limiter.acquire()
@@ -178,23 +250,29 @@ class Aws:
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
 
-    async def find(self, service: str, operation: str, **params: Any) -> dict[str, Any] | None:
-        """Like `call`, but None where AWS answers that the resource does not exist."""
+    @staticmethod
+    async def find(
+        method: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R | None:
+        """`await method(...)`, but None where AWS answers that the resource does not exist."""
         try:
-            return await self.call(service, operation, **params)
+            return await method(*args, **kwargs)
         except Exception as error:
             if errors.is_not_found(error):
                 return None
             raise
 
+    @staticmethod
     async def pages(
-        self, service: str, operation: str, token: str, **params: Any
-    ) -> AsyncIterator[dict[str, Any]]:
+        token: str, method: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncIterator[R]:
         """Every page of a paginated call; `token` names the request and response token."""
+        call = cast(Callable[..., Awaitable[R]], method)
+        params: dict[str, Any] = dict(kwargs)
         while True:
-            page = await self.call(service, operation, **params)
+            page = await call(*args, **params)
             yield page
-            next_token = page.get(token)
+            next_token = cast(Mapping[str, Any], page).get(token)
             if not next_token:
                 return
             params[token] = next_token
@@ -202,3 +280,20 @@ class Aws:
     def scaled(self, seconds: float) -> float:
         """A wait of `seconds` on AWS's clock, on this run's clock."""
         return seconds / self.settings.time_scale
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of AWS's time (scaled to the run's clock)."""
+        await self.clock.sleep(self.scaled(seconds))
+
+
+class _Service:
+    """A service view: any method becomes `Aws.call_method(service, method, ...)`."""
+
+    def __init__(self, aws: Aws, service: str) -> None:
+        self._aws = aws
+        self._service = service
+
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return functools.partial(self._aws.call_method, self._service, method)

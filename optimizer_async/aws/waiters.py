@@ -3,20 +3,20 @@
 `wait_function_updated` polls GetFunction (its own 100 requests/second quota, not the
 shared 15/s control plane) with exponential backoff and jitter until the function's last
 update settles, failing fast on `Failed` with AWS's reason and giving up at a deadline.
+Time is read and slept through the gateway's clock, so tests can count polls exactly.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import anyio
 import structlog
 
-from optimizer_async.aws.gateway import Aws
+if TYPE_CHECKING:
+    from optimizer_async.aws.gateway import Aws
 
 log = structlog.get_logger("optimizer_async.waiters")
 
@@ -42,18 +42,19 @@ class WaiterTimeout(WaiterError):
 @dataclass(frozen=True)
 class Backoff:
     """Delays on AWS's clock: `initial`, growing by `factor` up to `maximum`, each with
-    jitter (half to all of it) so that many waiters do not poll in step; give up after
-    `deadline` seconds."""
+    jitter (by default half to all of it) so that many waiters do not poll in step; give
+    up after `deadline` seconds."""
 
     initial: float
     factor: float
     maximum: float
     deadline: float
+    jitter: float = 0.5  # each delay is cut by up to this fraction, at random
 
     def delays(self) -> Iterator[float]:
         delay = self.initial
         while True:
-            yield delay * random.uniform(0.5, 1.0)
+            yield delay * random.uniform(1.0 - self.jitter, 1.0)
             delay = min(delay * self.factor, self.maximum)
 
 
@@ -68,13 +69,13 @@ async def wait_function_updated(
     aws: Aws, function_name: str, backoff: Backoff = FUNCTION_UPDATED
 ) -> dict[str, Any]:
     """GetFunction's answer once LastUpdateStatus is Successful (and State is settled)."""
-    started = time.monotonic()
+    started = aws.clock.now()
     deadline = aws.scaled(backoff.deadline)
     delays = backoff.delays()
     attempt = 0
     while True:
         attempt += 1
-        answer = await aws.call("lambda", "GetFunction", FunctionName=function_name)
+        answer: dict[str, Any] = dict(await aws.lambda_.get_function(FunctionName=function_name))
         config = answer["Configuration"]
         status = config.get("LastUpdateStatus", "Successful")
         state = config.get("State", "Active")
@@ -96,9 +97,8 @@ async def wait_function_updated(
             )
         if status == "Successful" and state in _SETTLED_STATES:
             return answer
-        delay = aws.scaled(next(delays))
-        if time.monotonic() - started + delay > deadline:
-            raise WaiterTimeout(
-                f"{function_name} still {status} after {time.monotonic() - started:.1f} s"
-            )
-        await anyio.sleep(delay)
+        delay = next(delays)
+        elapsed = aws.clock.now() - started
+        if elapsed + aws.scaled(delay) > deadline:
+            raise WaiterTimeout(f"{function_name} still {status} after {elapsed:.1f} s")
+        await aws.sleep(delay)

@@ -7,27 +7,52 @@ its definition differs from the target, compared field by field after normalisin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from optimizer_async import naming
-from optimizer_async.inventory import FunctionInventory
+from optimizer_async import naming, pricing
+from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    FunctionPart,
     FunctionStep,
+    Json,
+    MoneyLine,
     Permission,
     PlanContext,
+    ReadContext,
     StepPlan,
+    render_value,
 )
 from optimizer_async.targets import AlarmTargets
 
+if TYPE_CHECKING:
+    from types_aiobotocore_cloudwatch.type_defs import (
+        MetricStatTypeDef,
+        PutMetricAlarmInputTypeDef,
+        TagTypeDef,
+    )
+
+    from optimizer_async.aws.gateway import Aws
+
 ERROR_RATE_EXPRESSION: Final = "IF(invocations > 0, 100 * errors / invocations, 0)"
+ERROR_RATE_ALARM_METRICS: Final = 2  # Errors and Invocations; the expression is free
+DURATION_ALARM_METRICS: Final = 1
 _ALARM_ARN: Final = "arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarm}"
+_FUNCTIONS_PER_CALL: Final = 50  # DescribeAlarms takes 100 names, two per function
+_OPERATORS: Final = {
+    "GreaterThanThreshold": ">",
+    "GreaterThanOrEqualToThreshold": ">=",
+    "LessThanThreshold": "<",
+    "LessThanOrEqualToThreshold": "<=",
+}
+
+AlarmsByName = Mapping[str, Mapping[str, Any] | None]  # alarm name -> DescribeAlarms entry or None
 
 
-def _metric(function: str, name: str, period: int, stat: str) -> dict[str, Any]:
+def _metric(function: str, name: str, period: int, stat: str) -> MetricStatTypeDef:
     return {
         "Metric": {
             "Namespace": "AWS/Lambda",
@@ -39,7 +64,7 @@ def _metric(function: str, name: str, period: int, stat: str) -> dict[str, Any]:
     }
 
 
-def error_rate_alarm(function: str, targets: AlarmTargets) -> dict[str, Any]:
+def error_rate_alarm(function: str, targets: AlarmTargets) -> PutMetricAlarmInputTypeDef:
     """PutMetricAlarm arguments for the error-rate alarm."""
     period = targets.period_s
     return {
@@ -72,7 +97,7 @@ def error_rate_alarm(function: str, targets: AlarmTargets) -> dict[str, Any]:
     }
 
 
-def duration_alarm(function: str, targets: AlarmTargets) -> dict[str, Any]:
+def duration_alarm(function: str, targets: AlarmTargets) -> PutMetricAlarmInputTypeDef:
     """PutMetricAlarm arguments for the duration alarm (slowest invocation of the period)."""
     return {
         "AlarmName": naming.duration_alarm_name(function),
@@ -140,27 +165,58 @@ def summary(alarm: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+async def _fetch(aws: Aws, functions: Sequence[str]) -> Mapping[str, AlarmsByName]:
+    wanted = {
+        function: (naming.error_rate_alarm_name(function), naming.duration_alarm_name(function))
+        for function in functions
+    }
+    names = [name for pair in wanted.values() for name in pair]
+    found: dict[str, Mapping[str, Any]] = {}
+    async for page in aws.pages(
+        "NextToken", aws.cloudwatch.describe_alarms, AlarmNames=names, MaxRecords=100
+    ):
+        for alarm in page.get("MetricAlarms", []):
+            found[str(alarm.get("AlarmName"))] = cast(Mapping[str, Any], alarm)
+    return {function: {name: found.get(name) for name in pair} for function, pair in wanted.items()}
+
+
+class AlarmsPart(FunctionPart[AlarmsByName]):
+    """The function's two alarms by name, None where missing."""
+
+    name: ClassVar[str] = "alarms"
+    reads = (ApiCall("cloudwatch", "DescribeAlarms"),)
+    permissions = (Permission("cloudwatch:DescribeAlarms", _ALARM_ARN),)
+
+    async def read(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> AlarmsByName:
+        loader = ctx.batched(self.name, lambda names: _fetch(ctx.aws, names), _FUNCTIONS_PER_CALL)
+        return await loader.load(function.name) or {}
+
+
+ALARMS: Final = AlarmsPart()
+
+
 class Alarms(FunctionStep):
     name: ClassVar[str] = "alarms"
-    part = "alarms"
-    reads = (ApiCall("cloudwatch", "DescribeAlarms"),)
+    part = ALARMS
     writes = (ApiCall("cloudwatch", "PutMetricAlarm"),)
     permissions = (
-        Permission("cloudwatch:DescribeAlarms", _ALARM_ARN),
         Permission("cloudwatch:PutMetricAlarm", _ALARM_ARN),
         Permission("cloudwatch:TagResource", _ALARM_ARN),
     )
 
-    def desired(self, ctx: PlanContext, function: str) -> list[dict[str, Any]]:
+    def desired(self, ctx: PlanContext, function: str) -> list[PutMetricAlarmInputTypeDef]:
         alarms = ctx.targets.alarms
         return [error_rate_alarm(function, alarms), duration_alarm(function, alarms)]
 
     def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan:
         changes: list[Change] = []
         unchanged: list[str] = []
+        current_alarms = function.part(ALARMS)
         for wanted in self.desired(ctx, function.name):
             name = wanted["AlarmName"]
-            current = function.alarms.get(name)
+            current = current_alarms.get(name)
             if current is not None and definition(current) == definition(wanted):
                 unchanged.append(name)
                 continue
@@ -172,6 +228,28 @@ class Alarms(FunctionStep):
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
     ) -> None:
         wanted = {alarm["AlarmName"]: alarm for alarm in self.desired(ctx.plan, function.name)}
-        tags = [{"Key": k, "Value": v} for k, v in sorted(ctx.plan.names.optimizer_tags.items())]
+        tags: list[TagTypeDef] = [
+            {"Key": k, "Value": v} for k, v in sorted(ctx.plan.names.optimizer_tags.items())
+        ]
         for change in changes:
-            await ctx.aws.call("cloudwatch", "PutMetricAlarm", **wanted[change.resource], Tags=tags)
+            alarm: PutMetricAlarmInputTypeDef = {**wanted[change.resource], "Tags": tags}
+            await ctx.aws.cloudwatch.put_metric_alarm(**alarm)
+
+    def money(
+        self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]
+    ) -> tuple[MoneyLine, ...]:
+        """New alarms are billed per metric they watch (two for the error-rate math)."""
+        error_rate = naming.error_rate_alarm_name(function.name)
+        metrics = sum(
+            ERROR_RATE_ALARM_METRICS if c.resource == error_rate else DURATION_ALARM_METRICS
+            for c in changes
+            if c.before is None
+        )
+        monthly = metrics * pricing.CLOUDWATCH_ALARM_METRIC_MONTH_USD
+        return (MoneyLine("alarms", "adds", monthly),)
+
+    def render_value(self, setting: str, value: Json) -> str:
+        if isinstance(value, Mapping) and {"watches", "comparison", "threshold"} <= set(value):
+            operator = _OPERATORS.get(str(value["comparison"]), str(value["comparison"]))
+            return f"{value['watches']} {operator} {value['threshold']:g}"
+        return render_value(value)

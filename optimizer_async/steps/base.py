@@ -1,33 +1,55 @@
-"""What every optimisation step declares and does (Cloud Custodian's action pattern).
+"""The contract every optimisation keeps (Cloud Custodian's action pattern, grown to own state).
 
-A step declares the AWS calls it reads and writes and the IAM permissions it needs (the
-policy generator and the sandbox's call counts use these), plans purely from the inventory,
-and applies its own changes. The engine decides when a step runs; the step decides how.
+A *part* is one piece of inventory with its reader: what it reads from AWS (declared calls
+and IAM permissions), how it is re-read to verify a change, what of it goes into the
+before-image, and what must hold before anything that uses it may change (`problem`).
+Parts are account-, environment- or function-scoped; function parts that read many
+functions share the run's batch loaders (`ReadContext.batched`), so reads coalesce across
+environments.
+
+A *step* is one optimisation. It names the part its changes live in (`part`, re-read for
+verification), the parts it consults (`uses`), the steps that must succeed first (`after`),
+the calls it writes and their permissions; it plans purely from the inventory, applies its
+own changes, prices them (`money`) and says how its values read in a report (`render_*`).
+The engine decides when a step runs; the step decides how. Nothing outside `steps/` names a
+particular step: the registry (`steps/registry.py`) is the only list of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-import structlog
-
-from optimizer_async.aws.gateway import Aws
-from optimizer_async.aws.iam_gate import IamGate
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
+from optimizer_async.aws.batching import BatchLoader
+from optimizer_async.inventory import (
+    EnvironmentInventory,
+    FunctionInventory,
+    FunctionState,
+    PartKey,
+)
 from optimizer_async.naming import EnvironmentNames
 from optimizer_async.targets import Targets
 
-# Inventory parts a step reads; verification re-reads exactly the parts whose steps changed.
-Part = Literal["function", "log_group", "alarms", "queue", "role_policies", "bucket"]
+if TYPE_CHECKING:
+    import structlog
+
+    from optimizer_async.aws.gateway import Aws
+    from optimizer_async.aws.iam_gate import IamGate
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 Json = Any
+Scope = Literal["account", "environment", "function"]
 
 
 @dataclass(frozen=True)
 class ApiCall:
-    service: str
-    operation: str
+    service: str  # botocore's service name
+    operation: str  # the API's operation name, e.g. GetFunction
 
 
 @dataclass(frozen=True)
@@ -35,7 +57,7 @@ class Permission:
     """An IAM action and the resource it applies to, as an ARN template.
 
     Placeholders: {partition} {region} {account} {suffix} {function} {log_group} {queue}
-    {role} {bucket} {alarm}. `*` only where AWS requires it.
+    {role} {bucket} {alarm} {secret}. `*` only where AWS requires it.
     """
 
     action: str
@@ -82,6 +104,63 @@ class StepPlan:
         )
 
 
+Effect = Literal["saves", "adds"]
+
+
+@dataclass(frozen=True)
+class MoneyLine:
+    """One line of a step's monthly money: what its changes save, or what they add."""
+
+    label: str  # e.g. "compute", "alarms": lines with one label are summed in reports
+    effect: Effect
+    monthly_usd: float  # never negative; `effect` says which way it counts
+    basis: str | None = None  # what the figure assumes, when it assumes anything
+
+    @property
+    def net_usd(self) -> float:
+        return self.monthly_usd if self.effect == "saves" else -self.monthly_usd
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "label": self.label,
+            "effect": self.effect,
+            "monthly_usd": round(self.monthly_usd, 2),
+            "basis": self.basis,
+        }
+
+
+def to_json(value: Any) -> Json:
+    """A part's value as JSON-ready data (dataclasses as dicts, tuples as lists)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    return value
+
+
+# --- contexts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What a reader may use: the run's AWS gateway and its shared batch loaders."""
+
+    aws: Aws
+    loaders: dict[str, BatchLoader[Any, Any]] = field(default_factory=dict)
+
+    def batched(
+        self, name: str, fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], max_batch: int
+    ) -> BatchLoader[K, V]:
+        """The run's loader called `name`, made on first use: every environment's reads of
+        it join the same batches."""
+        loader = self.loaders.get(name)
+        if loader is None:
+            loader = self.loaders[name] = BatchLoader(fetch, max_batch)
+        return loader
+
+
 @dataclass(frozen=True)
 class PlanContext:
     """Everything a step may consult while planning (no I/O)."""
@@ -93,17 +172,17 @@ class PlanContext:
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", EnvironmentNames(self.environment.suffix))
 
-    @property
-    def queue_arn(self) -> str:
-        env = self.environment
-        if env.queue is not None:
-            return env.queue.arn
-        return f"arn:aws:sqs:{env.region}:{env.account_id}:{self.names.dead_letter_queue}"
 
-    @property
-    def secret_arns(self) -> dict[str, str]:
-        """Secret ARNs by name (discovery guarantees both exist before anything is planned)."""
-        return {name: arn for name, arn in self.environment.secret_arns.items() if arn}
+@dataclass(frozen=True)
+class FleetContext:
+    """What fleet-wide guardrails may consult: the account-scoped parts."""
+
+    parts: Mapping[str, Any]
+
+    def part(self, key: PartKey[T]) -> T | None:
+        """The account part's value; None when the run did not read it."""
+        value: T | None = self.parts.get(key.name)
+        return value
 
 
 @dataclass(frozen=True)
@@ -111,21 +190,122 @@ class ApplyContext:
     aws: Aws
     plan: PlanContext
     log: structlog.stdlib.BoundLogger
-    iam_gate: IamGate = field(default_factory=IamGate)
+    iam_gate: IamGate
+
+
+# --- parts -------------------------------------------------------------------------------
+
+
+class Part(PartKey[T], ABC):
+    """A piece of inventory and its reader. Subclass one of the three scopes below."""
+
+    name: ClassVar[str]
+    scope: ClassVar[Scope]
+    reads: ClassVar[tuple[ApiCall, ...]]
+    permissions: ClassVar[tuple[Permission, ...]]
+    in_before_image: ClassVar[bool] = True  # False for evidence, which nothing restores
+
+    def needed(self, targets: Targets) -> bool:
+        """Whether this run needs the part at all (reading it may be pointless)."""
+        return True
+
+    def problem(self, value: T) -> str | None:
+        """Why no step that uses this part may change anything in the environment, if so."""
+        return None
+
+    def image(self, value: T) -> Json:
+        """The part's fragment of the before-image: what undoing a change would need."""
+        return to_json(value)
+
+
+class AccountPart(Part[T]):
+    """Read once per run, for the account and region (e.g. its concurrency limits)."""
+
+    scope: ClassVar[Scope] = "account"
+
+    @abstractmethod
+    async def read(self, ctx: ReadContext) -> T: ...
+
+
+class EnvironmentPart(Part[T]):
+    """Read once per environment (e.g. its dead-letter queue)."""
+
+    scope: ClassVar[Scope] = "environment"
+
+    @abstractmethod
+    async def read(self, ctx: ReadContext, environment: EnvironmentInventory) -> T:
+        """Read from the environment's core: its names and its functions' states."""
+
+    async def refresh(self, ctx: ReadContext, environment: EnvironmentInventory) -> T:
+        """Re-read after a change, to verify it (by default: read again)."""
+        return await self.read(ctx, environment)
+
+
+class FunctionPart(Part[T]):
+    """Read once per function (e.g. its log group), usually through a batch loader."""
+
+    scope: ClassVar[Scope] = "function"
+
+    @abstractmethod
+    async def read(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> T: ...
+
+    async def refresh(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> T:
+        """Re-read after a change, to verify it (by default: read again)."""
+        return await self.read(ctx, environment, function)
+
+
+# --- steps -------------------------------------------------------------------------------
 
 
 class Step(ABC):
     name: ClassVar[str]
-    part: ClassVar[Part]
-    reads: ClassVar[tuple[ApiCall, ...]]
+    scope: ClassVar[Scope]
+    part: ClassVar[Part[Any]]  # where the step's changes live: re-read to verify them
+    uses: ClassVar[tuple[Part[Any], ...]] = ()  # other parts it consults while planning
+    after: ClassVar[tuple[str, ...]] = ()  # steps that must succeed first (same run)
+    reads: ClassVar[tuple[ApiCall, ...]] = ()  # reads its apply makes beyond its parts'
     writes: ClassVar[tuple[ApiCall, ...]]
     permissions: ClassVar[tuple[Permission, ...]]
+
+    @property
+    def parts(self) -> tuple[Part[Any], ...]:
+        return (self.part, *self.uses)
+
+    def declared_calls(self) -> frozenset[ApiCall]:
+        """Every AWS call the step may make, its parts' reads included."""
+        calls = {*self.reads, *self.writes}
+        for part in self.parts:
+            calls.update(part.reads)
+        return frozenset(calls)
+
+    def declared_permissions(self) -> frozenset[Permission]:
+        permissions = set(self.permissions)
+        for part in self.parts:
+            permissions.update(part.permissions)
+        return frozenset(permissions)
+
+    def guard_fleet(self, fleet: FleetContext, plans: Sequence[StepPlan]) -> list[StepPlan]:
+        """Fleet-wide guardrail over this step's plans, in the fleet's order (every function
+        of every environment, or every environment); may block some. Default: none."""
+        return list(plans)
+
+    def render_setting(self, setting: str) -> str:
+        """A setting's name as a report shows it."""
+        return setting
+
+    def render_value(self, setting: str, value: Json) -> str:
+        """A before/after value, short enough for a table cell."""
+        return render_value(value)
 
 
 class FunctionStep(Step):
     """A per-function optimisation."""
 
-    after: ClassVar[tuple[str, ...]] = ()  # environment steps that must succeed first
+    scope: ClassVar[Scope] = "function"
 
     @abstractmethod
     def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan: ...
@@ -135,12 +315,39 @@ class FunctionStep(Step):
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
     ) -> None: ...
 
+    def money(
+        self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]
+    ) -> tuple[MoneyLine, ...]:
+        """What the given changes to the function save or add per month."""
+        return ()
+
 
 class EnvironmentStep(Step):
     """A per-environment optimisation (shared by the environment's functions)."""
+
+    scope: ClassVar[Scope] = "environment"
 
     @abstractmethod
     def plan(self, ctx: PlanContext) -> StepPlan: ...
 
     @abstractmethod
     async def apply(self, ctx: ApplyContext, changes: tuple[Change, ...]) -> None: ...
+
+    def money(self, ctx: PlanContext, changes: Sequence[Change]) -> tuple[MoneyLine, ...]:
+        """What the given changes to the environment save or add per month."""
+        return ()
+
+
+def render_value(value: Json) -> str:
+    """The default rendering: `-` for nothing, `k=v` for mappings, ARNs by their name."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    text = str(value)
+    if text.startswith("arn:"):
+        parts = text.split(":", 5)
+        if len(parts) < 6:
+            return text
+        return parts[5] if ":" in parts[5] else f"{parts[2]}:{parts[5]}"
+    return text

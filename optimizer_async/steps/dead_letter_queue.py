@@ -6,47 +6,95 @@ with a KMS key counts as encrypted (SQS-managed SSE is not forced over the user'
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Final, cast
 
+from optimizer_async.inventory import EnvironmentInventory
+from optimizer_async.naming import EnvironmentNames
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    EnvironmentPart,
     EnvironmentStep,
     Permission,
     PlanContext,
+    ReadContext,
     StepPlan,
 )
 
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs.literals import QueueAttributeNameType
+
 RETENTION: Final = "MessageRetentionPeriod"
 SSE: Final = "SqsManagedSseEnabled"
-QUEUE: Final = "Queue"
+QUEUE_SETTING: Final = "Queue"
 _QUEUE_ARN: Final = "arn:{partition}:sqs:{region}:{account}:{queue}"
+
+
+@dataclass(frozen=True)
+class QueueState:
+    name: str
+    url: str
+    arn: str
+    attributes: Mapping[str, str]
+
+
+class QueuePart(EnvironmentPart[QueueState | None]):
+    """The queue `lambda-dlq-{suffix}` and all its attributes; None when there is none."""
+
+    name: ClassVar[str] = "queue"
+    reads = (ApiCall("sqs", "GetQueueUrl"), ApiCall("sqs", "GetQueueAttributes"))
+    permissions = (
+        Permission("sqs:GetQueueUrl", _QUEUE_ARN),
+        Permission("sqs:GetQueueAttributes", _QUEUE_ARN),
+    )
+
+    async def read(self, ctx: ReadContext, environment: EnvironmentInventory) -> QueueState | None:
+        aws = ctx.aws
+        name = EnvironmentNames(environment.suffix).dead_letter_queue
+        found = await aws.find(aws.sqs.get_queue_url, QueueName=name)
+        if found is None:
+            return None
+        url = found["QueueUrl"]
+        answer = await aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        attributes = {str(key): value for key, value in answer.get("Attributes", {}).items()}
+        return QueueState(name=name, url=url, arn=attributes["QueueArn"], attributes=attributes)
+
+
+QUEUE: Final = QueuePart()
+
+
+def queue_arn(environment: EnvironmentInventory) -> str:
+    """The queue's ARN: as read, or as it will be once the step has created it."""
+    queue = environment.part(QUEUE)
+    if queue is not None:
+        return queue.arn
+    name = EnvironmentNames(environment.suffix).dead_letter_queue
+    return f"arn:aws:sqs:{environment.region}:{environment.account_id}:{name}"
 
 
 class DeadLetterQueue(EnvironmentStep):
     name: ClassVar[str] = "dead_letter_queue"
-    part = "queue"
-    reads = (ApiCall("sqs", "GetQueueUrl"), ApiCall("sqs", "GetQueueAttributes"))
+    part = QUEUE
     writes = (ApiCall("sqs", "CreateQueue"), ApiCall("sqs", "SetQueueAttributes"))
     permissions = (
-        Permission("sqs:GetQueueUrl", _QUEUE_ARN),
-        Permission("sqs:GetQueueAttributes", _QUEUE_ARN),
         Permission("sqs:CreateQueue", _QUEUE_ARN),
         Permission("sqs:SetQueueAttributes", _QUEUE_ARN),
         Permission("sqs:TagQueue", _QUEUE_ARN),
     )
 
-    def desired_attributes(self, ctx: PlanContext) -> dict[str, str]:
+    def desired_attributes(self, ctx: PlanContext) -> dict[QueueAttributeNameType, str]:
         return {RETENTION: str(ctx.targets.dlq_retention_s), SSE: "true"}
 
     def plan(self, ctx: PlanContext) -> StepPlan:
-        queue = ctx.environment.queue
+        queue = ctx.environment.part(QUEUE)
         wanted = self.desired_attributes(ctx)
         name = ctx.names.dead_letter_queue
         if queue is None:
             after = {"retention_s": ctx.targets.dlq_retention_s, "encryption": "SQS-managed SSE"}
-            return StepPlan(changes=(Change(self.name, name, QUEUE, None, after),))
+            return StepPlan(changes=(Change(self.name, name, QUEUE_SETTING, None, after),))
         changes: list[Change] = []
         unchanged: list[str] = []
         if queue.attributes.get(RETENTION) != wanted[RETENTION]:
@@ -64,15 +112,16 @@ class DeadLetterQueue(EnvironmentStep):
         return StepPlan(tuple(changes), tuple(unchanged))
 
     async def apply(self, ctx: ApplyContext, changes: tuple[Change, ...]) -> None:
-        queue = ctx.plan.environment.queue
+        sqs = ctx.aws.sqs
+        queue = ctx.plan.environment.part(QUEUE)
         if queue is None:
-            await ctx.aws.call(
-                "sqs",
-                "CreateQueue",
+            await sqs.create_queue(
                 QueueName=ctx.plan.names.dead_letter_queue,
                 Attributes=self.desired_attributes(ctx.plan),
                 tags=ctx.plan.names.optimizer_tags,
             )
             return
-        attributes = {change.setting: str(change.after) for change in changes}
-        await ctx.aws.call("sqs", "SetQueueAttributes", QueueUrl=queue.url, Attributes=attributes)
+        attributes = {
+            cast("QueueAttributeNameType", change.setting): str(change.after) for change in changes
+        }
+        await sqs.set_queue_attributes(QueueUrl=queue.url, Attributes=attributes)

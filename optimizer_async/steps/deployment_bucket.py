@@ -9,18 +9,26 @@ the whole configuration).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from optimizer_async import baseline
+from optimizer_async.inventory import EnvironmentInventory
+from optimizer_async.naming import EnvironmentNames
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    EnvironmentPart,
     EnvironmentStep,
     Permission,
     PlanContext,
+    ReadContext,
     StepPlan,
 )
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3.type_defs import LifecycleRuleTypeDef
 
 VERSIONING: Final = "Versioning"
 LIFECYCLE: Final = "NoncurrentVersionExpiration"
@@ -47,23 +55,52 @@ def expiring_days(rules: tuple[Mapping[str, Any], ...]) -> int | None:
     return min(days) if days else None
 
 
+@dataclass(frozen=True)
+class BucketState:
+    name: str
+    exists: bool
+    versioning: str | None  # "Enabled", "Suspended" or None (never enabled)
+    lifecycle_rules: tuple[Mapping[str, Any], ...]
+
+
+class BucketPart(EnvironmentPart[BucketState]):
+    """`lambda-deployments-{suffix}-{account}`: its versioning and lifecycle rules."""
+
+    name: ClassVar[str] = "bucket"
+    reads = (ApiCall("s3", "GetBucketVersioning"), ApiCall("s3", "GetBucketLifecycleConfiguration"))
+    permissions = (
+        Permission("s3:GetBucketVersioning", _BUCKET_ARN),
+        Permission("s3:GetLifecycleConfiguration", _BUCKET_ARN),
+    )  # fmt: skip
+
+    async def read(self, ctx: ReadContext, environment: EnvironmentInventory) -> BucketState:
+        s3 = ctx.aws.s3
+        name = EnvironmentNames(environment.suffix).bucket(environment.account_id)
+        versioning = await ctx.aws.find(s3.get_bucket_versioning, Bucket=name)
+        if versioning is None:
+            return BucketState(name, exists=False, versioning=None, lifecycle_rules=())
+        lifecycle = await ctx.aws.find(s3.get_bucket_lifecycle_configuration, Bucket=name)
+        rules = tuple(lifecycle.get("Rules", []) if lifecycle else [])
+        return BucketState(name, True, versioning.get("Status"), rules)
+
+
+BUCKET: Final = BucketPart()
+
+
 class DeploymentBucket(EnvironmentStep):
     name: ClassVar[str] = "deployment_bucket"
-    part = "bucket"
-    reads = (ApiCall("s3", "GetBucketVersioning"), ApiCall("s3", "GetBucketLifecycleConfiguration"))
+    part = BUCKET
     writes = (
         ApiCall("s3", "PutBucketVersioning"),
         ApiCall("s3", "PutBucketLifecycleConfiguration"),
     )
     permissions = (
-        Permission("s3:GetBucketVersioning", _BUCKET_ARN),
         Permission("s3:PutBucketVersioning", _BUCKET_ARN),
-        Permission("s3:GetLifecycleConfiguration", _BUCKET_ARN),
         Permission("s3:PutLifecycleConfiguration", _BUCKET_ARN),
-    )  # fmt: skip
+    )
 
     def plan(self, ctx: PlanContext) -> StepPlan:
-        bucket = ctx.environment.bucket
+        bucket = ctx.environment.part(BUCKET)
         if not bucket.exists:
             return StepPlan(notes=(f"deployment bucket {bucket.name} not found; skipped",))
         changes: list[Change] = []
@@ -81,26 +118,26 @@ class DeploymentBucket(EnvironmentStep):
         return StepPlan(tuple(changes), tuple(unchanged))
 
     async def apply(self, ctx: ApplyContext, changes: tuple[Change, ...]) -> None:
-        bucket = ctx.plan.environment.bucket
+        s3 = ctx.aws.s3
+        bucket = ctx.plan.environment.part(BUCKET)
         for change in changes:
             if change.setting == VERSIONING:
-                await ctx.aws.call(
-                    "s3",
-                    "PutBucketVersioning",
-                    Bucket=bucket.name,
-                    VersioningConfiguration={"Status": "Enabled"},
+                await s3.put_bucket_versioning(
+                    Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
                 )
             else:
-                rule = {
+                rule: LifecycleRuleTypeDef = {
                     "ID": baseline.BUCKET_LIFECYCLE_RULE_ID,
                     "Status": "Enabled",
                     "Filter": {},
-                    "NoncurrentVersionExpiration": {"NoncurrentDays": change.after},
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": int(change.after)},
                 }
-                kept = [dict(r) for r in bucket.lifecycle_rules if r.get("ID") != rule["ID"]]
-                await ctx.aws.call(
-                    "s3",
-                    "PutBucketLifecycleConfiguration",
-                    Bucket=bucket.name,
-                    LifecycleConfiguration={"Rules": [*kept, rule]},
+                # The bucket's own rules go back as they were read (the call replaces them all).
+                kept = [
+                    cast("LifecycleRuleTypeDef", dict(r))
+                    for r in bucket.lifecycle_rules
+                    if r.get("ID") != rule["ID"]
+                ]
+                await s3.put_bucket_lifecycle_configuration(
+                    Bucket=bucket.name, LifecycleConfiguration={"Rules": [*kept, rule]}
                 )

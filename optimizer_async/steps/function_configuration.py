@@ -12,37 +12,44 @@ existing dead-letter target is kept.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-import anyio
-
-from optimizer_async import baseline
+from optimizer_async import baseline, pricing
 from optimizer_async.aws import errors
 from optimizer_async.aws.waiters import IAM_PROPAGATION, wait_function_updated
+from optimizer_async.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.inventory import EnvironmentVariables, FunctionInventory, environment_error
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
     FunctionStep,
+    MoneyLine,
     Permission,
     PlanContext,
     StepPlan,
 )
+from optimizer_async.steps.dead_letter_queue import QUEUE, queue_arn
+from optimizer_async.steps.secrets import SECRETS, secret_arns
+from optimizer_async.steps.usage import USAGE
+
+if TYPE_CHECKING:
+    from types_aiobotocore_lambda.type_defs import UpdateFunctionConfigurationRequestTypeDef
 
 MEMORY: Final = "MemorySize"
 TIMEOUT: Final = "Timeout"
 TRACING: Final = "TracingConfig.Mode"
 DEAD_LETTER: Final = "DeadLetterConfig.TargetArn"
 ENVIRONMENT_PREFIX: Final = "Environment.Variables."
-_FUNCTION_ARN: Final = "arn:{partition}:lambda:{region}:{account}:function:{function}"
+COMPUTE_BASIS: Final = "30 days of CloudWatch usage; durations assumed unchanged"
 _MAX_REREADS: Final = 5  # someone keeps changing the function: stop and report
 
 
 def _secret_variables(ctx: PlanContext) -> dict[str, str]:
     names = ctx.names
-    arns = ctx.secret_arns
+    arns = secret_arns(ctx.environment)
     return {
         baseline.DATABASE_URL_SECRET_ARN_VAR: arns[names.database_url_secret],
         baseline.API_KEY_SECRET_ARN_VAR: arns[names.api_key_secret],
@@ -51,14 +58,11 @@ def _secret_variables(ctx: PlanContext) -> dict[str, str]:
 
 class FunctionConfiguration(FunctionStep):
     name: ClassVar[str] = "function_configuration"
-    part = "function"
+    part = FUNCTION
+    uses = (QUEUE, SECRETS, USAGE)
     after: ClassVar[tuple[str, ...]] = ("dead_letter_queue", "role_policy")
-    reads = (ApiCall("lambda", "GetFunction"),)
     writes = (ApiCall("lambda", "UpdateFunctionConfiguration"),)
-    permissions = (
-        Permission("lambda:GetFunction", _FUNCTION_ARN),
-        Permission("lambda:UpdateFunctionConfiguration", _FUNCTION_ARN),
-    )
+    permissions = (Permission("lambda:UpdateFunctionConfiguration", FUNCTION_ARN),)
 
     def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan:
         state, target = function.state, ctx.targets.function
@@ -85,11 +89,12 @@ class FunctionConfiguration(FunctionStep):
         else:
             unchanged.append(TRACING)
 
+        queue = queue_arn(ctx.environment)
         if state.dead_letter_target is None:
-            change(DEAD_LETTER, None, ctx.queue_arn)
+            change(DEAD_LETTER, None, queue)
         else:
             unchanged.append(DEAD_LETTER)
-            if state.dead_letter_target != ctx.queue_arn:
+            if state.dead_letter_target != queue:
                 notes.append(f"existing dead-letter target {state.dead_letter_target} kept")
 
         if state.environment_error is not None:
@@ -113,15 +118,15 @@ class FunctionConfiguration(FunctionStep):
     ) -> None:
         aws, state = ctx.aws, function.state
         settings = {change.setting: change.after for change in changes}
-        params: dict[str, Any] = {"FunctionName": state.name}
+        params: UpdateFunctionConfigurationRequestTypeDef = {"FunctionName": state.name}
         if MEMORY in settings:
-            params[MEMORY] = settings[MEMORY]
+            params["MemorySize"] = int(settings[MEMORY])
         if TIMEOUT in settings:
-            params[TIMEOUT] = settings[TIMEOUT]
+            params["Timeout"] = int(settings[TIMEOUT])
         if TRACING in settings:
             params["TracingConfig"] = {"Mode": settings[TRACING]}
         if DEAD_LETTER in settings:
-            params["DeadLetterConfig"] = {"TargetArn": settings[DEAD_LETTER]}
+            params["DeadLetterConfig"] = {"TargetArn": str(settings[DEAD_LETTER])}
         additions = {
             setting.removeprefix(ENVIRONMENT_PREFIX): value
             for setting, value in settings.items()
@@ -136,7 +141,7 @@ class FunctionConfiguration(FunctionStep):
         gate = ctx.iam_gate.through(state.role_name) if DEAD_LETTER in settings else nullcontext()
         async with gate:
             rereads = 0
-            iam_deadline = anyio.current_time() + aws.scaled(IAM_PROPAGATION.deadline)
+            iam_deadline = aws.clock.now() + aws.scaled(IAM_PROPAGATION.deadline)
             iam_delays = IAM_PROPAGATION.delays()
             while True:
                 if additions:
@@ -144,7 +149,7 @@ class FunctionConfiguration(FunctionStep):
                 if revision:
                     params["RevisionId"] = revision
                 try:
-                    await aws.call("lambda", "UpdateFunctionConfiguration", **params)
+                    await aws.lambda_.update_function_configuration(**params)
                     break
                 except Exception as error:
                     conflict = errors.is_update_conflict(error)
@@ -158,13 +163,34 @@ class FunctionConfiguration(FunctionStep):
                         )
                         ctx.log.info(event, attempt=rereads)
                         environment, revision = await _reread(ctx, state.name)
-                    elif errors.is_iam_propagation(error) and anyio.current_time() < iam_deadline:
-                        delay = aws.scaled(next(iam_delays))
-                        ctx.log.info("function.iam_not_propagated", retry_in_s=round(delay, 2))
-                        await anyio.sleep(delay)
+                    elif errors.is_iam_propagation(error) and aws.clock.now() < iam_deadline:
+                        delay = next(iam_delays)
+                        ctx.log.info(
+                            "function.iam_not_propagated", retry_in_s=round(aws.scaled(delay), 2)
+                        )
+                        await aws.sleep(delay)
                     else:
                         raise
         await wait_function_updated(aws, state.name)
+
+    def money(
+        self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]
+    ) -> tuple[MoneyLine, ...]:
+        """The GB-seconds no longer allocated, at the architecture's price, assuming each
+        invocation lasts as long as before (Lambda bills allocated memory for the billed
+        duration; a CPU-bound function may run longer with less memory)."""
+        compute = 0.0
+        usage = function.part(USAGE)
+        for change in changes:
+            if change.setting == MEMORY and usage is not None and usage.days > 0:
+                freed_gb = (int(change.before) - int(change.after)) / 1024.0
+                seconds = usage.duration_ms / 1000.0 * pricing.DAYS_PER_MONTH / usage.days
+                price = pricing.gb_second_price(function.state.architecture)
+                compute += freed_gb * seconds * price
+        return (MoneyLine("compute", "saves", compute, COMPUTE_BASIS),)
+
+    def render_setting(self, setting: str) -> str:
+        return setting.replace(ENVIRONMENT_PREFIX, "env ")
 
 
 class UnreadableEnvironment(Exception):

@@ -6,38 +6,86 @@ forever); it is created here with the retention set, so it never starts out unbo
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Final
 
 from optimizer_async.aws import errors
-from optimizer_async.inventory import FunctionInventory
+from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    FunctionPart,
     FunctionStep,
     Permission,
     PlanContext,
+    ReadContext,
     StepPlan,
 )
 
+if TYPE_CHECKING:
+    from optimizer_async.aws.gateway import Aws
+
 SETTING: Final = "RetentionInDays"
 _LOG_GROUP_ARN: Final = "arn:{partition}:logs:{region}:{account}:log-group:{log_group}"
+_LOG_GROUPS_PER_CALL: Final = 50  # DescribeLogGroups' logGroupIdentifiers limit
+
+
+@dataclass(frozen=True)
+class LogGroupState:
+    name: str
+    retention_days: int | None
+    stored_bytes: int
+
+
+async def _fetch(aws: Aws, names: Sequence[str]) -> Mapping[str, LogGroupState]:
+    found: dict[str, LogGroupState] = {}
+    async for page in aws.pages(
+        "nextToken", aws.logs.describe_log_groups, logGroupIdentifiers=list(names)
+    ):
+        for group in page.get("logGroups", []):
+            name = str(group.get("logGroupName"))
+            found[name] = LogGroupState(
+                name=name,
+                retention_days=group.get("retentionInDays"),
+                stored_bytes=int(group.get("storedBytes", 0)),
+            )
+    return found
+
+
+class LogGroupPart(FunctionPart[LogGroupState | None]):
+    """The function's log group (LoggingConfig's, else `/aws/lambda/{name}`); None if none."""
+
+    name: ClassVar[str] = "log_group"
+    reads = (ApiCall("logs", "DescribeLogGroups"),)
+    permissions = (
+        Permission("logs:DescribeLogGroups", "arn:{partition}:logs:{region}:{account}:log-group:*"),
+    )
+
+    async def read(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> LogGroupState | None:
+        loader = ctx.batched(self.name, lambda names: _fetch(ctx.aws, names), _LOG_GROUPS_PER_CALL)
+        return await loader.load(function.log_group)
+
+
+LOG_GROUP: Final = LogGroupPart()
 
 
 class LogRetention(FunctionStep):
     name: ClassVar[str] = "log_retention"
-    part = "log_group"
-    reads = (ApiCall("logs", "DescribeLogGroups"),)
+    part = LOG_GROUP
     writes = (ApiCall("logs", "PutRetentionPolicy"), ApiCall("logs", "CreateLogGroup"))
     permissions = (
-        Permission("logs:DescribeLogGroups", "arn:{partition}:logs:{region}:{account}:log-group:*"),
         Permission("logs:PutRetentionPolicy", _LOG_GROUP_ARN),
         Permission("logs:CreateLogGroup", _LOG_GROUP_ARN),
-    )  # fmt: skip
+        Permission("logs:TagResource", _LOG_GROUP_ARN),
+    )
 
     def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan:
         wanted = ctx.targets.function.log_retention_days
-        group = function.log_group
+        group = function.part(LOG_GROUP)
         resource = function.state.log_group
         if wanted is None:
             return StepPlan(unchanged=(SETTING,))
@@ -55,21 +103,16 @@ class LogRetention(FunctionStep):
     async def apply(
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
     ) -> None:
+        logs = ctx.aws.logs
         for change in changes:
-            if function.log_group is None:
+            if function.part(LOG_GROUP) is None:
                 try:
-                    await ctx.aws.call(
-                        "logs",
-                        "CreateLogGroup",
-                        logGroupName=change.resource,
-                        tags=ctx.plan.names.optimizer_tags,
+                    await logs.create_log_group(
+                        logGroupName=change.resource, tags=ctx.plan.names.optimizer_tags
                     )
                 except Exception as error:
                     if errors.error_code(error) != "ResourceAlreadyExistsException":
                         raise
-            await ctx.aws.call(
-                "logs",
-                "PutRetentionPolicy",
-                logGroupName=change.resource,
-                retentionInDays=change.after,
+            await logs.put_retention_policy(
+                logGroupName=change.resource, retentionInDays=int(change.after)
             )

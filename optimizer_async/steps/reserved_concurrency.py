@@ -1,40 +1,76 @@
 """Cap a function's concurrency by reserving the target amount.
 
 Only functions with no reservation get one: an existing reservation, higher or lower, was
-set deliberately (to protect capacity, or to throttle) and is kept. The account-wide floor
-(unreserved concurrency may not drop below 100) is enforced for the whole fleet in `plan.py`.
+set deliberately (to protect capacity, or to throttle) and is kept. Across the fleet, new
+reservations never push the account's unreserved concurrency below AWS's floor of 100:
+earlier environments (in the order given) and functions get the budget first, the rest are
+blocked with the reason.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import ClassVar, Final
 
+from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY
+from optimizer_async.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.inventory import FunctionInventory
 from optimizer_async.steps.base import (
+    AccountPart,
     ApiCall,
     ApplyContext,
     Change,
+    FleetContext,
     FunctionStep,
     Permission,
     PlanContext,
+    ReadContext,
     StepPlan,
 )
+from optimizer_async.targets import Targets
 
 SETTING: Final = "ReservedConcurrentExecutions"
 
 
+@dataclass(frozen=True)
+class AccountConcurrency:
+    account_id: str
+    region: str
+    limit: int
+    unreserved: int
+
+
+class AccountConcurrencyPart(AccountPart[AccountConcurrency]):
+    """The account's concurrency limit and what is still unreserved in this region."""
+
+    name: ClassVar[str] = "account_concurrency"
+    reads = (ApiCall("lambda", "GetAccountSettings"),)
+    permissions = (Permission("lambda:GetAccountSettings", "*"),)  # account-level: no resource
+
+    def needed(self, targets: Targets) -> bool:
+        return targets.function.reserved_concurrency is not None
+
+    async def read(self, ctx: ReadContext) -> AccountConcurrency:
+        settings = await ctx.aws.lambda_.get_account_settings()
+        limit = settings.get("AccountLimit", {})
+        return AccountConcurrency(
+            account_id=await ctx.aws.account_id(),
+            region=ctx.aws.region,
+            limit=int(limit.get("ConcurrentExecutions", 0)),
+            unreserved=int(limit.get("UnreservedConcurrentExecutions", 0)),
+        )
+
+
+ACCOUNT_CONCURRENCY: Final = AccountConcurrencyPart()
+
+
 class ReservedConcurrency(FunctionStep):
     name: ClassVar[str] = "reserved_concurrency"
-    part = "function"
-    reads = (ApiCall("lambda", "GetFunction"), ApiCall("lambda", "GetAccountSettings"))
+    part = FUNCTION
+    uses = (ACCOUNT_CONCURRENCY,)
     writes = (ApiCall("lambda", "PutFunctionConcurrency"),)
-    permissions = (
-        Permission(
-            "lambda:PutFunctionConcurrency",
-            "arn:{partition}:lambda:{region}:{account}:function:{function}",
-        ),
-        Permission("lambda:GetAccountSettings", "*"),  # an account-level call: no resource
-    )
+    permissions = (Permission("lambda:PutFunctionConcurrency", FUNCTION_ARN),)
 
     def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan:
         current = function.state.reserved_concurrency
@@ -46,13 +82,30 @@ class ReservedConcurrency(FunctionStep):
         note = () if current == wanted else (f"existing reservation {current} kept",)
         return StepPlan(unchanged=(SETTING,), notes=note)
 
+    def guard_fleet(self, fleet: FleetContext, plans: Sequence[StepPlan]) -> list[StepPlan]:
+        account = fleet.part(ACCOUNT_CONCURRENCY)
+        if account is None:
+            return list(plans)
+        budget = account.unreserved - MIN_UNRESERVED_CONCURRENCY
+        guarded: list[StepPlan] = []
+        for plan in plans:
+            wanted = sum(int(c.after) for c in plan.changes)
+            if wanted and wanted > budget:
+                left = budget + MIN_UNRESERVED_CONCURRENCY - wanted
+                reason = (
+                    f"reserving {wanted} would leave the account's unreserved concurrency at "
+                    f"{left}, below AWS's minimum of {MIN_UNRESERVED_CONCURRENCY}"
+                )
+                plan = replace(plan, blocked=reason)
+            else:
+                budget -= wanted
+            guarded.append(plan)
+        return guarded
+
     async def apply(
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
     ) -> None:
         for change in changes:
-            await ctx.aws.call(
-                "lambda",
-                "PutFunctionConcurrency",
-                FunctionName=function.name,
-                ReservedConcurrentExecutions=change.after,
+            await ctx.aws.lambda_.put_function_concurrency(
+                FunctionName=function.name, ReservedConcurrentExecutions=int(change.after)
             )

@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
+from urllib.parse import unquote
 
+import anyio
+
+from optimizer_async.inventory import EnvironmentInventory
+from optimizer_async.naming import EnvironmentNames
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    EnvironmentPart,
     EnvironmentStep,
+    Json,
     Permission,
     PlanContext,
+    ReadContext,
     StepPlan,
+    render_value,
 )
+from optimizer_async.steps.dead_letter_queue import QUEUE, queue_arn
+from optimizer_async.steps.secrets import SECRETS, secret_arns
 
 SETTING: Final = "PolicyDocument"
 _ROLE_ARN: Final = "arn:{partition}:iam::{account}:role/{role}"
@@ -65,24 +77,65 @@ def canonical(document: Mapping[str, Any] | None) -> str | None:
     return None if document is None else json.dumps(normalise(document), sort_keys=True)
 
 
+@dataclass(frozen=True)
+class RolePolicyState:
+    role_name: str
+    policy_name: str
+    document: Mapping[str, Any] | None  # None: the role has no such inline policy
+
+
+class RolePoliciesPart(EnvironmentPart[tuple[RolePolicyState, ...]]):
+    """The optimizer's inline policy on each execution role of the environment's functions."""
+
+    name: ClassVar[str] = "role_policies"
+    reads = (ApiCall("iam", "GetRolePolicy"),)
+    permissions = (Permission("iam:GetRolePolicy", _ROLE_ARN),)
+
+    async def read(
+        self, ctx: ReadContext, environment: EnvironmentInventory
+    ) -> tuple[RolePolicyState, ...]:
+        policy_name = EnvironmentNames(environment.suffix).optimizer_policy
+        found: dict[str, RolePolicyState] = {}
+
+        async def one(role_name: str) -> None:
+            found[role_name] = await _role_policy(ctx, role_name, policy_name)
+
+        async with anyio.create_task_group() as group:
+            for role_name in {fn.state.role_name for fn in environment.functions}:
+                group.start_soon(one, role_name)
+        return tuple(found[name] for name in sorted(found))
+
+
+async def _role_policy(ctx: ReadContext, role_name: str, policy_name: str) -> RolePolicyState:
+    aws = ctx.aws
+    answer = await aws.find(aws.iam.get_role_policy, RoleName=role_name, PolicyName=policy_name)
+    if answer is None:
+        return RolePolicyState(role_name, policy_name, None)
+    document: Any = answer["PolicyDocument"]
+    if isinstance(document, str):  # IAM returns it URL-encoded; botocore may not decode
+        document = json.loads(unquote(document))
+    return RolePolicyState(role_name, policy_name, document)
+
+
+ROLE_POLICIES: Final = RolePoliciesPart()
+
+
 class RolePolicy(EnvironmentStep):
     name: ClassVar[str] = "role_policy"
-    part = "role_policies"
-    reads = (ApiCall("iam", "GetRolePolicy"),)
+    part = ROLE_POLICIES
+    uses = (QUEUE, SECRETS)
     writes = (ApiCall("iam", "PutRolePolicy"),)
-    permissions = (
-        Permission("iam:GetRolePolicy", _ROLE_ARN),
-        Permission("iam:PutRolePolicy", _ROLE_ARN),
-    )
+    permissions = (Permission("iam:PutRolePolicy", _ROLE_ARN),)
 
     def desired(self, ctx: PlanContext) -> dict[str, Any]:
-        return policy_document(ctx.queue_arn, list(ctx.secret_arns.values()))
+        environment = ctx.environment
+        return policy_document(queue_arn(environment), list(secret_arns(environment).values()))
 
     def plan(self, ctx: PlanContext) -> StepPlan:
         wanted = self.desired(ctx)
         changes: list[Change] = []
         unchanged: list[str] = []
-        for policy in ctx.environment.role_policies:
+        for policy in ctx.environment.part(ROLE_POLICIES):
             resource = f"{policy.role_name}/{policy.policy_name}"
             if canonical(policy.document) == canonical(wanted):
                 unchanged.append(resource)
@@ -94,10 +147,11 @@ class RolePolicy(EnvironmentStep):
     async def apply(self, ctx: ApplyContext, changes: tuple[Change, ...]) -> None:
         for change in changes:
             role_name, policy_name = change.resource.split("/", 1)
-            await ctx.aws.call(
-                "iam",
-                "PutRolePolicy",
-                RoleName=role_name,
-                PolicyName=policy_name,
-                PolicyDocument=json.dumps(change.after),
+            await ctx.aws.iam.put_role_policy(
+                RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(change.after)
             )
+
+    def render_value(self, setting: str, value: Json) -> str:
+        if isinstance(value, Mapping) and "Statement" in value:
+            return f"policy ({len(value['Statement'])} statements)"
+        return render_value(value)

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from optimizer_async.aws.gateway import Aws, AwsSettings
+from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.aws.waiters import UpdateFailed, wait_function_updated
 from optimizer_async.discovery import Discovery
 from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox
@@ -135,20 +136,20 @@ def test_concurrent_edit_is_merged_not_overwritten(
 
     async def scenario() -> dict[tuple[str, str, str], int]:
         async with Aws.open(_aws(sandbox)) as aws:
-            inventory = await Discovery(aws).environment("dev")
+            step = FunctionConfiguration()
+            inventory = await Discovery(aws, parts=step.uses).environment("dev")
             variables = dict(inventory.functions[0].state.environment)
             with sandbox.configured(update_s=0.0):
                 lam.update_function_configuration(
                     FunctionName="lambda-function-dev",
                     Environment={"Variables": {**variables, "ADDED_MEANWHILE": "yes"}},
                 )
-            step = FunctionConfiguration()
             ctx = PlanContext(inventory, Targets())
             fn = inventory.functions[0]
             changes = tuple(
                 c for c in step.plan(ctx, fn).changes if c.setting.startswith("Environment.")
             )
-            await step.apply(ApplyContext(aws, ctx, _log()), fn, changes)
+            await step.apply(ApplyContext(aws, ctx, _log(), IamGate()), fn, changes)
             return dict(aws.counter.calls)
 
     calls = anyio.run(scenario)
@@ -184,38 +185,3 @@ def _log() -> Any:
     import structlog
 
     return structlog.get_logger("test")
-
-
-def test_steps_declare_every_write_they_make(
-    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize, client: ClientFactory
-) -> None:
-    """The declarations the IAM policy generator will read are true: every write call of a
-    run is one some step declares, and each declared call has its IAM action declared."""
-    from optimizer_async.aws.operations import is_write
-    from optimizer_async.steps import REGISTRY
-
-    seed("dev")
-    client("logs").delete_log_group(logGroupName="/aws/lambda/lambda-function-dev")
-    bucket = client("s3")
-    name = f"lambda-deployments-dev-{client('sts').get_caller_identity()['Account']}"
-    bucket.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Suspended"})
-    bucket.delete_bucket_lifecycle(Bucket=name)
-    sandbox.reset_stats()
-    code, _ = optimize("--suffix", "dev")
-    assert code == 0
-
-    made = {
-        (row["service"], row["operation"])
-        for row in sandbox.stats()["calls"]
-        if is_write(row["operation"])
-    }
-    declared = {(c.service, c.operation) for step in REGISTRY.values() for c in step.writes}
-    assert made, "the run wrote nothing"
-    assert made <= declared, made - declared
-    # For these services the IAM prefix is botocore's service name; S3 names differ once.
-    s3_actions = {"PutBucketLifecycleConfiguration": "PutLifecycleConfiguration"}
-    for step in REGISTRY.values():
-        actions = {p.action for p in step.permissions}
-        for call in step.writes:
-            action = s3_actions.get(call.operation, call.operation)
-            assert f"{call.service}:{action}" in actions, (step.name, call)

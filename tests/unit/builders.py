@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from optimizer_async import baseline
 from optimizer_async.inventory import (
-    BucketState,
     EnvironmentInventory,
     EnvironmentVariables,
     FunctionInventory,
     FunctionState,
-    LogGroupState,
-    QueueState,
-    RolePolicyState,
-    Usage,
+    PartKey,
 )
 from optimizer_async.naming import EnvironmentNames
-from optimizer_async.steps.alarms import duration_alarm, error_rate_alarm
-from optimizer_async.steps.role_policy import policy_document
+from optimizer_async.steps.alarms import ALARMS, duration_alarm, error_rate_alarm
+from optimizer_async.steps.dead_letter_queue import QUEUE, QueueState
+from optimizer_async.steps.deployment_bucket import BUCKET, BucketState
+from optimizer_async.steps.log_retention import LOG_GROUP, LogGroupState
+from optimizer_async.steps.role_policy import ROLE_POLICIES, RolePolicyState, policy_document
+from optimizer_async.steps.secrets import SECRETS
+from optimizer_async.steps.usage import USAGE, Usage
 from optimizer_async.targets import Targets
+
+T = TypeVar("T")
+I = TypeVar("I", FunctionInventory, EnvironmentInventory)  # noqa: E741
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -32,6 +36,11 @@ def secret_arn(name: str) -> str:
 
 def queue_arn(suffix: str) -> str:
     return f"arn:aws:sqs:{REGION}:{ACCOUNT}:lambda-dlq-{suffix}"
+
+
+def with_part(inventory: I, key: PartKey[T], value: T) -> I:
+    """The inventory with one part replaced."""
+    return replace(inventory, parts={**inventory.parts, key.name: value})
 
 
 def baseline_function(
@@ -58,9 +67,11 @@ def baseline_function(
     state = replace(state, **{k: v for k, v in changes.items() if hasattr(state, k)})
     return FunctionInventory(
         state=state,
-        log_group=LogGroupState(state.log_group, None, 10**9),
-        alarms={f"error-rate-{name}": None, f"duration-{name}": None},
-        usage=Usage(days=30, invocations=3_000_000, duration_ms=3_000_000 * 200.0),
+        parts={
+            LOG_GROUP.name: LogGroupState(state.log_group, None, 10**9),
+            ALARMS.name: {f"error-rate-{name}": None, f"duration-{name}": None},
+            USAGE.name: Usage(days=30, invocations=3_000_000, duration_ms=3_000_000 * 200.0),
+        },
     )
 
 
@@ -73,25 +84,27 @@ def baseline_environment(suffix: str = "dev", functions: int = 1) -> Environment
         functions=tuple(
             baseline_function(suffix, base) for base in baseline.function_bases(functions)
         ),
-        secret_arns={
-            names.api_key_secret: secret_arn(names.api_key_secret),
-            names.database_url_secret: secret_arn(names.database_url_secret),
-        },
-        queue=None,
-        role_policies=(RolePolicyState(names.role, names.optimizer_policy, None),),
-        bucket=BucketState(
-            names.bucket(ACCOUNT),
-            exists=True,
-            versioning="Enabled",
-            lifecycle_rules=(
-                {
-                    "ID": "expire-noncurrent-versions",
-                    "Status": "Enabled",
-                    "Filter": {},
-                    "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
-                },
+        parts={
+            SECRETS.name: {
+                names.api_key_secret: secret_arn(names.api_key_secret),
+                names.database_url_secret: secret_arn(names.database_url_secret),
+            },
+            QUEUE.name: None,
+            ROLE_POLICIES.name: (RolePolicyState(names.role, names.optimizer_policy, None),),
+            BUCKET.name: BucketState(
+                names.bucket(ACCOUNT),
+                exists=True,
+                versioning="Enabled",
+                lifecycle_rules=(
+                    {
+                        "ID": "expire-noncurrent-versions",
+                        "Status": "Enabled",
+                        "Filter": {},
+                        "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                    },
+                ),
             ),
-        ),
+        },
     )
 
 
@@ -121,22 +134,24 @@ def optimised_function(
         described["StateValue"] = "OK"
         alarms[alarm["AlarmName"]] = described
     log_group = LogGroupState(fn.state.log_group, targets.function.log_retention_days, 10**9)
-    return replace(fn, state=state, alarms=alarms, log_group=log_group)
+    return with_part(with_part(replace(fn, state=state), ALARMS, alarms), LOG_GROUP, log_group)
 
 
 def optimised_environment(suffix: str = "dev", functions: int = 1) -> EnvironmentInventory:
     env = baseline_environment(suffix, functions)
     targets = Targets()
     names = EnvironmentNames(suffix)
-    document = policy_document(queue_arn(suffix), [a for a in env.secret_arns.values() if a])
-    return replace(
-        env,
-        functions=tuple(optimised_function(fn, env, targets) for fn in env.functions),
-        queue=QueueState(
-            names.dead_letter_queue,
-            f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{names.dead_letter_queue}",
-            queue_arn(suffix),
-            {"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"},
-        ),
-        role_policies=(RolePolicyState(names.role, names.optimizer_policy, document),),
+    document = policy_document(queue_arn(suffix), [a for a in env.part(SECRETS).values() if a])
+    env = replace(
+        env, functions=tuple(optimised_function(fn, env, targets) for fn in env.functions)
+    )
+    queue = QueueState(
+        names.dead_letter_queue,
+        f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{names.dead_letter_queue}",
+        queue_arn(suffix),
+        {"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"},
+    )
+    env = with_part(env, QUEUE, queue)
+    return with_part(
+        env, ROLE_POLICIES, (RolePolicyState(names.role, names.optimizer_policy, document),)
     )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from optimizer_async.discovery import function_state
-from optimizer_async.inventory import EnvironmentVariables
+from optimizer_async.inventory import EnvironmentVariables, function_state
 
 
 def _config(**extra: object) -> dict[str, object]:

@@ -9,9 +9,16 @@ import pytest
 
 from optimizer_async import baseline
 from optimizer_async.baseline import FunctionSettings
-from optimizer_async.inventory import AccountState, EnvironmentVariables, LogGroupState, QueueState
+from optimizer_async.inventory import EnvironmentInventory, EnvironmentVariables
 from optimizer_async.plan import EnvironmentPlan, plan_environment, plan_fleet
-from optimizer_async.steps.base import Change
+from optimizer_async.steps.alarms import ALARMS
+from optimizer_async.steps.base import Change, FleetContext
+from optimizer_async.steps.dead_letter_queue import QUEUE, QueueState
+from optimizer_async.steps.deployment_bucket import BUCKET
+from optimizer_async.steps.log_retention import LOG_GROUP, LogGroupState
+from optimizer_async.steps.registry import REGISTRY
+from optimizer_async.steps.reserved_concurrency import ACCOUNT_CONCURRENCY, AccountConcurrency
+from optimizer_async.steps.secrets import SECRETS
 from optimizer_async.targets import Targets
 from tests.unit.builders import (
     ACCOUNT,
@@ -20,7 +27,14 @@ from tests.unit.builders import (
     optimised_environment,
     queue_arn,
     secret_arn,
+    with_part,
 )
+
+STEPS = tuple(REGISTRY)
+
+
+def plan_of(env: EnvironmentInventory, targets: Targets | None = None) -> EnvironmentPlan:
+    return plan_environment(env, targets or Targets(), STEPS)
 
 
 def _by_setting(plan: EnvironmentPlan) -> dict[tuple[str, str], Change]:
@@ -28,7 +42,7 @@ def _by_setting(plan: EnvironmentPlan) -> dict[tuple[str, str], Change]:
 
 
 def test_baseline_environment_gets_every_target() -> None:
-    plan = plan_environment(baseline_environment("dev"), Targets())
+    plan = plan_of(baseline_environment("dev"))
     changes = _by_setting(plan)
     fn = "lambda-function-dev"
     expected = {
@@ -65,7 +79,7 @@ def test_plan_is_json_serialisable_and_carries_no_variable_values() -> None:
     secret_value = "postgres://app:hunter2@db:5432/orders"
     variables = EnvironmentVariables({**fn.state.environment, "LEGACY_DSN": secret_value})
     env = replace(env, functions=(replace(fn, state=replace(fn.state, environment=variables)),))
-    text = json.dumps(plan_environment(env, Targets()).to_json())
+    text = json.dumps(plan_of(env).to_json())
     assert "hunter2" not in text
     assert "LEGACY_DSN" not in text
 
@@ -80,7 +94,7 @@ def test_environment_variables_are_merged_never_dropped_or_altered() -> None:
             replace(fn, state=replace(fn.state, environment=EnvironmentVariables(existing))),
         ),
     )
-    plan = plan_environment(env, Targets())
+    plan = plan_of(env)
     settings = {c.setting for c in plan.changes if c.resource == fn.name}
     assert "Environment.Variables.DATABASE_URL_SECRET_ARN" in settings
     assert "Environment.Variables.API_KEY_SECRET_ARN" not in settings
@@ -93,7 +107,7 @@ def test_environment_variables_are_merged_never_dropped_or_altered() -> None:
 
 
 def test_already_optimised_environment_has_an_empty_plan() -> None:
-    plan = plan_environment(optimised_environment("dev", functions=2), Targets())
+    plan = plan_of(optimised_environment("dev", functions=2))
     assert plan.is_empty
     assert plan.error is None
     assert "MemorySize" in plan.functions[0].to_json()["unchanged"]
@@ -108,7 +122,7 @@ def test_partially_optimised_environment_plans_only_the_rest() -> None:
             replace(fn, state=replace(fn.state, timeout_s=300, tracing_mode="PassThrough")),
         ),
     )
-    changes = _by_setting(plan_environment(env, Targets()))
+    changes = _by_setting(plan_of(env))
     assert set(changes) == {
         ("lambda-function-dev", "Timeout"),
         ("lambda-function-dev", "TracingConfig.Mode"),
@@ -120,9 +134,9 @@ def test_shorter_retention_is_kept(days: int) -> None:
     env = optimised_environment("dev")
     fn = env.functions[0]
     env = replace(
-        env, functions=(replace(fn, log_group=LogGroupState(fn.state.log_group, days, 0)),)
+        env, functions=(with_part(fn, LOG_GROUP, LogGroupState(fn.state.log_group, days, 0)),)
     )
-    plan = plan_environment(env, Targets())
+    plan = plan_of(env)
     assert plan.is_empty
     assert any(
         f"shorter retention {days} days kept" in n for n in plan.functions[0].to_json()["notes"]
@@ -133,12 +147,12 @@ def test_longer_retention_is_shortened_and_missing_group_created() -> None:
     env = optimised_environment("dev")
     fn = env.functions[0]
     longer = replace(
-        env, functions=(replace(fn, log_group=LogGroupState(fn.state.log_group, 30, 0)),)
+        env, functions=(with_part(fn, LOG_GROUP, LogGroupState(fn.state.log_group, 30, 0)),)
     )
-    change = plan_environment(longer, Targets()).changes[0]
+    change = plan_of(longer).changes[0]
     assert (change.setting, change.before, change.after) == ("RetentionInDays", 30, 7)
-    missing = replace(env, functions=(replace(fn, log_group=None),))
-    change = plan_environment(missing, Targets()).changes[0]
+    missing = replace(env, functions=(with_part(fn, LOG_GROUP, None),))
+    change = plan_of(missing).changes[0]
     assert (change.setting, change.before, change.after) == ("RetentionInDays", None, 7)
 
 
@@ -153,7 +167,7 @@ def test_tighter_memory_and_timeout_and_existing_reservation_and_dlq_are_kept() 
         dead_letter_target="arn:aws:sqs:us-east-1:123456789012:team-dlq",
     )
     env = replace(env, functions=(replace(fn, state=state),))
-    plan = plan_environment(env, Targets())
+    plan = plan_of(env)
     assert plan.is_empty
     notes = " | ".join(plan.functions[0].to_json()["notes"])
     assert "MemorySize 512 MB is below target 1024; kept" in notes
@@ -163,7 +177,7 @@ def test_tighter_memory_and_timeout_and_existing_reservation_and_dlq_are_kept() 
 
 def test_targets_file_values_are_planned() -> None:
     targets = Targets(function=FunctionSettings(2048, 60, 10, 14, "Active"))
-    changes = _by_setting(plan_environment(baseline_environment("dev"), targets))
+    changes = _by_setting(plan_of(baseline_environment("dev"), targets))
     assert changes[("lambda-function-dev", "MemorySize")].after == 2048
     assert changes[("lambda-function-dev", "ReservedConcurrentExecutions")].after == 10
     assert changes[("/aws/lambda/lambda-function-dev", "RetentionInDays")].after == 14
@@ -173,9 +187,10 @@ def test_changed_alarm_definition_is_rewritten() -> None:
     env = optimised_environment("dev")
     fn = env.functions[0]
     name = "duration-lambda-function-dev"
-    alarms = {**fn.alarms, name: {**fn.alarms[name], "Threshold": 25_000.0}}  # type: ignore[dict-item]
-    env = replace(env, functions=(replace(fn, alarms=alarms),))
-    (change,) = plan_environment(env, Targets()).changes
+    current = fn.part(ALARMS)
+    alarms = {**current, name: {**(current[name] or {}), "Threshold": 25_000.0}}
+    env = replace(env, functions=(with_part(fn, ALARMS, alarms),))
+    (change,) = plan_of(env).changes
     assert (change.resource, change.before["threshold"], change.after["threshold"]) == (
         name,
         25_000.0,
@@ -185,12 +200,11 @@ def test_changed_alarm_definition_is_rewritten() -> None:
 
 def test_queue_and_bucket_drift() -> None:
     env = optimised_environment("dev")
-    assert env.queue is not None
-    queue = QueueState(
-        env.queue.name, env.queue.url, env.queue.arn, {"MessageRetentionPeriod": "345600"}
-    )
+    current = env.part(QUEUE)
+    assert current is not None
+    queue = QueueState(current.name, current.url, current.arn, {"MessageRetentionPeriod": "345600"})
     bucket = replace(
-        env.bucket,
+        env.part(BUCKET),
         versioning="Suspended",
         lifecycle_rules=(
             {
@@ -201,35 +215,38 @@ def test_queue_and_bucket_drift() -> None:
             },
         ),
     )
-    changes = _by_setting(plan_environment(replace(env, queue=queue, bucket=bucket), Targets()))
+    changes = _by_setting(plan_of(with_part(with_part(env, QUEUE, queue), BUCKET, bucket)))
     assert (changes[("lambda-dlq-dev", "MessageRetentionPeriod")].after) == "1209600"
     assert changes[("lambda-dlq-dev", "SqsManagedSseEnabled")].after == "true"
-    bucket_name = env.bucket.name
+    bucket_name = env.part(BUCKET).name
     assert changes[(bucket_name, "Versioning")].before == "Suspended"
     assert changes[(bucket_name, "NoncurrentVersionExpiration")].after == 30
 
 
 def test_kms_encrypted_queue_counts_as_encrypted() -> None:
     env = optimised_environment("dev")
-    assert env.queue is not None
+    current = env.part(QUEUE)
+    assert current is not None
     queue = replace(
-        env.queue,
+        current,
         attributes={"MessageRetentionPeriod": "1209600", "KmsMasterKeyId": "alias/aws/sqs"},
     )
-    assert plan_environment(replace(env, queue=queue), Targets()).is_empty
+    assert plan_of(with_part(env, QUEUE, queue)).is_empty
 
 
 def test_missing_secrets_fail_the_environment_with_nothing_planned() -> None:
     env = baseline_environment("dev")
-    env = replace(env, secret_arns={**env.secret_arns, "api-key-dev": None})
-    plan = plan_environment(env, Targets())
+    secrets = dict(env.part(SECRETS))
+    secrets["api-key-dev"] = None
+    env = with_part(env, SECRETS, secrets)
+    plan = plan_of(env)
     assert plan.changes == ()
     assert plan.error == "secret(s) not found: api-key-dev; create them, then re-run"
 
 
 def test_no_matching_function_plans_nothing() -> None:
     env = replace(baseline_environment("dev"), functions=(), skipped=("lambda-function-dev",))
-    plan = plan_environment(env, Targets())
+    plan = plan_of(env)
     assert plan.changes == ()
     assert plan.error is not None
     assert "no function found for suffix 'dev'" in plan.error
@@ -237,9 +254,9 @@ def test_no_matching_function_plans_nothing() -> None:
 
 
 def test_fleet_guardrail_keeps_unreserved_concurrency_above_100() -> None:
-    plans = [plan_environment(baseline_environment(s, functions=2), Targets()) for s in ("a", "b")]
-    account = AccountState(ACCOUNT, REGION, concurrency_limit=1000, unreserved_concurrency=260)
-    fleet = plan_fleet(plans, account)
+    plans = [plan_of(baseline_environment(s, functions=2)) for s in ("a", "b")]
+    account = AccountConcurrency(ACCOUNT, REGION, limit=1000, unreserved=260)
+    fleet = plan_fleet(plans, FleetContext({ACCOUNT_CONCURRENCY.name: account}), STEPS)
     blocked = [
         (fn.name, reason)
         for env in fleet.environments
@@ -252,7 +269,7 @@ def test_fleet_guardrail_keeps_unreserved_concurrency_above_100() -> None:
 
 
 def test_plan_for_every_baseline_value_matches_the_single_source() -> None:
-    changes = _by_setting(plan_environment(baseline_environment("dev"), Targets()))
+    changes = _by_setting(plan_of(baseline_environment("dev")))
     memory = changes[("lambda-function-dev", "MemorySize")]
     assert (memory.before, memory.after) == (baseline.BASELINE.memory_mb, baseline.TARGET.memory_mb)
 
@@ -264,7 +281,7 @@ def test_unreadable_variables_are_never_rewritten() -> None:
         fn.state, environment=EnvironmentVariables(), environment_error="AccessDeniedException"
     )
     env = replace(env, functions=(replace(fn, state=state),))
-    plan = plan_environment(env, Targets())
+    plan = plan_of(env)
     settings = {c.setting for c in plan.changes if c.resource == fn.name}
     assert "MemorySize" in settings
     assert not [s for s in settings if s.startswith("Environment.")]

@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from optimizer_async.costs import Savings
+from optimizer_async.costs import Money
 from optimizer_async.report import RunReport, render
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
-from optimizer_async.steps.base import Change
+from optimizer_async.steps.base import Change, MoneyLine
 
 
 def _report(
@@ -16,7 +16,7 @@ def _report(
     function = FunctionOutcome(
         "lambda-function-dev",
         changes=[ChangeOutcome(change, status, verified)],  # type: ignore[arg-type]
-        savings=Savings(compute_usd=12.5, alarms_usd=0.3),
+        money=Money((MoneyLine("compute", "saves", 12.5), MoneyLine("alarms", "adds", 0.3))),
     )
     envs = [
         EnvironmentOutcome("dev", functions=[function]),
