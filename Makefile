@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 # Runs the integration tests against LocalStack (needs Docker; see docker-compose.yml).
 test-localstack: $(STAMP)

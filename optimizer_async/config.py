@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import DEFAULT_FUNCTION_BASE
-from optimizer_async.sandbox.config import Profile
 from optimizer_async.targets import Targets
+
+if TYPE_CHECKING:
+    from optimizer_async.sandbox.config import Profile
 
 OutputFormat = Literal["table", "json", "markdown"]
 OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")

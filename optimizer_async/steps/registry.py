@@ -123,8 +123,8 @@ def _lint_step(step: Step, steps: dict[str, Step]) -> list[str]:
     ]
     if step.part.scope != step.scope:
         problems.append(
-            f"{step.name}: a {step.scope} step changes a {step.part.scope} part "
-            f"({step.part.name}), which verification cannot re-read per {step.scope}"
+            f"{step.name}: its part {step.part.name} is {step.part.scope}-scoped but the step is "
+            f"{step.scope}-scoped (verification re-reads the part where the step changed it)"
         )
     actions = {permission.action for permission in step.declared_permissions()}
     for call in sorted(step.declared_calls(), key=lambda c: (c.service, c.operation)):

@@ -45,6 +45,13 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
             "targets file /nonexistent.toml",
         ),
         (["--suffix", "dev", "--seed", "dev"], {}, "--seed and --demo need --sandbox"),
+        (["--suffix", "dev", "--skip", "alarm"], {}, "unknown step(s) in --skip: alarm (steps: "),
+        (["--suffix", "dev", "--only", "alarms,memory"], {}, "unknown step(s) in --only: memory"),
+        (
+            ["--suffix", "dev", "--skip", "dead_letter_queue"],
+            {},
+            "step function_configuration needs dead_letter_queue, which the selection leaves out",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_aws_call(

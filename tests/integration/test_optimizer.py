@@ -280,3 +280,47 @@ def test_report_schema(seed: Seed, optimize: Optimize, unique: Unique) -> None:
     )
     assert isinstance(report["savings"]["monthly_usd"], float)
     assert report["api_calls"]["by_operation"]["lambda"]["GetFunction"] == 1
+
+
+def test_skip_alarms_converges_the_rest_and_writes_no_alarm(
+    request: pytest.FixtureRequest,
+    seed: Seed,
+    optimize: Optimize,
+    client: ClientFactory,
+    unique: Unique,
+) -> None:
+    suffixes = seed(unique("dev"), unique("staging"))
+    sandbox = _sandbox(request)
+    if sandbox:
+        sandbox.reset_stats()
+    code, run = optimize("--suffix", ",".join(suffixes), "--skip", "alarms")
+    assert code == 0, json.dumps(run, indent=1)
+    assert run["status"] == "converged"
+    assert "alarms" not in run["steps"]
+    assert "alarms_monthly_usd" not in run["savings"]
+    for env in run["environments"]:
+        changes = [*env["changes"], *(c for fn in env["functions"] for c in fn["changes"])]
+        assert changes
+        # every step that ran changed something (the seeded bucket is already right)
+        assert {c["step"] for c in changes} == set(run["steps"]) - {"deployment_bucket"}
+        assert all((c["status"], c["verified"]) == ("applied", True) for c in changes)
+    assert "PutMetricAlarm" not in run["api_calls"]["by_operation"].get("cloudwatch", {})
+    assert "DescribeAlarms" not in run["api_calls"]["by_operation"].get("cloudwatch", {})
+    if sandbox:
+        assert not [r for r in sandbox.stats()["calls"] if r["service"] == "cloudwatch"
+                    and r["operation"] in ("PutMetricAlarm", "DescribeAlarms")]  # fmt: skip
+    cloudwatch = client("cloudwatch")
+    for suffix in suffixes:
+        function = EnvironmentNames(suffix).function()
+        alarms = cloudwatch.describe_alarms(
+            AlarmNames=[f"error-rate-{function}", f"duration-{function}"]
+        )["MetricAlarms"]
+        assert alarms == []
+        assert lambda_memory(client, function) == 1024
+
+    code, rerun = optimize("--suffix", ",".join(suffixes), "--skip", "alarms")
+    assert (code, rerun["status"], _writes(rerun)) == (0, "nothing_to_do", 0)
+    # Without the flag the alarms are all that is left to do.
+    code, dry = optimize("--suffix", ",".join(suffixes), "--dry-run")
+    planned = {c["step"] for e in dry["environments"] for f in e["functions"] for c in f["changes"]}
+    assert (code, planned) == (0, {"alarms"})
