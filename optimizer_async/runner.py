@@ -91,12 +91,17 @@ def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> N
 
 @contextlib.contextmanager
 def _log_stream(path: Path | None) -> Iterator[TextIO]:
-    if path is None:
-        yield sys.stderr
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as stream:
-        yield stream
+    """The run's log stream; afterwards logging goes back to structlog's defaults, so that
+    nothing logs into a closed file once the run is over (callers embedding `main`)."""
+    try:
+        if path is None:
+            yield sys.stderr
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as stream:
+            yield stream
+    finally:
+        structlog.reset_defaults()
 
 
 def run(config: RunConfig) -> int:

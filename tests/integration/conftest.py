@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from optimizer_async import cli
+from optimizer_async.aws.gateway import Aws, AwsSettings
+from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder
-from tests.conftest import EXTERNAL_ENDPOINT
+from tests.conftest import EXTERNAL_ENDPOINT, REGION
 
 Optimize = Callable[..., tuple[int, dict[str, Any]]]
 Unique = Callable[[str], str]
@@ -85,3 +89,25 @@ def optimize(
         return code, json.loads(capsys.readouterr().out)
 
     return optimize
+
+
+@pytest.fixture
+async def aws(endpoint_url: str) -> AsyncIterator[Aws]:
+    """The optimizer's own gateway on the test endpoint (credentials from the environment)."""
+    async with Aws.open(AwsSettings(region=REGION, endpoint_url=endpoint_url)) as gateway:
+        yield gateway
+
+
+class LinkedClock:
+    """The optimizer's clock on a sandbox's virtual time: a sleep moves the sandbox on by
+    exactly that long, so waiters and windows meet at exact, countable moments."""
+
+    def __init__(self, sandbox_clock: ManualClock) -> None:
+        self.sandbox_clock = sandbox_clock
+
+    def now(self) -> float:
+        return self.sandbox_clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sandbox_clock.sleep(seconds)
+        await anyio.lowlevel.checkpoint()  # still a checkpoint: other tasks run

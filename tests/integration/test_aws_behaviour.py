@@ -3,23 +3,24 @@ quotas, transient faults, concurrent edits. Needs the sandbox's controls to prov
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
-import anyio
 import pytest
+import structlog
 
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.aws.iam_gate import IamGate
-from optimizer_async.aws.waiters import UpdateFailed, wait_function_updated
 from optimizer_async.discovery import Discovery
-from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox
+from optimizer_async.engine import Engine, EngineSettings
+from optimizer_async.sandbox.clock import ManualClock
+from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.steps.base import ApplyContext, PlanContext
 from optimizer_async.steps.function_configuration import FunctionConfiguration
+from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.targets import Targets
-from tests.conftest import ClientFactory
-from tests.integration.conftest import Optimize
+from tests.conftest import REGION, ClientFactory
+from tests.integration.conftest import LinkedClock, Optimize
 from tests.integration.test_optimizer import assert_optimised
 
 pytestmark = pytest.mark.sandbox_only
@@ -31,22 +32,31 @@ def _outcomes(sandbox: EmbeddedSandbox, operation: str) -> dict[str, int]:
     return {r["outcome"]: r["count"] for r in rows if r["operation"] == operation}
 
 
-def test_update_in_progress_is_waited_for(
-    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize, client: ClientFactory
+async def test_update_in_progress_is_waited_for(
+    sandbox: EmbeddedSandbox, seed: Seed, client: ClientFactory, tmp_path: Path
 ) -> None:
+    """Someone's deploy is in progress (on virtual time, so it stays in progress until the
+    optimizer's own waiting moves the clock): the optimizer waits instead of meeting a 409."""
     seed("dev")
     lam = client("lambda")
-    with sandbox.configured(update_s=1.0):
+    with sandbox.use_clock(ManualClock()) as clock, sandbox.configured(update_s=5.0):
         lam.update_function_configuration(FunctionName="lambda-function-dev", Description="deploy")
-        assert (
-            lam.get_function(FunctionName="lambda-function-dev")["Configuration"][
-                "LastUpdateStatus"
-            ]
-            == "InProgress"
-        )
+        status = lam.get_function(FunctionName="lambda-function-dev")["Configuration"]
+        assert status["LastUpdateStatus"] == "InProgress"
         sandbox.reset_stats()
-        code, report = optimize("--suffix", "dev", "--sandbox-profile", "none")
-    assert code == 0, report
+        settings = AwsSettings(region=REGION, endpoint_url=sandbox.endpoint_url)
+        async with Aws.open(settings, clock=LinkedClock(clock)) as aws:
+            engine_settings = EngineSettings(
+                targets=Targets(),
+                steps=tuple(REGISTRY),
+                function_bases=("lambda-function",),
+                concurrency=4,
+                dry_run=False,
+                before_images_dir=tmp_path,
+            )
+            run = await Engine(aws, engine_settings).run(["dev"])
+        assert clock.now() >= 5.0  # it waited the other update out
+    assert all(o.status == "applied" and o.verified for o in run.environments[0].all_changes())
     assert _outcomes(sandbox, "UpdateFunctionConfiguration") == {"ok": 1}  # no 409: it waited
     assert_optimised(client, "dev")
     config = lam.get_function(FunctionName="lambda-function-dev")["Configuration"]
@@ -119,69 +129,34 @@ def test_transient_faults_are_ridden_out(
         assert_optimised(client, suffix)
 
 
-def _aws(sandbox: EmbeddedSandbox) -> AwsSettings:
-    return AwsSettings(
-        region="us-east-1",
-        endpoint_url=sandbox.endpoint_url,
-        credentials=(ACCESS_KEY_ID, SECRET_ACCESS_KEY),
-    )
-
-
-def test_concurrent_edit_is_merged_not_overwritten(
+async def test_concurrent_edit_is_merged_not_overwritten(
     sandbox: EmbeddedSandbox, seed: Seed, client: ClientFactory
 ) -> None:
     """Someone adds a variable between our read and our write: RevisionId catches it (412)."""
     seed("dev")
     lam = client("lambda")
-
-    async def scenario() -> dict[tuple[str, str, str], int]:
-        async with Aws.open(_aws(sandbox)) as aws:
-            step = FunctionConfiguration()
-            inventory = await Discovery(aws, parts=step.uses).environment("dev")
-            variables = dict(inventory.functions[0].state.environment)
-            with sandbox.configured(update_s=0.0):
-                lam.update_function_configuration(
-                    FunctionName="lambda-function-dev",
-                    Environment={"Variables": {**variables, "ADDED_MEANWHILE": "yes"}},
-                )
-            ctx = PlanContext(inventory, Targets())
-            fn = inventory.functions[0]
-            changes = tuple(
-                c for c in step.plan(ctx, fn).changes if c.setting.startswith("Environment.")
+    settings = AwsSettings(region=REGION, endpoint_url=sandbox.endpoint_url)
+    async with Aws.open(settings) as aws:
+        step = FunctionConfiguration()
+        inventory = await Discovery(aws, parts=step.uses).environment("dev")
+        variables = dict(inventory.functions[0].state.environment)
+        with sandbox.configured(update_s=0.0):
+            lam.update_function_configuration(
+                FunctionName="lambda-function-dev",
+                Environment={"Variables": {**variables, "ADDED_MEANWHILE": "yes"}},
             )
-            await step.apply(ApplyContext(aws, ctx, _log(), IamGate()), fn, changes)
-            return dict(aws.counter.calls)
+        ctx = PlanContext(inventory, Targets())
+        fn = inventory.functions[0]
+        changes = tuple(
+            c for c in step.plan(ctx, fn).changes if c.setting.startswith("Environment.")
+        )
+        log = structlog.get_logger("test")
+        await step.apply(ApplyContext(aws, ctx, log, IamGate()), fn, changes)
+        calls = dict(aws.counter.calls)
 
-    calls = anyio.run(scenario)
     assert calls[("lambda", "UpdateFunctionConfiguration", "PreconditionFailedException")] == 1
     variables = lam.get_function(FunctionName="lambda-function-dev")["Configuration"][
         "Environment"
     ]["Variables"]
     assert variables["ADDED_MEANWHILE"] == "yes"
     assert "DATABASE_URL_SECRET_ARN" in variables
-
-
-def test_waiter_fails_fast_with_the_reason(
-    sandbox: EmbeddedSandbox, seed: Seed, client: ClientFactory
-) -> None:
-    seed("dev")
-    with sandbox.configured(update_failure_rate=1.0, update_s=0.2):
-        client("lambda").update_function_configuration(
-            FunctionName="lambda-function-dev", MemorySize=512
-        )
-
-        async def wait() -> float:
-            started = time.monotonic()
-            async with Aws.open(_aws(sandbox)) as aws:
-                with pytest.raises(UpdateFailed) as failed:
-                    await wait_function_updated(aws, "lambda-function-dev")
-            assert failed.value.code == "InternalError"
-            return time.monotonic() - started
-
-        assert anyio.run(wait) < 2.0
-
-
-def _log() -> Any:
-    import structlog
-
-    return structlog.get_logger("test")

@@ -1,3 +1,5 @@
+"""The IAM gate, driven by events rather than sleeps: the order is decided by the test."""
+
 from __future__ import annotations
 
 import anyio
@@ -5,54 +7,53 @@ import anyio
 from optimizer_async.aws.iam_gate import IamGate
 
 
-def test_first_through_probes_others_wait_then_go_together() -> None:
+async def test_first_through_probes_others_wait_then_go_together() -> None:
+    gate = IamGate()
     events: list[str] = []
+    probing, release = anyio.Event(), anyio.Event()
 
-    async def main() -> None:
-        gate = IamGate()
+    async def probe() -> None:
+        async with gate.through("role-1"):
+            events.append("a in")
+            probing.set()
+            await release.wait()
+            events.append("a out")
 
-        async def update(name: str, role: str, probe_s: float) -> None:
-            async with gate.through(role):
-                events.append(f"{name} in")
-                await anyio.sleep(probe_s)
-                events.append(f"{name} out")
+    async def follower(name: str, role: str) -> None:
+        async with gate.through(role):
+            events.append(f"{name} in")
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(update, "a", "role-1", 0.05)
-            await anyio.sleep(0.01)
-            group.start_soon(update, "b", "role-1", 0.01)
-            group.start_soon(update, "c", "role-1", 0.01)
-            group.start_soon(update, "x", "role-2", 0.01)  # another role never waits
-
-    anyio.run(main)
-    assert events.index("a out") < events.index("b in")
-    assert events.index("a out") < events.index("c in")
-    assert events.index("x in") < events.index("a out")
-    assert events.index("c in") < events.index("b out")  # after the probe they run together
+    async with anyio.create_task_group() as group:
+        group.start_soon(probe)
+        await probing.wait()
+        for name, role in (("b", "role-1"), ("c", "role-1"), ("x", "role-2")):
+            group.start_soon(follower, name, role)
+        await anyio.wait_all_tasks_blocked()
+        assert events == ["a in", "x in"]  # another role never waits; role-1 waits for a
+        release.set()
+    assert events[2:] == ["a out", "b in", "c in"]
 
 
-def test_a_failed_probe_still_lets_the_others_try() -> None:
+async def test_a_failed_probe_still_lets_the_others_try() -> None:
+    gate = IamGate()
     tried: list[str] = []
+    probing = anyio.Event()
 
-    async def main() -> None:
-        gate = IamGate()
-
-        async def probe() -> None:
-            try:
-                async with gate.through("role"):
-                    await anyio.sleep(0.02)
-                    raise RuntimeError("gave up")
-            except RuntimeError:
-                tried.append("probe failed")
-
-        async def other() -> None:
+    async def probe() -> None:
+        try:
             async with gate.through("role"):
-                tried.append("other tried")
+                probing.set()
+                await anyio.wait_all_tasks_blocked()
+                raise RuntimeError("gave up")
+        except RuntimeError:
+            tried.append("probe failed")
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(probe)
-            await anyio.sleep(0.005)
-            group.start_soon(other)
+    async def other() -> None:
+        async with gate.through("role"):
+            tried.append("other tried")
 
-    anyio.run(main)
+    async with anyio.create_task_group() as group:
+        group.start_soon(probe)
+        await probing.wait()
+        group.start_soon(other)
     assert tried == ["probe failed", "other tried"]

@@ -1,0 +1,69 @@
+"""The AWS gateway, async, against the test endpoint: typed views, counting, not-found,
+pagination and the once-only account lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from optimizer_async.aws.gateway import Aws
+from tests.conftest import ClientFactory
+from tests.integration.conftest import Unique
+
+
+def _calls(aws: Aws) -> dict[tuple[str, str, str], int]:
+    return dict(aws.counter.calls)
+
+
+async def test_typed_views_call_and_count_by_operation(aws: Aws) -> None:
+    answer = await aws.lambda_.list_functions(MaxItems=1)
+    assert "Functions" in answer
+    await aws.lambda_.list_functions(MaxItems=1)
+    assert _calls(aws) == {("lambda", "ListFunctions", "ok"): 2}
+    assert aws.counter.snapshot()["writes"] == 0
+
+
+async def test_a_misspelt_operation_fails_before_any_call(aws: Aws) -> None:
+    view: Any = aws.lambda_  # mypy would refuse the typo below; at run time it fails too
+    with pytest.raises(AttributeError, match="lambda has no operation 'get_functoin'"):
+        await view.get_functoin(FunctionName="x")
+    assert _calls(aws) == {}
+
+
+async def test_find_is_none_for_what_does_not_exist(aws: Aws, unique: Unique) -> None:
+    missing = await aws.find(aws.lambda_.get_function, FunctionName=unique("nothing"))
+    assert missing is None
+    assert _calls(aws) == {("lambda", "GetFunction", "ResourceNotFoundException"): 1}
+
+
+async def test_pages_follow_the_token(aws: Aws, client: ClientFactory, unique: Unique) -> None:
+    prefix = f"/test/{unique('pages')}/"
+    logs = client("logs")
+    for name in ("a", "b", "c"):
+        logs.create_log_group(logGroupName=prefix + name)
+    names = [
+        group["logGroupName"]
+        async for page in aws.pages(
+            "nextToken", aws.logs.describe_log_groups, logGroupNamePrefix=prefix, limit=1
+        )
+        for group in page.get("logGroups", [])
+    ]
+    assert names == [prefix + name for name in ("a", "b", "c")]
+    # One page per group; AWS may also hand out a token to a last, empty page.
+    assert _calls(aws)[("logs", "DescribeLogGroups", "ok")] in (3, 4)
+
+
+async def test_the_account_is_asked_once_however_many_ask(aws: Aws) -> None:
+    found: list[str] = []
+
+    async def ask() -> None:
+        found.append(await aws.account_id())
+
+    async with anyio.create_task_group() as group:
+        for _ in range(10):
+            group.start_soon(ask)
+    assert len(set(found)) == 1
+    assert len(found[0]) == 12
+    assert _calls(aws) == {("sts", "GetCallerIdentity", "ok"): 1}

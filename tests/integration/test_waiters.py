@@ -1,0 +1,83 @@
+"""Our async waiter, counted exactly: the sandbox's update window and the waiter's sleeps run
+on one virtual clock, so every poll happens at a known moment whatever the machine's load."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from optimizer_async.aws.gateway import Aws, AwsSettings
+from optimizer_async.aws.waiters import Backoff, UpdateFailed, WaiterTimeout, wait_function_updated
+from optimizer_async.sandbox.clock import ManualClock
+from optimizer_async.sandbox.server import EmbeddedSandbox
+from tests.conftest import REGION, ClientFactory
+from tests.integration.conftest import LinkedClock
+
+pytestmark = pytest.mark.sandbox_only
+Seed = Callable[..., list[str]]
+FUNCTION = "lambda-function-dev"
+EVERY_QUARTER_SECOND = Backoff(initial=0.25, factor=1.0, maximum=0.25, deadline=10.0, jitter=0.0)
+
+
+@dataclass
+class Virtual:
+    aws: Aws
+    clock: ManualClock
+
+    def polls(self) -> int:
+        return sum(n for (_, op, _), n in self.aws.counter.calls.items() if op == "GetFunction")
+
+
+@pytest.fixture
+async def virtual(sandbox: EmbeddedSandbox, seed: Seed) -> AsyncIterator[Virtual]:
+    """A seeded sandbox on a ManualClock, and a gateway whose sleeps move that clock."""
+    seed("dev")
+    with sandbox.use_clock(ManualClock()) as clock:
+        settings = AwsSettings(region=REGION, endpoint_url=sandbox.endpoint_url)
+        async with Aws.open(settings, clock=LinkedClock(clock)) as aws:
+            yield Virtual(aws, clock)
+
+
+async def test_polls_until_the_window_closes(
+    virtual: Virtual, sandbox: EmbeddedSandbox, client: ClientFactory
+) -> None:
+    with sandbox.configured(update_s=1.0):
+        client("lambda").update_function_configuration(FunctionName=FUNCTION, MemorySize=1024)
+        answer = await wait_function_updated(virtual.aws, FUNCTION, EVERY_QUARTER_SECOND)
+    assert answer["Configuration"]["MemorySize"] == 1024
+    # InProgress at 0, 0.25, 0.5 and 0.75; Successful at exactly 1.0.
+    assert virtual.polls() == 5
+    assert virtual.clock.sleeps == (0.25, 0.25, 0.25, 0.25)
+
+
+async def test_a_failed_update_fails_at_once_with_the_reason(
+    virtual: Virtual, sandbox: EmbeddedSandbox, client: ClientFactory
+) -> None:
+    with sandbox.configured(update_s=0.5, update_failure_rate=1.0):
+        client("lambda").update_function_configuration(FunctionName=FUNCTION, MemorySize=1024)
+        with pytest.raises(UpdateFailed) as failed:
+            await wait_function_updated(virtual.aws, FUNCTION, EVERY_QUARTER_SECOND)
+    assert failed.value.code == "InternalError"
+    assert virtual.polls() == 3  # 0 and 0.25 in progress, 0.5 failed: no poll after
+
+
+async def test_gives_up_at_the_deadline(
+    virtual: Virtual, sandbox: EmbeddedSandbox, client: ClientFactory
+) -> None:
+    doubling = Backoff(initial=1.0, factor=2.0, maximum=4.0, deadline=10.0, jitter=0.0)
+    with sandbox.configured(update_s=100.0):
+        client("lambda").update_function_configuration(FunctionName=FUNCTION, MemorySize=1024)
+        with pytest.raises(WaiterTimeout, match=r"still InProgress after 7\.0 s"):
+            await wait_function_updated(virtual.aws, FUNCTION, doubling)
+    # Polls at 0, 1, 3 and 7; the next (at 11) would pass the 10 s deadline.
+    assert virtual.polls() == 4
+    assert virtual.clock.sleeps == (1.0, 2.0, 4.0)
+
+
+async def test_jitter_stays_within_its_band() -> None:
+    delays = Backoff(initial=1.0, factor=2.0, maximum=4.0, deadline=60.0).delays()
+    first = [next(delays) for _ in range(5)]
+    for delay, nominal in zip(first, (1.0, 2.0, 4.0, 4.0, 4.0), strict=True):
+        assert nominal * 0.5 <= delay <= nominal
