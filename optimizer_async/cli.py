@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    # Only now: bad input never loads the AWS SDK, the engine or rich (an import contract).
+    # Only now: bad input never loads the AWS SDK, the engine or the report (an import contract).
     from optimizer_async.runner import run
 
     try:

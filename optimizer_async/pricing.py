@@ -1,8 +1,8 @@
 """Prices the savings estimate uses: a dated table from AWS's public price pages.
 
 Source: the AWS Lambda and CloudWatch pricing pages and the Price List API (service code
-`AWSLambda`), us-east-1, as recorded in DESIGN.md. Querying the Price List API at run time
-is the cost-model issue's; until then this table is the fallback it will keep.
+`AWSLambda`), us-east-1, on the date below (docs/architecture.md, "Prices"). Querying the
+Price List API at run time is the cost model's next step; this table stays its fallback.
 """
 
 from __future__ import annotations

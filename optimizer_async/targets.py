@@ -1,4 +1,4 @@
-"""The optimised state to reach: DESIGN.md's targets, optionally overridden by a TOML file.
+"""The optimised state to reach: `baseline.TARGET` and friends, optionally overridden by TOML.
 
 [function]
 memory_mb = 1024
@@ -68,7 +68,7 @@ def _section(data: dict[str, Any], name: str, cls: type) -> Any:
 
 
 def load_targets(path: Path) -> Targets:
-    """Targets from a TOML file; anything not given keeps DESIGN.md's value."""
+    """Targets from a TOML file; anything not given keeps the default target."""
     try:
         data = tomllib.loads(path.read_text())
         function = _section(data, "function", FunctionSettings)

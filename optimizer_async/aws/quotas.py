@@ -3,7 +3,7 @@
 One table, used twice: the optimizer paces its calls with one rate limiter per bucket, and
 the sandbox throttles callers that exceed the same buckets, so tests see what AWS would do.
 Sources: the Lambda quotas page ("API requests"), the CloudWatch and CloudWatch Logs
-service-quotas pages, and Secrets Manager's quotas page (see DESIGN.md).
+service-quotas pages, and Secrets Manager's quotas page (docs/architecture.md lists them).
 SQS and IAM publish no per-operation rates: no bucket here, adaptive retry covers them.
 """
 
