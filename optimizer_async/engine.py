@@ -10,7 +10,7 @@ the others to converge. The engine knows the step contract, never a particular s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from optimizer_async.aws.gateway import Aws
 from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.costs import Money
 from optimizer_async.discovery import Discovery, parts_of
-from optimizer_async.inventory import EnvironmentInventory
+from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
 from optimizer_async.plan import (
     EnvironmentPlan,
     FunctionPlan,
@@ -158,18 +158,13 @@ class Engine:
                 finished.update({(step.name, fn.name): anyio.Event() for fn in plan.functions})
         failures: dict[_Slot, str] = {}
 
-        async def run_step(
-            step: Step,
-            function: str | None,
-            step_plan: StepPlan,
-            apply: Callable[[ApplyContext], Awaitable[None]],
-        ) -> None:
-            slot = (step.name, function)
+        async def run_step(step: Step, fn: FunctionInventory | None, step_plan: StepPlan) -> None:
+            slot = (step.name, None if fn is None else fn.name)
             try:
                 if not step_plan.changes or step_plan.blocked:
                     return
                 outcomes = [results[c.key] for c in step_plan.changes]
-                for dependency in self._dependencies(step, function, plan):
+                for dependency in self._dependencies(step, slot[1], plan):
                     await finished[dependency].wait()
                     if dependency in failures:
                         for result in outcomes:
@@ -179,7 +174,7 @@ class Engine:
                             )
                         failures[slot] = f"{dependency[0]} failed"
                         return
-                error = await self._run_step(step.name, apply, ctx, outcomes)
+                error = await self._run_step(step, fn, step_plan.changes, ctx, outcomes)
                 if error:
                     failures[slot] = error
             finally:
@@ -189,33 +184,15 @@ class Engine:
             fn = inventory.function(fn_plan.name)
             async with self._functions_in_flight, anyio.create_task_group() as group:
                 for step in self.settings.steps:
-                    if not isinstance(step, FunctionStep):
-                        continue
-                    step_plan = fn_plan.steps.get(step.name, StepPlan())
-
-                    async def apply(
-                        apply_ctx: ApplyContext,
-                        step: FunctionStep = step,
-                        changes: tuple[Change, ...] = step_plan.changes,
-                    ) -> None:
-                        with structlog.contextvars.bound_contextvars(function=fn.name):
-                            await step.apply(apply_ctx, fn, changes)
-
-                    group.start_soon(run_step, step, fn.name, step_plan, apply)
+                    if isinstance(step, FunctionStep):
+                        group.start_soon(
+                            run_step, step, fn, fn_plan.steps.get(step.name, StepPlan())
+                        )
 
         async with anyio.create_task_group() as group:
             for step in self.settings.steps:
                 if isinstance(step, EnvironmentStep):
-                    step_plan = plan.steps.get(step.name, StepPlan())
-
-                    async def apply_environment(
-                        apply_ctx: ApplyContext,
-                        step: EnvironmentStep = step,
-                        changes: tuple[Change, ...] = step_plan.changes,
-                    ) -> None:
-                        await step.apply(apply_ctx, changes)
-
-                    group.start_soon(run_step, step, None, step_plan, apply_environment)
+                    group.start_soon(run_step, step, None, plan.steps.get(step.name, StepPlan()))
             for fn_plan in plan.functions:
                 group.start_soon(function, fn_plan)
 
@@ -236,16 +213,22 @@ class Engine:
 
     async def _run_step(
         self,
-        step: str,
-        apply: Callable[[ApplyContext], Awaitable[None]],
+        step: Step,
+        fn: FunctionInventory | None,
+        changes: tuple[Change, ...],
         ctx: PlanContext,
         results: list[ChangeOutcome],
     ) -> str | None:
         """Apply one step's changes; record applied or failed on each. Returns the error."""
-        with structlog.contextvars.bound_contextvars(step=step):  # AWS calls inside carry it too
+        scope = {"step": step.name} | ({} if fn is None else {"function": fn.name})
+        with structlog.contextvars.bound_contextvars(**scope):  # AWS calls inside carry it too
             started = anyio.current_time()
+            apply_ctx = ApplyContext(self.aws, ctx, log, self._iam_gate)
             try:
-                await apply(ApplyContext(self.aws, ctx, log, self._iam_gate))
+                if isinstance(step, FunctionStep) and fn is not None:
+                    await step.apply(apply_ctx, fn, changes)
+                elif isinstance(step, EnvironmentStep):
+                    await step.apply(apply_ctx, changes)
             except Exception as error:
                 reason = errors.describe(error)
                 for result in results:
@@ -266,8 +249,7 @@ class Engine:
         applied = [o for o in outcome.all_changes() if o.status == "applied"]
         if not applied:
             return
-        parts = list({self.steps[o.change.step].part.name: self.steps[o.change.step].part
-                      for o in applied}.values())  # fmt: skip
+        parts = list({self.steps[o.change.step].part for o in applied})
         functions = {
             fn.name for fn in outcome.functions if any(c.status == "applied" for c in fn.changes)
         }

@@ -114,12 +114,9 @@ def _precondition_error(inventory: EnvironmentInventory, steps: Sequence[Step]) 
             skipped if inventory.skipped else ""
         )
     parts = {part.name: part for step in steps for part in step.parts}
-    values = [(name, inventory.parts) for name in parts] + [
-        (name, fn.parts) for fn in inventory.functions for name in parts
-    ]
-    for name, found in values:
-        if name in found:
-            problem = parts[name].problem(found[name])
+    for found in (inventory.parts, *(fn.parts for fn in inventory.functions)):
+        for name, value in found.items():
+            problem = parts[name].problem(value) if name in parts else None
             if problem is not None:
                 return problem
     return None
