@@ -57,3 +57,22 @@ def test_dry_run_says_would_save() -> None:
     text = render(_report(status="planned", verified=None), "table")
     assert "dry run" in text
     assert "would save $12.20/month" in text
+
+
+def test_the_steps_that_ran_are_named_when_chosen() -> None:
+    report = _report()
+    report.steps = ("function_configuration", "log_retention")
+    assert "steps:" not in render(report, "table")  # every step ran: nothing to say
+    assert json.loads(render(report, "json"))["steps"] == list(report.steps)
+    report.selected = True
+    assert "steps: function_configuration, log_retention" in render(report, "table")
+    assert "steps: function_configuration, log_retention" in render(report, "markdown")
+
+
+def test_money_is_broken_down_by_label() -> None:
+    data = json.loads(render(_report(), "json"))
+    assert (data["savings"]["compute_monthly_usd"], data["savings"]["alarms_monthly_usd"]) == (
+        12.5,
+        0.3,
+    )
+    assert "saves $12.20/month (compute $12.50 - alarms $0.30)" in render(_report(), "table")
