@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,12 @@ import pytest
 
 from optimizer_async import cli
 from optimizer_async.aws.gateway import Aws, AwsSettings
+from optimizer_async.engine import Engine, EngineSettings
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder
+from optimizer_async.steps.base import Step
+from optimizer_async.steps.registry import REGISTRY
+from optimizer_async.targets import Targets
 from tests.conftest import EXTERNAL_ENDPOINT, REGION
 
 Optimize = Callable[..., tuple[int, dict[str, Any]]]
@@ -96,6 +100,21 @@ async def aws(endpoint_url: str) -> AsyncIterator[Aws]:
     """The optimizer's own gateway on the test endpoint (credentials from the environment)."""
     async with Aws.open(AwsSettings(region=REGION, endpoint_url=endpoint_url)) as gateway:
         yield gateway
+
+
+def new_engine(
+    aws: Aws, tmp_path: Path, steps: Sequence[Step] = (), *, dry_run: bool = False
+) -> Engine:
+    """An engine with the default targets over the given steps (else every registered one)."""
+    settings = EngineSettings(
+        targets=Targets(),
+        steps=tuple(steps) or tuple(REGISTRY),
+        function_bases=("lambda-function",),
+        concurrency=4,
+        dry_run=dry_run,
+        before_images_dir=tmp_path / "before-images",
+    )
+    return Engine(aws, settings)
 
 
 class LinkedClock:

@@ -12,15 +12,13 @@ import structlog
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.discovery import Discovery
-from optimizer_async.engine import Engine, EngineSettings
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.steps.base import ApplyContext, PlanContext
 from optimizer_async.steps.function_configuration import FunctionConfiguration
-from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.targets import Targets
 from tests.conftest import REGION, ClientFactory
-from tests.integration.conftest import LinkedClock, Optimize
+from tests.integration.conftest import LinkedClock, Optimize, new_engine
 from tests.integration.test_optimizer import assert_optimised
 
 pytestmark = pytest.mark.sandbox_only
@@ -46,15 +44,7 @@ async def test_update_in_progress_is_waited_for(
         sandbox.reset_stats()
         settings = AwsSettings(region=REGION, endpoint_url=sandbox.endpoint_url)
         async with Aws.open(settings, clock=LinkedClock(clock)) as aws:
-            engine_settings = EngineSettings(
-                targets=Targets(),
-                steps=tuple(REGISTRY),
-                function_bases=("lambda-function",),
-                concurrency=4,
-                dry_run=False,
-                before_images_dir=tmp_path,
-            )
-            run = await Engine(aws, engine_settings).run(["dev"])
+            run = await new_engine(aws, tmp_path).run(["dev"])
         assert clock.now() >= 5.0  # it waited the other update out
     assert all(o.status == "applied" and o.verified for o in run.environments[0].all_changes())
     assert _outcomes(sandbox, "UpdateFunctionConfiguration") == {"ok": 1}  # no 409: it waited

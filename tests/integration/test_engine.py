@@ -3,7 +3,7 @@ verifies everything, and a failed step stops exactly the steps that run after it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -11,7 +11,6 @@ import anyio
 
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.core import FUNCTION, FUNCTION_ARN
-from optimizer_async.engine import Engine, EngineSettings
 from optimizer_async.inventory import FunctionInventory
 from optimizer_async.steps.base import (
     ApiCall,
@@ -21,35 +20,20 @@ from optimizer_async.steps.base import (
     FunctionStep,
     Permission,
     PlanContext,
-    Step,
     StepPlan,
 )
-from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.steps.secrets import SECRETS
-from optimizer_async.targets import Targets
 from tests.conftest import ClientFactory
-from tests.integration.conftest import Unique
+from tests.integration.conftest import Unique, new_engine
 
 Seed = Callable[..., list[str]]
-
-
-def _engine(aws: Aws, steps: Sequence[Step], tmp_path: Path, *, dry_run: bool = False) -> Engine:
-    settings = EngineSettings(
-        targets=Targets(),
-        steps=tuple(steps),
-        function_bases=("lambda-function",),
-        concurrency=4,
-        dry_run=dry_run,
-        before_images_dir=tmp_path / "before-images",
-    )
-    return Engine(aws, settings)
 
 
 async def test_a_dry_run_plans_and_prices_without_writing(
     aws: Aws, seed: Seed, unique: Unique, tmp_path: Path
 ) -> None:
     suffixes = seed(unique("dev"), unique("prod"))
-    run = await _engine(aws, tuple(REGISTRY), tmp_path, dry_run=True).run(suffixes)
+    run = await new_engine(aws, tmp_path, dry_run=True).run(suffixes)
     assert aws.counter.snapshot()["writes"] == 0
     assert [env.suffix for env in run.environments] == suffixes
     for env in run.environments:
@@ -64,7 +48,7 @@ async def test_a_run_applies_and_verifies_every_change(
     aws: Aws, seed: Seed, unique: Unique, tmp_path: Path
 ) -> None:
     (suffix,) = seed(unique("dev"))
-    run = await _engine(aws, tuple(REGISTRY), tmp_path).run([suffix])
+    run = await new_engine(aws, tmp_path).run([suffix])
     (env,) = run.environments
     assert env.status == "changed"
     assert env.all_changes()
@@ -72,7 +56,7 @@ async def test_a_run_applies_and_verifies_every_change(
     assert env.before_images is not None
     assert await anyio.Path(env.before_images).is_file()
 
-    again = await _engine(aws, tuple(REGISTRY), tmp_path).run([suffix])
+    again = await new_engine(aws, tmp_path).run([suffix])
     assert again.environments[0].status == "unchanged"
 
 
@@ -120,7 +104,7 @@ async def test_a_failed_step_stops_only_the_steps_after_it(
 ) -> None:
     (suffix,) = seed(unique("dev"))
     _Tag.applied.clear()
-    run = await _engine(aws, (_Broken(), _Tag(), _TagAfterBroken()), tmp_path).run([suffix])
+    run = await new_engine(aws, tmp_path, (_Broken(), _Tag(), _TagAfterBroken())).run([suffix])
     (env,) = run.environments
     outcomes = {o.change.step: o for o in env.all_changes()}
     assert (outcomes["broken"].status, outcomes["broken"].error) == (
