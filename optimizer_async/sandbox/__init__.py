@@ -10,4 +10,9 @@ only once seeding is done, so the first answer already shows the whole seeded ac
 Tests put the sandbox on virtual time: `with sandbox.use_clock(ManualClock()) as clock:`
 (see `clock.py`); quotas, update windows, IAM propagation and injected waits then move only
 when the test calls `clock.advance`.
+
+Seeded functions carry a workload profile (`workload/`): their CloudWatch metrics and Logs
+Insights answers come from a model of what their traffic does under their configuration
+over time, so a change an optimizer makes has consequences a test can count
+(`GET /_sandbox/workload/outcomes`). `serve --profile-mix steady,slow,...` chooses them.
 """

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from optimizer_async.naming import InvalidNameError, parse_suffixes
 from optimizer_async.sandbox.config import PROFILES, SandboxConfig
 from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox
+from optimizer_async.sandbox.workload.profiles import PROFILE_NAMES, check_mix
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated environment suffixes to create at baseline",
     )
     serve.add_argument("--functions-per-env", type=int, default=1, metavar="N")
+    serve.add_argument(
+        "--profile-mix",
+        action="append",
+        default=[],
+        metavar="PROFILES",
+        help="comma-separated workload profiles, given to the seeded functions in order "
+        "(environments as given, functions in order within each), cycling: "
+        f"{', '.join(PROFILE_NAMES)} (default: default)",
+    )
     serve.add_argument(
         "--profile",
         choices=PROFILES,
@@ -116,7 +126,7 @@ def _reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _seed(suffixes: Sequence[str], functions_per_env: int) -> None:
+def _seed(suffixes: Sequence[str], functions_per_env: int, profiles: Sequence[str]) -> None:
     """Create the environments through an internal endpoint, without traffic shaping."""
     from optimizer_async.sandbox.seeder import Seeder
 
@@ -124,6 +134,7 @@ def _seed(suffixes: Sequence[str], functions_per_env: int) -> None:
         Seeder(
             internal.endpoint_url,
             functions_per_env=functions_per_env,
+            profiles=profiles,
             credentials=(ACCESS_KEY_ID, SECRET_ACCESS_KEY),
         ).seed(suffixes)
 
@@ -134,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _config(args)
         suffixes = parse_suffixes(args.seed)
+        profiles = check_mix(args.profile_mix)
         if args.functions_per_env < 1:
             raise ValueError("--functions-per-env must be at least 1")
     except (ValueError, InvalidNameError) as error:
@@ -149,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.exit(1, f"error: cannot listen on {args.host}:{args.port}: {error}\n")
     with reservation:
         if suffixes:
-            _seed(suffixes, args.functions_per_env)
+            _seed(suffixes, args.functions_per_env, profiles)
     if stop.is_set():  # interrupted while seeding
         return 0
     with EmbeddedSandbox(config, host=args.host, port=args.port) as sandbox:

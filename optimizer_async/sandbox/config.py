@@ -41,6 +41,7 @@ class SandboxConfig:
     collision_rate: float = 0.0  # probability that a function's first update meets another
     iam_propagation_s: float = 0.0  # how long a role-policy change takes to be seen
     account_concurrency: int = 1_000  # Lambda ConcurrentExecutions of the account
+    insights_query_s: float = 0.0  # how long a Logs Insights query stays Running
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -54,7 +55,13 @@ class SandboxConfig:
         unknown = set(self.fault_kinds) - set(FAULT_KINDS)
         if unknown or not self.fault_kinds:
             raise ValueError(f"fault kinds must be among {', '.join(FAULT_KINDS)}")
-        for name in ("latency_median_ms", "slow_response_s", "update_s", "iam_propagation_s"):
+        for name in (
+            "latency_median_ms",
+            "slow_response_s",
+            "update_s",
+            "iam_propagation_s",
+            "insights_query_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
 
@@ -64,7 +71,7 @@ class SandboxConfig:
 
         `none`: no shaping (fast tests), but the AWS-faithful patches stay on.
         `aws`: AWS's quota rates, tens of milliseconds per call, updates that take seconds,
-        and IAM that takes seconds to see a new policy.
+        IAM that takes seconds to see a new policy, Logs Insights queries that take a moment.
         """
         base: dict[str, Any] = {"profile": profile}
         if profile == "aws":
@@ -73,6 +80,7 @@ class SandboxConfig:
                 latency_median_ms=35.0,
                 update_s=2.5,
                 iam_propagation_s=4.0,
+                insights_query_s=1.5,
             )
         base.update(overrides)
         return cls(**base)

@@ -1,20 +1,30 @@
-"""The sandbox's live state: configuration, clock, seeded randomness, quota buckets, counters.
+"""The sandbox's live state: configuration, clock, seeded randomness, quota buckets, counters,
+the workload model and its Logs Insights queries.
 
 moto keeps its backends in process-wide globals, so there is one runtime per process; the
 patches and the traffic shaper both read it. Reconfiguring swaps the config atomically and
 keeps the clock: every time-based behaviour reads `clock`, so tests can swap in virtual time.
+
+Model time, the UTC moment the workload model is at, follows the clock:
+`anchor_utc + (clock.now() - anchor_clock)`, anchored when the clock is installed (on the
+system clock it is about real UTC; on a ManualClock it moves only when the test advances
+it). Installing a clock never moves model time backwards, so a configuration change stamped
+on one clock stays in the past on the next; a reset re-anchors it at real UTC.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from optimizer_async.aws.quotas import QuotaBucket
 from optimizer_async.sandbox.clock import Clock, SystemClock
 from optimizer_async.sandbox.config import FaultKind, SandboxConfig
 from optimizer_async.sandbox.stats import CallStats
+from optimizer_async.sandbox.workload.insights import InsightsQueries
+from optimizer_async.sandbox.workload.model import WorkloadModel
 
 # Refills are float arithmetic: 1/15 s at 15 tokens a second must make a whole token.
 _TOKEN_EPSILON: Final = 1e-9
@@ -52,6 +62,10 @@ class SandboxRuntime:
         self._rng = random.Random(config.fault_seed)
         # CloudWatch Logs storedBytes as AWS would measure them, keyed by (region, log group).
         self.stored_bytes: dict[tuple[str, str], int] = {}
+        self.workload = WorkloadModel()
+        self.insights = InsightsQueries()
+        # (UTC, clock reading, clock) at the anchor: one tuple, swapped whole.
+        self._anchor = (datetime.now(UTC), self._clock.now(), self._clock)
 
     @property
     def config(self) -> SandboxConfig:
@@ -70,10 +84,28 @@ class SandboxRuntime:
             self._buckets.clear()
 
     def set_clock(self, clock: Clock) -> None:
-        """Swap the clock; quota buckets start afresh (their stamps were on the old clock)."""
+        """Swap the clock; quota buckets start afresh (their stamps were on the old clock).
+
+        Model time goes on from where it was, or from real UTC if that is later.
+        """
         with self._lock:
+            model_now = self.model_time()
             self._clock = clock
             self._buckets.clear()
+            self._anchor = (max(datetime.now(UTC), model_now), clock.now(), clock)
+
+    def model_time(self, clock_value: float | None = None) -> datetime:
+        """The workload model's UTC moment at `clock_value` on the clock (default: now)."""
+        anchor_utc, anchor_clock, clock = self._anchor
+        value = clock.now() if clock_value is None else clock_value
+        return anchor_utc + timedelta(seconds=value - anchor_clock)
+
+    def forget_workload(self) -> None:
+        """Forget the model and its queries; model time starts again at real UTC."""
+        self.workload.clear()
+        self.insights.clear()
+        with self._lock:
+            self._anchor = (datetime.now(UTC), self._clock.now(), self._clock)
 
     def allow(self, region: str, bucket: QuotaBucket) -> bool:
         """Take one request from the (region, bucket) quota; False means throttle it."""

@@ -3,22 +3,32 @@
 Per environment: the role (may write to its own log groups only), the deployment bucket
 (versioning, lifecycle, public access block, encryption) holding the function and layer
 packages, the layer, one log group per function with no retention, the two secrets, the
-function(s) at BASELINE, and 30 days of CloudWatch metrics plus log-group stored bytes from
-a usage profile. Names and values come from `environment_spec`, like the Pulumi stack's.
+function(s) at BASELINE, and each function's workload. Names and values come from
+`environment_spec`, like the Pulumi stack's.
+
+Workloads: each function gets a named profile (`workload/profiles.py`); `profiles` is a mix
+assigned to the seeded functions in order (environments in the order given, functions in
+spec order within each), cycling: `steady,slow` gives steady, slow, steady, ... In the
+sandbox the profile is attached through `PUT /_sandbox/workload`: its metrics and Logs
+Insights answers then come from the model, under whatever configuration the function has
+over time. Elsewhere (LocalStack: `sandbox_control=False`) the seeder writes `metric_days`
+of daily PutMetricData points computed by the same model at baseline. Both ways, each log
+group gets a day of real START / END / REPORT lines, one invocation an hour.
 
 The seeder only runs against an explicit endpoint: it never creates resources in real AWS.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import boto3
@@ -35,10 +45,19 @@ from optimizer_async.environment_spec import (
     FunctionSpec,
     environment_spec,
 )
-from optimizer_async.sandbox.usage import DEFAULT_USAGE, UsageProfile, daily_metric_data, usage_for
+from optimizer_async.sandbox.workload import reports
+from optimizer_async.sandbox.workload.model import FunctionConfig, FunctionModel
+from optimizer_async.sandbox.workload.profiles import (
+    DEFAULT_PROFILE,
+    WorkloadProfile,
+    assign,
+    check_mix,
+    profile_for,
+)
 
 _METRIC_BATCH: Final = 1000  # PutMetricData's limit of datums per request
 _ROLE_NOT_READY: Final = "cannot be assumed by Lambda"  # a fresh role, IAM not caught up yet
+_LOGGED_HOURS: Final = 24  # REPORT lines written per log group: one an hour, the last day
 
 
 @dataclass(frozen=True)
@@ -66,7 +85,7 @@ class Seeder:
         *,
         functions_per_env: int = 1,
         metric_days: int = 30,
-        usage: UsageProfile = DEFAULT_USAGE,
+        profiles: Sequence[str] = (DEFAULT_PROFILE,),
         sandbox_control: bool = True,
         credentials: tuple[str, str] | None = None,
     ) -> None:
@@ -78,7 +97,7 @@ class Seeder:
         self.region = region
         self.function_bases = baseline.function_bases(functions_per_env)
         self.metric_days = metric_days
-        self.usage = usage
+        self.profiles = check_mix(profiles)
         self.sandbox_control = sandbox_control
         access_key, secret_key = credentials or (None, None)
         session = boto3.session.Session(
@@ -90,6 +109,7 @@ class Seeder:
             for name in ("iam", "s3", "lambda", "logs", "secretsmanager", "cloudwatch", "sts")
         }
         self._account_id: str | None = None
+        self._assigned: dict[str, str] = {}  # function name -> profile, set by `seed`
 
     @property
     def account_id(self) -> str:
@@ -101,6 +121,12 @@ class Seeder:
         """Seed several environments concurrently; results in the order given."""
         suffixes = list(suffixes)
         _ = self.account_id  # resolve once, before the threads start
+        functions = [
+            function.name
+            for suffix in suffixes
+            for function in environment_spec(suffix, self.function_bases).functions
+        ]
+        self._assigned = assign(functions, self.profiles)
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(suffixes)))) as pool:
             return list(pool.map(self.seed_environment, suffixes))
 
@@ -111,10 +137,11 @@ class Seeder:
         versions = self._bucket(spec, bucket)
         layer_arn = self._layer(spec, bucket, versions[LAYER_PACKAGE_KEY])
         secret_arns = self._secrets(spec)
-        for function in spec.functions:
+        for index, function in enumerate(spec.functions):
             self._log_group(spec, function)
             self._function(spec, function, role_arn, layer_arn, bucket, versions)
-            self._usage(function)
+            mix = self.profiles[index % len(self.profiles)]
+            self._workload(function, self._assigned.get(function.name, mix))
         return SeededEnvironment(
             suffix=suffix,
             account_id=self.account_id,
@@ -262,24 +289,72 @@ class Seeder:
                     raise
                 time.sleep(1.0 + attempt)
 
-    def _usage(self, function: FunctionSpec) -> None:
-        usage = usage_for(function.name, self.usage)
-        data = daily_metric_data(function.name, usage, datetime.now(UTC), self.metric_days)
-        cloudwatch = self._clients["cloudwatch"]
-        for start in range(0, len(data), _METRIC_BATCH):
-            cloudwatch.put_metric_data(
-                Namespace="AWS/Lambda", MetricData=data[start : start + _METRIC_BATCH]
-            )
+    def profile_of(self, function_name: str) -> str:
+        """The profile `seed` gave a function (the mix's first for one it did not seed)."""
+        return self._assigned.get(function_name, self.profiles[0])
+
+    def _workload(self, function: FunctionSpec, profile_name: str) -> None:
+        profile = profile_for(profile_name, function.name)
+        settings = function.settings
+        model = FunctionModel.start(
+            self.region,
+            function.name,
+            profile,
+            FunctionConfig(settings.memory_mb, settings.timeout_s, settings.reserved_concurrency),
+        )
         if self.sandbox_control:
+            self._control(
+                "PUT",
+                "workload",
+                {"region": self.region, "functionName": function.name, "profile": profile_name},
+            )
             self._control(
                 "PUT",
                 "logs/stored-bytes",
                 {
                     "region": self.region,
                     "logGroupName": function.log_group,
-                    "storedBytes": usage.stored_log_bytes,
+                    "storedBytes": profile.stored_log_bytes,
                 },
             )
+        else:
+            data = daily_metric_data(model, datetime.now(UTC), self.metric_days)
+            cloudwatch = self._clients["cloudwatch"]
+            for namespace in ("AWS/Lambda", "AWS/Logs"):
+                datums = [datum for space, datum in data if space == namespace]
+                for start in range(0, len(datums), _METRIC_BATCH):
+                    cloudwatch.put_metric_data(
+                        Namespace=namespace, MetricData=datums[start : start + _METRIC_BATCH]
+                    )
+        self._report_lines(function, model, profile)
+
+    def _report_lines(
+        self, function: FunctionSpec, model: FunctionModel, profile: WorkloadProfile
+    ) -> None:
+        """A day of what Lambda writes: START, END and REPORT, one invocation an hour."""
+        if profile.invocations_per_day <= 0:
+            return
+        now = datetime.now(UTC).replace(microsecond=0)
+        start = now - timedelta(hours=_LOGGED_HOURS)
+        piece = model.pieces(start, now)[0]
+        digest = hashlib.sha256(function.name.encode()).hexdigest()[:32]
+        stream = f"{start:%Y/%m/%d}/[$LATEST]{digest}"
+        logs = self._clients["logs"]
+        logs.create_log_stream(logGroupName=function.log_group, logStreamName=stream)
+        events = []
+        for hour, text in enumerate(reports.examples(model, piece, _LOGGED_HOURS)):
+            line = reports.ReportLine.parse(text)
+            began = int((start + timedelta(hours=hour)).timestamp() * 1000)
+            ended = began + line.billed_duration_ms
+            events += [
+                {
+                    "timestamp": began,
+                    "message": f"START RequestId: {line.request_id} Version: $LATEST",
+                },
+                {"timestamp": ended, "message": f"END RequestId: {line.request_id}"},
+                {"timestamp": ended, "message": text},
+            ]
+        logs.put_log_events(logGroupName=function.log_group, logStreamName=stream, logEvents=events)
 
     def _control(self, method: str, route: str, payload: dict[str, Any]) -> None:
         request = urllib.request.Request(  # noqa: S310 - http(s) checked in __init__
@@ -290,3 +365,61 @@ class Seeder:
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http(s) checked in __init__
             response.read()
+
+
+def daily_metric_data(
+    model: FunctionModel, end: datetime, days: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """(namespace, PutMetricData datum) per metric and day before `end`'s, from the model.
+
+    Daily rather than per-minute points: a cost model reads sums, and LocalStack parses a
+    large PutMetricData slowly. A percentile cannot be written as statistic values, so
+    Duration p99 is missing where the sandbox's own metrics are not used.
+    """
+    midnight = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    data: list[tuple[str, dict[str, Any]]] = []
+    for offset in range(days, 0, -1):
+        start = midnight - timedelta(days=offset)
+        data += _one_day(model, start, start + timedelta(days=1))
+    return data
+
+
+def _one_day(model: FunctionModel, start: datetime, stop: datetime) -> list[tuple[str, Any]]:
+    def stat(namespace: str, metric: str, statistic: str) -> float | None:
+        return model.statistic(namespace, metric, statistic, start, stop)
+
+    if stat("AWS/Lambda", "Invocations", "Sum") is None:
+        return []  # no traffic that day: Lambda publishes nothing
+
+    def datum(namespace: str, metric: str, unit: str, **value: Any) -> tuple[str, Any]:
+        name, dimension = (
+            ("LogGroupName", model.log_group)
+            if namespace == "AWS/Logs"
+            else ("FunctionName", model.function_name)
+        )
+        return namespace, {
+            "Dimensions": [{"Name": name, "Value": dimension}],
+            "Timestamp": start,
+            "MetricName": metric,
+            "Unit": unit,
+            **value,
+        }
+
+    data = [
+        datum("AWS/Lambda", metric, "Count", Value=stat("AWS/Lambda", metric, statistic))
+        for metric, statistic in (
+            ("Invocations", "Sum"),
+            ("Errors", "Sum"),
+            ("Throttles", "Sum"),
+            ("ConcurrentExecutions", "Maximum"),
+        )
+    ]
+    if stat("AWS/Lambda", "Duration", "SampleCount"):
+        durations = {
+            name: stat("AWS/Lambda", "Duration", name)
+            for name in ("SampleCount", "Sum", "Minimum", "Maximum")
+        }
+        data.append(datum("AWS/Lambda", "Duration", "Milliseconds", StatisticValues=durations))
+        bytes_in = stat("AWS/Logs", "IncomingBytes", "Sum")
+        data.append(datum("AWS/Logs", "IncomingBytes", "Bytes", Value=bytes_in))
+    return data

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -20,7 +21,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from optimizer_async.sandbox import patches, runtime
 from optimizer_async.sandbox.clock import Clock
 from optimizer_async.sandbox.config import SandboxConfig
+from optimizer_async.sandbox.patches import workload_lambda
 from optimizer_async.sandbox.shaping import ShapingApp
+from optimizer_async.sandbox.workload.model import Outcome
 
 AnyClock = TypeVar("AnyClock", bound=Clock)
 
@@ -71,6 +74,7 @@ class EmbeddedSandbox:
             self.runtime,
             handlers,
             reset=self.reset,
+            attach_workload=workload_lambda.attach,
         )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(
@@ -111,10 +115,23 @@ class EmbeddedSandbox:
         self.runtime.stats.reset()
 
     def reset(self) -> None:
-        """Forget every AWS resource and count (moto's reset plus ours)."""
+        """Forget every AWS resource and count (moto's reset plus ours, the model included)."""
         moto_api_backend.reset()
         self.runtime.stats.reset()
         self.runtime.stored_bytes.clear()
+        self.runtime.forget_workload()
+
+    def attach_workload(self, region: str, function_name: str, profile: str) -> None:
+        """Give an existing function a named workload profile (`PUT /_sandbox/workload`)."""
+        workload_lambda.attach(region, function_name, profile)
+
+    def workload_outcomes(self, region: str, start: datetime, end: datetime) -> dict[str, Outcome]:
+        """What [start, end) does to each modelled function (`GET .../workload/outcomes`)."""
+        return self.runtime.workload.outcomes(region, start, end)
+
+    def model_now(self) -> datetime:
+        """The workload model's current UTC time (`GET /_sandbox/workload/now`)."""
+        return self.runtime.model_time()
 
     def configure(self, config: SandboxConfig) -> None:
         self.runtime.configure(config)

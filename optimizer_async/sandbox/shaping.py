@@ -14,6 +14,16 @@ Control endpoints (not AWS calls, never counted):
   POST /_sandbox/reset               forget every AWS resource and count
   PUT  /_sandbox/logs/stored-bytes   {"region", "logGroupName", "storedBytes"}: what AWS
                                      would measure for a log group (moto cannot)
+  PUT  /_sandbox/workload            {"region", "functionName", "profile"}: give a function a
+                                     named workload profile (its metrics and REPORT lines
+                                     then come from the model, under its configuration)
+  GET  /_sandbox/workload/outcomes?region=R&start=ISO&end=ISO
+                                     per modelled function, what that window did under its
+                                     configuration history: {"fn": {"invocations", "errors",
+                                     "outOfMemory", "timeouts", "throttles", "memoryMb",
+                                     "timeoutS", "reservedConcurrency"}}
+  GET  /_sandbox/workload?region=R   {"fn": "profile name"} for the region's modelled functions
+  GET  /_sandbox/workload/now        {"now": ISO}: the model's current UTC time
 """
 
 from __future__ import annotations
@@ -24,8 +34,10 @@ import json
 import socket
 import struct
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Final
+from urllib.parse import parse_qs
 
 from optimizer_async.aws.quotas import bucket_for
 from optimizer_async.sandbox import protocols
@@ -37,6 +49,8 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # A sandbox-implemented operation: (call, request body) -> (status, headers, body).
 OperationHandler = Callable[[CallId, bytes], tuple[int, list[tuple[str, str]], bytes]]
+# Gives a function a named workload profile: (region, function name, profile name).
+AttachWorkload = Callable[[str, str, str], object]
 
 _CONTROL_PREFIX: Final = "/_sandbox/"
 
@@ -50,11 +64,13 @@ class ShapingApp:
         runtime: SandboxRuntime,
         handlers: dict[tuple[str, str], OperationHandler],
         reset: Callable[[], None],
+        attach_workload: AttachWorkload,
     ) -> None:
         self._moto = moto_app
         self._runtime = runtime
         self._handlers = handlers
         self._reset = reset
+        self._attach_workload = attach_workload
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -152,6 +168,32 @@ class ShapingApp:
                 key = (str(spec["region"]), str(spec["logGroupName"]))
                 runtime.stored_bytes[key] = int(spec["storedBytes"])
                 return _json(start_response, {"storedBytes": runtime.stored_bytes[key]})
+            if (method, route) == ("PUT", "workload"):
+                spec = json.loads(_read_body(environ))
+                region, function, profile = (
+                    str(spec["region"]),
+                    str(spec["functionName"]),
+                    str(spec["profile"]),
+                )
+                self._attach_workload(region, function, profile)
+                return _json(
+                    start_response,
+                    {"region": region, "functionName": function, "profile": profile},
+                )
+            if (method, route) == ("GET", "workload/outcomes"):
+                query = parse_qs(environ.get("QUERY_STRING", ""))
+                region = query["region"][0]
+                start, end = parse_time(query["start"][0]), parse_time(query["end"][0])
+                outcomes = runtime.workload.outcomes(region, start, end)
+                return _json(
+                    start_response, {name: found.to_json() for name, found in outcomes.items()}
+                )
+            if (method, route) == ("GET", "workload"):
+                region = parse_qs(environ.get("QUERY_STRING", ""))["region"][0]
+                models = runtime.workload.functions(region)
+                return _json(start_response, {m.function_name: m.profile.name for m in models})
+            if (method, route) == ("GET", "workload/now"):
+                return _json(start_response, {"now": runtime.model_time().isoformat()})
         except (ValueError, TypeError, KeyError) as error:
             return _json(start_response, {"error": str(error)}, status=400)
         return _json(
@@ -206,6 +248,12 @@ def _json(start_response: StartResponse, payload: Any, status: int = 200) -> Ite
         [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
     )
     return [body]
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time; one without a zone is UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def config_from_json(payload: dict[str, Any]) -> SandboxConfig:

@@ -1,15 +1,14 @@
-"""Synthetic but plausible usage per function, so the cost model has history to read.
+"""The `default` workload's base: plausible traffic that differs per function.
 
 Deterministic: the same suffix and function always get the same numbers, and different
-functions differ (a factor from a hash of the name), like a real fleet.
+functions differ (a factor from a hash of the name), like a real fleet. The workload model
+(`workload/profiles.py`) builds the `default` profile from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -45,47 +44,3 @@ def usage_for(function_name: str, base: UsageProfile = DEFAULT_USAGE) -> UsagePr
         invocations_per_day=max(1, round(base.invocations_per_day * factor)),
         mean_duration_ms=round(base.mean_duration_ms * duration_factor, 1),
     )
-
-
-_WEEKEND_LEVEL = 0.6
-_WEEK_MEAN = (5 * 1.0 + 2 * _WEEKEND_LEVEL) / 7
-
-
-def _weekly(day: datetime) -> float:
-    """Traffic shape over a week: weekends quieter than weekdays; averages 1."""
-    return (_WEEKEND_LEVEL if day.weekday() >= 5 else 1.0) / _WEEK_MEAN
-
-
-def daily_metric_data(
-    function_name: str, usage: UsageProfile, end: datetime, days: int
-) -> list[dict[str, Any]]:
-    """PutMetricData datums for AWS/Lambda Invocations, Errors and Duration, one per day.
-
-    Daily rather than per-minute points: the cost model reads monthly sums, and moto parses
-    a large PutMetricData slowly (about 2 ms a datum).
-    """
-    dimensions = [{"Name": "FunctionName", "Value": function_name}]
-    end = end.replace(hour=0, minute=0, second=0, microsecond=0)
-    data: list[dict[str, Any]] = []
-    for offset in range(days, 0, -1):
-        stamp = end - timedelta(days=offset)
-        invocations = max(1, round(usage.invocations_per_day * _weekly(stamp)))
-        errors = round(invocations * usage.error_rate)
-        mean = usage.mean_duration_ms
-        common = {"Dimensions": dimensions, "Timestamp": stamp}
-        data += [
-            {**common, "MetricName": "Invocations", "Value": invocations, "Unit": "Count"},
-            {**common, "MetricName": "Errors", "Value": errors, "Unit": "Count"},
-            {
-                **common,
-                "MetricName": "Duration",
-                "Unit": "Milliseconds",
-                "StatisticValues": {
-                    "SampleCount": invocations,
-                    "Sum": round(invocations * mean, 3),
-                    "Minimum": round(mean * 0.3, 3),
-                    "Maximum": round(mean * 4.0, 3),
-                },
-            },
-        ]
-    return data

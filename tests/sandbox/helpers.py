@@ -6,7 +6,9 @@ import io
 import json
 import urllib.request
 import zipfile
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from optimizer_async.environment_spec import LAMBDA_TRUST_POLICY
 from optimizer_async.sandbox.server import EmbeddedSandbox
@@ -62,3 +64,71 @@ def control(sandbox: EmbeddedSandbox, method: str, route: str, payload: Any = No
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
+
+
+def model_now(sandbox: EmbeddedSandbox) -> datetime:
+    """The workload model's current time, as an out-of-process client would ask for it."""
+    return datetime.fromisoformat(control(sandbox, "GET", "workload/now")["now"])
+
+
+def whole_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def outcomes(
+    sandbox: EmbeddedSandbox, start: datetime, end: datetime, region: str = "us-east-1"
+) -> dict[str, dict[str, Any]]:
+    query = urlencode({"region": region, "start": start.isoformat(), "end": end.isoformat()})
+    found: dict[str, dict[str, Any]] = control(sandbox, "GET", f"workload/outcomes?{query}")
+    return found
+
+
+# (id prefix, namespace, metric, stat): what the optimizer reads about a function.
+EVIDENCE = (
+    ("invocations", "AWS/Lambda", "Invocations", "Sum"),
+    ("errors", "AWS/Lambda", "Errors", "Sum"),
+    ("throttles", "AWS/Lambda", "Throttles", "Sum"),
+    ("p99", "AWS/Lambda", "Duration", "p99"),
+    ("max", "AWS/Lambda", "Duration", "Maximum"),
+    ("sum", "AWS/Lambda", "Duration", "Sum"),
+    ("concurrency", "AWS/Lambda", "ConcurrentExecutions", "Maximum"),
+    ("bytes", "AWS/Logs", "IncomingBytes", "Sum"),
+)
+
+
+def evidence(
+    cloudwatch: Any, functions: list[str], start: datetime, end: datetime, period: int = 0
+) -> dict[str, dict[str, list[float]]]:
+    """GetMetricData of EVIDENCE per function (one period over the window unless given):
+    {function: {name: values}}."""
+    period = period or int((end - start).total_seconds())
+    queries = []
+    for index, function in enumerate(functions):
+        for name, namespace, metric, stat in EVIDENCE:
+            dimension = (
+                ("LogGroupName", f"/aws/lambda/{function}")
+                if namespace == "AWS/Logs"
+                else ("FunctionName", function)
+            )
+            queries.append(
+                {
+                    "Id": f"{name}{index}",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": namespace,
+                            "MetricName": metric,
+                            "Dimensions": [{"Name": dimension[0], "Value": dimension[1]}],
+                        },
+                        "Period": period,
+                        "Stat": stat,
+                    },
+                }
+            )
+    answer = cloudwatch.get_metric_data(
+        MetricDataQueries=queries, StartTime=start, EndTime=end, ScanBy="TimestampAscending"
+    )
+    values = {str(r["Id"]): list(r["Values"]) for r in answer["MetricDataResults"]}
+    return {
+        function: {name: values[f"{name}{index}"] for name, *_ in EVIDENCE}
+        for index, function in enumerate(functions)
+    }

@@ -13,7 +13,11 @@ from optimizer_async.naming import EnvironmentNames
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.usage import usage_for
+from optimizer_async.sandbox.workload.model import FunctionConfig, FunctionModel
+from optimizer_async.sandbox.workload.profiles import NAMED
+from optimizer_async.sandbox.workload.reports import ReportLine
 from tests.conftest import ClientFactory
+from tests.sandbox.helpers import control
 
 
 @pytest.fixture
@@ -75,32 +79,80 @@ def test_logs_secrets_bucket_and_role(client: ClientFactory, seeded: list[str]) 
         assert not iam.list_attached_role_policies(RoleName=names.role)["AttachedPolicies"]
 
 
-def test_thirty_days_of_metrics(client: ClientFactory, seeded: list[str]) -> None:
-    cloudwatch = client("cloudwatch")
-    function = EnvironmentNames("dev").function()
-    end = datetime.now(UTC)
-    answer = cloudwatch.get_metric_data(
-        MetricDataQueries=[
-            {
-                "Id": "invocations",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": "AWS/Lambda",
-                        "MetricName": "Invocations",
-                        "Dimensions": [{"Name": "FunctionName", "Value": function}],
-                    },
-                    "Period": 86400,
-                    "Stat": "Sum",
-                },
-            }
-        ],
-        StartTime=end - timedelta(days=31),
-        EndTime=end,
+def test_functions_get_the_profile_mix_in_order(sandbox: EmbeddedSandbox) -> None:
+    seeder = Seeder(sandbox.endpoint_url, functions_per_env=2, profiles=["slow,idle", "bursty"])
+    seeder.seed(["dev", "staging"])
+    expected = {
+        "lambda-function-dev": "slow",
+        "lambda-function2-dev": "idle",
+        "lambda-function-staging": "bursty",
+        "lambda-function2-staging": "slow",  # the mix cycles
+    }
+    assert control(sandbox, "GET", "workload?region=us-east-1") == expected
+    assert {name: seeder.profile_of(name) for name in expected} == expected
+    assert Seeder(sandbox.endpoint_url).profiles == ("default",)
+    with pytest.raises(ValueError, match="unknown workload profile 'busy'"):
+        Seeder(sandbox.endpoint_url, profiles=["steady", "busy"])
+
+
+def test_log_groups_hold_a_day_of_what_lambda_writes(
+    client: ClientFactory, seeded: list[str]
+) -> None:
+    logs = client("logs")
+    group = EnvironmentNames("dev").function_log_group()
+    (stream,) = logs.describe_log_streams(logGroupName=group)["logStreams"]
+    assert "/[$LATEST]" in stream["logStreamName"]
+    events = logs.get_log_events(
+        logGroupName=group, logStreamName=stream["logStreamName"], startFromHead=True
+    )["events"]
+    messages = [event["message"] for event in events]
+    assert len(messages) == 3 * 24  # START, END and REPORT, one invocation an hour
+    reports = [ReportLine.parse(m) for m in messages if m.startswith("REPORT")]
+    assert len(reports) == 24
+    assert {report.memory_size_mb for report in reports} == {3008}
+    assert sum(report.init_duration_ms is not None for report in reports) == 1
+    for start, end, report in zip(messages[::3], messages[1::3], reports, strict=True):
+        assert start == f"START RequestId: {report.request_id} Version: $LATEST"
+        assert end == f"END RequestId: {report.request_id}"
+
+
+def test_without_the_sandbox_the_seeder_writes_the_models_metrics(
+    client: ClientFactory, sandbox: EmbeddedSandbox
+) -> None:
+    """LocalStack has no workload model: the seeder writes the model's daily figures."""
+    seeder = Seeder(
+        sandbox.endpoint_url, metric_days=30, profiles=["steady"], sandbox_control=False
     )
-    values = answer["MetricDataResults"][0]["Values"]
-    assert len(values) == 30
-    expected = usage_for(function).invocations_per_day * 30
-    assert abs(sum(values) - expected) / expected < 0.05
+    (environment,) = seeder.seed(["dev"])
+    (function,) = environment.functions
+    assert control(sandbox, "GET", "workload?region=us-east-1") == {}  # moto answers
+    model = FunctionModel.start(
+        "us-east-1", function, NAMED["steady"], FunctionConfig(3008, 300, None)
+    )
+    cloudwatch = client("cloudwatch")
+    end = datetime.now(UTC)
+
+    def daily(metric: str, statistic: str) -> dict[datetime, float]:
+        answer = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName=metric,
+            Dimensions=[{"Name": "FunctionName", "Value": function}],
+            StartTime=end - timedelta(days=31),
+            EndTime=end,
+            Period=86_400,
+            Statistics=[statistic],
+        )
+        return {point["Timestamp"]: point[statistic] for point in answer["Datapoints"]}
+
+    invocations = daily("Invocations", "Sum")
+    assert len(invocations) == 30
+    for day, value in invocations.items():
+        assert day.hour == 0
+        expected = model.statistic("AWS/Lambda", "Invocations", "Sum", day, day + timedelta(1))
+        assert value == expected
+    assert max(daily("ConcurrentExecutions", "Maximum").values()) == 10.0  # weekdays
+    assert set(daily("Duration", "Maximum").values()) == {2000.0}
+    assert sum(daily("Errors", "Sum").values()) == pytest.approx(0.002 * sum(invocations.values()))
 
 
 def test_secret_values_are_not_kept(sandbox: EmbeddedSandbox) -> None:

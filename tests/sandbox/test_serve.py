@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,6 +89,33 @@ def _first_answer(call: Any, process: subprocess.Popen[str], stderr: IO[str]) ->
             time.sleep(0.05)
 
 
+def test_profile_mix_is_given_to_the_seeded_functions_in_order(tmp_path: Path) -> None:
+    port = _free_port()
+    mix = "steady,memory-hungry,slow,bursty,idle"
+    with (tmp_path / "stderr").open("w+") as stderr:
+        process = _serve(
+            port, stderr, "--seed", "a,b,c", "--functions-per-env", "2", "--profile-mix", mix
+        )
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            stderr.seek(0)
+            assert "AWS_ENDPOINT_URL=" in line, stderr.read()
+            url = f"http://127.0.0.1:{port}/_sandbox/workload?region=us-east-1"
+            with urllib.request.urlopen(url, timeout=30) as response:
+                assigned = json.loads(response.read())
+        finally:
+            _stop(process)
+    assert assigned == {
+        "lambda-function-a": "steady",
+        "lambda-function2-a": "memory-hungry",
+        "lambda-function-b": "slow",
+        "lambda-function2-b": "bursty",
+        "lambda-function-c": "idle",
+        "lambda-function2-c": "steady",  # the mix cycles
+    }
+
+
 def test_bad_arguments_exit_2() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "optimizer_async.sandbox", "serve", "--seed", "Not_Valid"],
@@ -98,4 +127,19 @@ def test_bad_arguments_exit_2() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: environment suffix 'Not_Valid' must be lower-case letters, digits and inner hyphens"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "optimizer_async.sandbox", "serve", "--profile-mix", "steady,busy"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: unknown workload profile 'busy': choose from default, steady, memory-hungry"
+        )
     )

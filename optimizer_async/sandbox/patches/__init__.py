@@ -1,20 +1,24 @@
 """Patches that make moto behave like AWS where this product depends on it.
 
 Each module fixes one gap seen in moto 5.2.5 and says which in its docstring; each is
-tested over HTTP with plain boto3 in tests/sandbox/test_patches.py.
+tested over HTTP with plain boto3 in tests/sandbox/ (test_patches.py; those serving the
+workload model in test_workload.py and test_insights.py).
 """
 
 from __future__ import annotations
 
 from optimizer_async.sandbox.patches import (
+    cloudwatch_metrics,
     lambda_concurrency,
     lambda_config_fields,
     lambda_dlq_permission,
     lambda_revision_id,
     lambda_update_lifecycle,
     logs_group_identifiers,
+    logs_insights,
     logs_retention,
     logs_stored_bytes,
+    workload_lambda,
 )
 from optimizer_async.sandbox.shaping import OperationHandler
 
@@ -26,7 +30,10 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     lambda_revision_id.apply()  # after the lifecycle: a stale revision opens no update window
     lambda_dlq_permission.apply()  # likewise for a refused dead-letter queue
     lambda_concurrency.apply()
+    workload_lambda.apply()  # last of Lambda's: it records only what the others let through
     logs_group_identifiers.apply()
     logs_retention.apply()
     logs_stored_bytes.apply()
+    logs_insights.apply()
+    cloudwatch_metrics.apply()
     return {("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings}

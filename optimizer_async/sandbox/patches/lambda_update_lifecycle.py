@@ -74,6 +74,12 @@ def _settle(fn: Any) -> str:
     return "Failed" if update.fails else "Successful"
 
 
+def update_window(fn: Any) -> tuple[float, bool] | None:
+    """The function's latest update: (when it settles on the sandbox clock, whether it fails)."""
+    update: _Update | None = getattr(fn, "_sandbox_update", None)
+    return None if update is None else (update.ends_at, update.fails)
+
+
 def _collides(fn: Any) -> bool:
     """Whether this update meets a concurrent one (decided once per function)."""
     if getattr(fn, "_sandbox_collided", False):

@@ -19,7 +19,7 @@ MAX_IDENTIFIERS: Final = 50
 _EXCLUSIVE: Final = ("logGroupNamePrefix", "logGroupNamePattern")
 
 
-def _name_of(identifier: str) -> str:
+def log_group_name_of(identifier: str) -> str:
     """`arn:aws:logs:region:account:log-group:NAME[:*]` or a bare NAME -> NAME."""
     if identifier.startswith("arn:"):
         name = identifier.split(":log-group:", 1)[-1]
@@ -44,6 +44,6 @@ def apply() -> None:
                 msg="logGroupIdentifiers cannot be combined with a name prefix or pattern"
             )
         groups = response.logs_backend.groups
-        wanted = sorted({_name_of(identifier) for identifier in identifiers})
+        wanted = sorted({log_group_name_of(identifier) for identifier in identifiers})
         found = [groups[name].to_describe_dict() for name in wanted if name in groups]
         return json.dumps({"logGroups": found})

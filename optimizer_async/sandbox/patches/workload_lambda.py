@@ -1,0 +1,88 @@
+"""The workload model learns each configuration change when it takes effect.
+
+On AWS a configuration update applies when the update settles: until then the function runs
+its previous configuration, and a Failed update never applies. So an
+UpdateFunctionConfiguration is recorded in the model as of the end of its update window
+(`lambda_update_lifecycle`), and not at all if that window ends Failed or the call was
+refused; PutFunctionConcurrency and DeleteFunctionConcurrency apply at once. Deleting a
+function forgets its model. Functions get a profile through `attach` (the seeder does it
+through `PUT /_sandbox/workload`); the model starts from their configuration at that moment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.awslambda.models import LambdaBackend, lambda_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID
+
+from optimizer_async.sandbox import runtime
+from optimizer_async.sandbox.patches._patching import wrap_method
+from optimizer_async.sandbox.patches.lambda_update_lifecycle import update_window
+from optimizer_async.sandbox.workload.model import FunctionConfig, FunctionModel
+from optimizer_async.sandbox.workload.profiles import profile_for
+
+
+def _reserved(fn: Any) -> int | None:
+    value = getattr(fn, "reserved_concurrency", None)
+    return None if value is None else int(value)
+
+
+def attach(region: str, function_name: str, profile: str) -> FunctionModel:
+    """Give an existing function a named profile (KeyError if it does not exist)."""
+    backend = lambda_backends[DEFAULT_ACCOUNT_ID][region]
+    try:
+        fn = backend.get_function(function_name)
+    except Exception as error:  # moto's UnknownFunctionException
+        raise KeyError(f"no function {function_name!r} in {region}") from error
+    config = FunctionConfig(int(fn.memory_size), float(fn.timeout), _reserved(fn))
+    return runtime.current().workload.attach(
+        region, fn.function_name, profile_for(profile, fn.function_name), config
+    )
+
+
+def apply() -> None:
+    @wrap_method(LambdaBackend, "update_function_configuration")
+    def update(original: Any, backend: Any, name: str, qualifier: Any, body: Any) -> Any:
+        result = original(backend, name, qualifier, body)
+        fn = backend.get_function(name, qualifier)
+        window = update_window(fn)
+        if window is not None and window[1]:
+            return result  # it will end Failed: the function keeps its configuration
+        sandbox = runtime.current()
+        sandbox.workload.change(
+            backend.region_name,
+            fn.function_name,
+            sandbox.model_time(None if window is None else window[0]),
+            memory_mb=int(fn.memory_size),
+            timeout_s=float(fn.timeout),
+        )
+        return result
+
+    @wrap_method(LambdaBackend, "put_function_concurrency")
+    def put_concurrency(original: Any, backend: Any, function_name: str, reserved: Any) -> Any:
+        result = original(backend, function_name, reserved)
+        fn = backend.get_function(function_name)
+        sandbox = runtime.current()
+        sandbox.workload.change(
+            backend.region_name, fn.function_name, sandbox.model_time(), reserved=_reserved(fn)
+        )
+        return result
+
+    @wrap_method(LambdaBackend, "delete_function_concurrency")
+    def delete_concurrency(original: Any, backend: Any, function_name: str) -> Any:
+        result = original(backend, function_name)
+        fn = backend.get_function(function_name)
+        sandbox = runtime.current()
+        sandbox.workload.change(
+            backend.region_name, fn.function_name, sandbox.model_time(), reserved=None
+        )
+        return result
+
+    @wrap_method(LambdaBackend, "delete_function")
+    def delete(original: Any, backend: Any, function_name: str, qualifier: Any = None) -> Any:
+        fn = backend.get_function(function_name)
+        result = original(backend, function_name, qualifier)
+        if qualifier is None:
+            runtime.current().workload.forget(backend.region_name, fn.function_name)
+        return result

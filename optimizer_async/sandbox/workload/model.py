@@ -1,0 +1,427 @@
+"""The consequences of a function's configuration over time, for any window.
+
+Per (region, function) the model keeps the profile and each setting's history: memory,
+timeout and reserved concurrency, each in effect from a moment on (before the first change:
+the configuration the function had when its profile was attached). A window splits into
+pieces under one configuration each; per piece, with the CPU factor
+`f = 1 + cpu_share * (1769 / min(memory, 1769) - 1)`:
+
+- calls: the traffic's whole invocations per hour (`traffic.py`);
+- throttles: in each hour where the concurrency (the hour's peak x f) exceeds the
+  reservation, the excess share of that hour's calls (not counted as invocations);
+- invocations: the calls that ran;
+- out of memory: the invocations whose memory need exceeds the memory size;
+- timeouts: of the others, those whose duration x f exceeds the timeout;
+- errors: out of memory + timeouts + the profile's own error rate of the rest.
+
+Durations are the profile's x f, cut at the timeout. Everything is expected values, no
+randomness: what a test seeds is exactly what it reads back.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import itertools
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Final, TypeVar
+
+from optimizer_async.naming import log_group_name
+from optimizer_async.sandbox.workload.profiles import Distribution, WorkloadProfile
+from optimizer_async.sandbox.workload.traffic import HOURS_PER_WEEK, Weekly, traffic
+
+BEGINNING: Final = datetime.min.replace(tzinfo=UTC)  # "always", for the first setting
+EVENTS_PER_INVOCATION: Final = 4  # START, one line of its own, END, REPORT
+_LOG_GROUP_PREFIX: Final = log_group_name("")
+_PERCENTILE: Final = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
+_BISECTIONS: Final = 100
+T = TypeVar("T")
+
+# CloudWatch metrics the model answers: namespace -> metric -> unit.
+METRICS: Final[dict[str, dict[str, str]]] = {
+    "AWS/Lambda": {
+        "Invocations": "Count",
+        "Errors": "Count",
+        "Throttles": "Count",
+        "Duration": "Milliseconds",
+        "ConcurrentExecutions": "Count",
+    },
+    "AWS/Logs": {"IncomingBytes": "Bytes", "IncomingLogEvents": "Count"},
+}
+
+
+class _Keep(enum.Enum):
+    KEEP = 0
+
+
+KEEP: Final = _Keep.KEEP  # "this change leaves the reservation as it is"
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """The settings that change what a function's traffic does."""
+
+    memory_mb: int
+    timeout_s: float
+    reserved: int | None  # None: no reservation
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Part of a window under one configuration: what its traffic did."""
+
+    start: datetime
+    end: datetime
+    config: FunctionConfig
+    cpu_factor: float
+    calls: float  # invocations attempted, throttled ones included
+    invocations: float  # those that ran
+    throttles: float
+    out_of_memory: float
+    timeouts: float
+    own_errors: float
+
+    @property
+    def errors(self) -> float:
+        return self.out_of_memory + self.timeouts + self.own_errors
+
+    @property
+    def timeout_ms(self) -> float:
+        return self.config.timeout_s * 1000.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a window did to a function, and its configuration at the window's end."""
+
+    invocations: float
+    errors: float
+    out_of_memory: float
+    timeouts: float
+    throttles: float
+    config: FunctionConfig
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return {
+            "invocations": self.invocations,
+            "errors": self.errors,
+            "outOfMemory": self.out_of_memory,
+            "timeouts": self.timeouts,
+            "throttles": self.throttles,
+            "memoryMb": self.config.memory_mb,
+            "timeoutS": self.config.timeout_s,
+            "reservedConcurrency": self.config.reserved,
+        }
+
+
+@functools.cache
+def _split(
+    profile: WorkloadProfile, cpu_factor: float, reserved: int | None
+) -> tuple[Weekly, Weekly]:
+    """(invocations that run, invocations throttled) per hour of the week."""
+    flow = traffic(profile)
+    ran: list[float] = []
+    throttled: list[float] = []
+    for hour in range(HOURS_PER_WEEK):
+        calls = flow.invocations.per_hour[hour]
+        concurrency = flow.concurrency.per_hour[hour] * cpu_factor
+        share = 0.0 if reserved is None or concurrency <= reserved else 1.0 - reserved / concurrency
+        ran.append(calls if share == 0.0 else calls * (1.0 - share))
+        throttled.append(calls * share)
+    return Weekly(tuple(ran)), Weekly(tuple(throttled))
+
+
+def _history_at(history: tuple[tuple[datetime, T], ...], moment: datetime) -> T:
+    """The value in effect at `moment`: the last one set at or before it."""
+    value = history[0][1]
+    for stamp, candidate in history:
+        if stamp > moment:
+            break
+        value = candidate
+    return value
+
+
+def _with(
+    history: tuple[tuple[datetime, T], ...], at: datetime, value: T
+) -> tuple[tuple[datetime, T], ...]:
+    if _history_at(history, at) == value:
+        return history
+    return tuple(sorted((*history, (at, value)), key=lambda entry: entry[0]))
+
+
+@dataclass(frozen=True)
+class _Component:
+    """Durations of one piece: the profile's, scaled by the CPU factor and cut at the timeout."""
+
+    weight: float
+    scale: float
+    cap: float
+
+
+def _capped_quantile(distribution: Distribution, parts: Sequence[_Component], q: float) -> float:
+    """The q-quantile of a weighted mixture of scaled, capped copies of one distribution;
+    exact when every part shares its scale and cap."""
+    first = parts[0]
+    if all((part.scale, part.cap) == (first.scale, first.cap) for part in parts):
+        return min(first.scale * distribution.quantile(q), first.cap)
+    total = sum(part.weight for part in parts)
+
+    def cdf(x: float) -> float:
+        return (
+            sum(
+                part.weight * (1.0 if x >= part.cap else distribution.cdf(x / part.scale))
+                for part in parts
+            )
+            / total
+        )
+
+    low = min(min(distribution.minimum * part.scale, part.cap) for part in parts)
+    high = max(min(distribution.maximum * part.scale, part.cap) for part in parts)
+    for _ in range(_BISECTIONS):
+        middle = (low + high) / 2
+        if cdf(middle) >= q:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+@dataclass(frozen=True)
+class FunctionModel:
+    """One function's profile and configuration history (immutable: changes make a new one)."""
+
+    region: str
+    function_name: str
+    profile: WorkloadProfile
+    memory: tuple[tuple[datetime, int], ...]
+    timeout: tuple[tuple[datetime, float], ...]
+    reserved: tuple[tuple[datetime, int | None], ...]
+
+    @classmethod
+    def start(
+        cls, region: str, function_name: str, profile: WorkloadProfile, config: FunctionConfig
+    ) -> FunctionModel:
+        return cls(
+            region,
+            function_name,
+            profile,
+            ((BEGINNING, config.memory_mb),),
+            ((BEGINNING, config.timeout_s),),
+            ((BEGINNING, config.reserved),),
+        )
+
+    @property
+    def log_group(self) -> str:
+        return log_group_name(self.function_name)
+
+    def config_at(self, moment: datetime) -> FunctionConfig:
+        return FunctionConfig(
+            _history_at(self.memory, moment),
+            _history_at(self.timeout, moment),
+            _history_at(self.reserved, moment),
+        )
+
+    def changed(
+        self,
+        at: datetime,
+        *,
+        memory_mb: int | None = None,
+        timeout_s: float | None = None,
+        reserved: int | _Keep | None = KEEP,
+    ) -> FunctionModel:
+        """This model with the given settings in effect from `at` on."""
+        updated = self
+        if memory_mb is not None:
+            updated = replace(updated, memory=_with(updated.memory, at, memory_mb))
+        if timeout_s is not None:
+            updated = replace(updated, timeout=_with(updated.timeout, at, timeout_s))
+        if not isinstance(reserved, _Keep):
+            updated = replace(updated, reserved=_with(updated.reserved, at, reserved))
+        return updated
+
+    def pieces(self, start: datetime, end: datetime) -> list[Piece]:
+        """The window [start, end), split where the configuration changes."""
+        if end <= start:
+            return []
+        changes = {
+            stamp
+            for history in (self.memory, self.timeout, self.reserved)
+            for stamp, _ in history
+            if start < stamp < end
+        }
+        bounds = [start, *sorted(changes), end]
+        return [self._piece(a, b) for a, b in itertools.pairwise(bounds)]
+
+    def _piece(self, start: datetime, end: datetime) -> Piece:
+        profile, config = self.profile, self.config_at(start)
+        factor = profile.cpu_factor(config.memory_mb)
+        ran, throttled = _split(profile, factor, config.reserved)
+        invocations = ran.integral(start, end)
+        throttles = throttled.integral(start, end)
+        out_of_memory_share = profile.memory.share_above(config.memory_mb)
+        timeout_share = profile.duration.share_above(config.timeout_s * 1000.0 / factor)
+        survived = 1.0 - out_of_memory_share
+        return Piece(
+            start=start,
+            end=end,
+            config=config,
+            cpu_factor=factor,
+            calls=invocations + throttles,
+            invocations=invocations,
+            throttles=throttles,
+            out_of_memory=invocations * out_of_memory_share,
+            timeouts=invocations * survived * timeout_share,
+            own_errors=invocations * survived * (1.0 - timeout_share) * profile.error_rate,
+        )
+
+    def outcome(self, start: datetime, end: datetime) -> Outcome:
+        pieces = self.pieces(start, end)
+        last = self.config_at(max(start, end - timedelta(microseconds=1)))
+        return Outcome(
+            invocations=sum(p.invocations for p in pieces),
+            errors=sum(p.errors for p in pieces),
+            out_of_memory=sum(p.out_of_memory for p in pieces),
+            timeouts=sum(p.timeouts for p in pieces),
+            throttles=sum(p.throttles for p in pieces),
+            config=last,
+        )
+
+    # --- CloudWatch ----------------------------------------------------------------------
+
+    def statistic(
+        self, namespace: str, metric: str, stat: str, start: datetime, end: datetime
+    ) -> float | None:
+        """One period's datapoint, as CloudWatch would compute it; None: no datapoint (no
+        activity in the period, or a statistic the model does not offer)."""
+        pieces = [piece for piece in self.pieces(start, end) if piece.calls > 0]
+        ran = [piece for piece in pieces if piece.invocations > 0]
+        if namespace == "AWS/Logs":
+            if not ran or stat != "Sum":
+                return None
+            invocations = sum(piece.invocations for piece in ran)
+            if metric == "IncomingBytes":
+                return invocations * self.profile.log_bytes_per_invocation
+            if metric == "IncomingLogEvents":
+                return invocations * EVENTS_PER_INVOCATION
+            return None
+        if namespace != "AWS/Lambda" or not pieces:
+            return None
+        counts: dict[str, Callable[[Piece], float]] = {
+            "Invocations": lambda p: p.invocations,
+            "Errors": lambda p: p.errors,
+            "Throttles": lambda p: p.throttles,
+        }
+        if metric in counts:
+            return sum(counts[metric](piece) for piece in pieces) if stat == "Sum" else None
+        if metric == "ConcurrentExecutions":
+            return self._concurrency(pieces) if stat == "Maximum" else None
+        if metric == "Duration" and ran:
+            return self._duration(ran, stat)
+        return None
+
+    def _concurrency(self, pieces: Sequence[Piece]) -> float:
+        peaks = []
+        for piece in pieces:
+            peak = traffic(self.profile).concurrency.peak(piece.start, piece.end)
+            peak *= piece.cpu_factor
+            reserved = piece.config.reserved
+            peaks.append(peak if reserved is None else min(peak, float(reserved)))
+        return max(peaks)
+
+    def _duration(self, pieces: Sequence[Piece], stat: str) -> float | None:
+        distribution = self.profile.duration
+        parts = [_Component(p.invocations, p.cpu_factor, p.timeout_ms) for p in pieces]
+        count = sum(part.weight for part in parts)
+        total = sum(part.weight * distribution.mean_capped(part.scale, part.cap) for part in parts)
+        if stat == "SampleCount":
+            return count
+        if stat == "Sum":
+            return total
+        if stat == "Average":
+            return total / count
+        if stat == "Minimum":
+            return min(min(distribution.minimum * p.scale, p.cap) for p in parts)
+        if stat == "Maximum":
+            return max(min(distribution.maximum * p.scale, p.cap) for p in parts)
+        match = _PERCENTILE.match(stat)
+        if match is None:
+            return None
+        return _capped_quantile(distribution, parts, float(match.group(1)) / 100.0)
+
+
+def unit_of(namespace: str, metric: str) -> str | None:
+    return METRICS.get(namespace, {}).get(metric)
+
+
+class WorkloadModel:
+    """Every modelled function of the sandbox, by (region, function name). Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._functions: dict[tuple[str, str], FunctionModel] = {}
+
+    def attach(
+        self, region: str, function_name: str, profile: WorkloadProfile, config: FunctionConfig
+    ) -> FunctionModel:
+        """Give a function a profile; a function already modelled keeps its history."""
+        key = (region, function_name)
+        with self._lock:
+            existing = self._functions.get(key)
+            model = (
+                FunctionModel.start(region, function_name, profile, config)
+                if existing is None
+                else replace(existing, profile=profile)
+            )
+            self._functions[key] = model
+            return model
+
+    def get(self, region: str, function_name: str) -> FunctionModel | None:
+        with self._lock:
+            return self._functions.get((region, function_name))
+
+    def for_log_group(self, region: str, log_group: str) -> FunctionModel | None:
+        """The function that writes to `log_group` (Lambda's default group), if modelled."""
+        if not log_group.startswith(_LOG_GROUP_PREFIX):
+            return None
+        return self.get(region, log_group[len(_LOG_GROUP_PREFIX) :])
+
+    def functions(self, region: str) -> list[FunctionModel]:
+        with self._lock:
+            return [model for (r, _), model in sorted(self._functions.items()) if r == region]
+
+    def outcomes(self, region: str, start: datetime, end: datetime) -> dict[str, Outcome]:
+        """What [start, end) does to each modelled function of the region."""
+        return {model.function_name: model.outcome(start, end) for model in self.functions(region)}
+
+    def change(
+        self,
+        region: str,
+        function_name: str,
+        at: datetime,
+        *,
+        memory_mb: int | None = None,
+        timeout_s: float | None = None,
+        reserved: int | _Keep | None = KEEP,
+    ) -> bool:
+        """Record settings in effect from `at` on; False if the function is not modelled."""
+        key = (region, function_name)
+        with self._lock:
+            model = self._functions.get(key)
+            if model is None:
+                return False
+            self._functions[key] = model.changed(
+                at, memory_mb=memory_mb, timeout_s=timeout_s, reserved=reserved
+            )
+            return True
+
+    def forget(self, region: str, function_name: str) -> None:
+        with self._lock:
+            self._functions.pop((region, function_name), None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._functions.clear()
