@@ -7,6 +7,7 @@ others still finished); 2 usage or validation error, before any AWS call; 130 in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import sys
@@ -19,8 +20,9 @@ from optimizer_async.config import OUTPUT_FORMATS, RunConfig, SandboxRequest, Us
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import InvalidNameError, parse_suffixes, validate_function_base
 from optimizer_async.sandbox.config import PROFILES
+from optimizer_async.sandbox.workload.profiles import check_mix
 from optimizer_async.steps.registry import REGISTRY, SelectionError
-from optimizer_async.targets import Targets, TargetsError, load_targets
+from optimizer_async.targets import GUARDRAIL_MODES, Targets, TargetsError, load_targets
 
 PROG: Final = "lambda-optimizer"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -72,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEP[,STEP]",
         help="run every optimisation but these",
     )
+    add(
+        "--guardrails",
+        choices=GUARDRAIL_MODES,
+        help="adjust (default): the tightest value the evidence allows; strict: skip a change "
+        "the evidence does not support; off: the targets as given, with warnings",
+    )
+    add("--lookback-days", type=int, metavar="N", help="evidence window in days (14)")
+    add(
+        "--max-scan-gb",
+        type=float,
+        metavar="GB",
+        help="Logs Insights budget of a run (50); beyond it, metrics-only evidence",
+    )
     add("--concurrency", type=int, default=32, metavar="N", help="functions in flight (32)")
     add("--output", choices=OUTPUT_FORMATS, default="table", help="report format on stdout")
     add(
@@ -113,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--functions-per-env", type=int, default=1, metavar="N", help="with --seed")
     add(
+        "--profile-mix",
+        action="append",
+        default=[],
+        metavar="P[,P]",
+        help="with --seed: workload profiles given to the seeded functions in order, cycling "
+        "(default, steady, memory-hungry, slow, bursty, idle)",
+    )
+    add(
         "--demo",
         action="store_true",
         help="with --sandbox: dry run, then the run, then a re-run that finds nothing to do",
@@ -132,8 +155,12 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         raise UsageError(str(error)) from None
     if not suffixes:
         raise UsageError("no environment suffix: set ENVIRONMENT_SUFFIX or pass --suffix")
-    if (args.seed or args.demo) and not args.sandbox:
-        raise UsageError("--seed and --demo need --sandbox")
+    if (args.seed or args.demo or args.profile_mix) and not args.sandbox:
+        raise UsageError("--seed, --profile-mix and --demo need --sandbox")
+    try:
+        profile_mix = check_mix(args.profile_mix)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     if args.functions_per_env < 1:
@@ -155,6 +182,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         targets = load_targets(args.targets) if args.targets else Targets()
     except TargetsError as error:
         raise UsageError(str(error)) from None
+    targets = _with_guardrail_flags(targets, args)
     only, skip = _step_names(args.only), _step_names(args.skip)
     try:
         REGISTRY.select(only, skip)
@@ -178,13 +206,36 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         log_file=args.log_file,
         state_dir=args.state_dir,
         time_scale=args.time_scale,
-        sandbox=SandboxRequest(seed, args.sandbox_profile, args.functions_per_env)
+        sandbox=SandboxRequest(seed, args.sandbox_profile, args.functions_per_env, profile_mix)
         if args.sandbox
         else None,
         demo=args.demo,
         only=only,
         skip=skip,
     )
+
+
+def _with_guardrail_flags(targets: Targets, args: argparse.Namespace) -> Targets:
+    """--guardrails, --lookback-days and --max-scan-gb over the targets file's values."""
+    flags = {
+        name: value
+        for name, value in (
+            ("mode", args.guardrails),
+            ("lookback_days", args.lookback_days),
+            ("max_scan_gb", args.max_scan_gb),
+        )
+        if value is not None
+    }
+    try:
+        return dataclasses.replace(
+            targets, guardrails=dataclasses.replace(targets.guardrails, **flags)
+        )
+    except ValueError as error:
+        flag = {"lookback_days": "--lookback-days", "max_scan_gb": "--max-scan-gb"}
+        message = str(error)
+        for name, option in flag.items():
+            message = message.replace(name, option)
+        raise UsageError(message) from None
 
 
 def _step_names(values: Sequence[str]) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ class SandboxRequest:
     seed: tuple[str, ...]
     profile: Profile = "aws"
     functions_per_env: int = 1
+    profile_mix: tuple[str, ...] = ("default",)  # workload profiles of the seeded functions
 
 
 @dataclass(frozen=True)

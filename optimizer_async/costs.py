@@ -27,12 +27,23 @@ class Money:
     def net_usd(self) -> float:
         return sum(line.net_usd for line in self.lines)
 
-    def by_label(self) -> dict[str, tuple[Effect, float]]:
-        """Each label once, in order of first appearance: its effect and summed amount."""
-        summed: dict[str, tuple[Effect, float]] = {}
+    @property
+    def net_low_usd(self) -> float:
+        """The net at the low end of every range."""
+        return sum(line.net_low_usd for line in self.lines)
+
+    @property
+    def ranged(self) -> bool:
+        return abs(self.net_usd - self.net_low_usd) >= 0.005
+
+    def by_label(self) -> dict[str, tuple[Effect, float, float]]:
+        """Each label once, in order of first appearance: its effect, its summed amount and
+        that amount's low end."""
+        summed: dict[str, tuple[Effect, float, float]] = {}
         for line in self.lines:
-            effect, amount = summed.get(line.label, (line.effect, 0.0))
-            summed[line.label] = (effect, amount + line.monthly_usd)
+            effect, amount, low = summed.get(line.label, (line.effect, 0.0, 0.0))
+            line_low = line.monthly_usd if line.low_usd is None else line.low_usd
+            summed[line.label] = (effect, amount + line.monthly_usd, low + line_low)
         return summed
 
     @property
@@ -41,9 +52,19 @@ class Money:
         return tuple(dict.fromkeys(line.basis for line in self.lines if line.basis))
 
     def breakdown(self) -> str:
-        """`compute $1.00 - alarms $0.30`: what saves first, what adds after."""
+        """`compute $0.60-$1.00 - alarms $0.30`: what saves, then what adds."""
         text = ""
-        for label, (effect, amount) in self.by_label().items():
+        for label, (effect, amount, low) in self.by_label().items():
             sign = ("" if not text else " + ") if effect == "saves" else " - "
-            text += f"{sign}{label} ${amount:,.2f}"
+            text += f"{sign}{label} {usd_range(low, amount)}"
         return text.strip()
+
+    def net_text(self) -> str:
+        return usd_range(self.net_low_usd, self.net_usd)
+
+
+def usd_range(low: float, high: float) -> str:
+    """`$1.00`, or `$0.60-$1.00` where the evidence leaves a range."""
+    if abs(high - low) < 0.005:
+        return f"${high:,.2f}"
+    return f"${min(low, high):,.2f}-${max(low, high):,.2f}"

@@ -52,10 +52,11 @@ class Discovery:
         aws: Aws,
         function_bases: Sequence[str] = (DEFAULT_FUNCTION_BASE,),
         parts: Sequence[Part[Any]] = (),
+        targets: Targets | None = None,
     ) -> None:
         self.aws = aws
         self.function_bases = tuple(function_bases)
-        self.context = ReadContext(aws)
+        self.context = ReadContext(aws, targets or Targets())
         self._account = [p for p in parts if isinstance(p, AccountPart)]
         self._environment = [p for p in parts if isinstance(p, EnvironmentPart)]
         self._function = [p for p in parts if isinstance(p, FunctionPart)]

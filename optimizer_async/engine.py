@@ -10,7 +10,7 @@ the others to converge. The engine knows the step contract, never a particular s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ class Engine:
         self.settings = settings
         self.steps = {step.name: step for step in settings.steps}
         self.parts = parts_of(settings.steps, settings.targets)
-        self.discovery = Discovery(aws, settings.function_bases, self.parts)
+        self.discovery = Discovery(aws, settings.function_bases, self.parts, settings.targets)
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
         self._iam_gate = IamGate()
 
@@ -287,10 +287,23 @@ class Engine:
                 fn_outcome.changes += _outcomes(step_plan)
                 fn_outcome.unchanged += list(step_plan.unchanged)
                 fn_outcome.notes += list(step_plan.notes)
+                fn_outcome.decisions += list(step_plan.decisions)
+            if inventory is not None:
+                self._describe(fn_outcome, inventory.function(fn_plan.name).parts)
             outcome.functions.append(fn_outcome)
         if inventory is not None and plan.error is None:
             self._price(outcome, inventory, verified_only=False)
         return outcome
+
+    def _describe(self, outcome: FunctionOutcome, values: Mapping[str, Any]) -> None:
+        """What the function's parts say of it, for the report."""
+        for part in self.parts:
+            if part.name not in values:
+                continue
+            facts = part.report(values[part.name])
+            if facts is not None:
+                outcome.evidence[part.name] = facts
+            outcome.columns.update(part.columns(values[part.name]) or {})
 
     def _price(
         self, outcome: EnvironmentOutcome, inventory: EnvironmentInventory, verified_only: bool

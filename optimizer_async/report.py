@@ -74,10 +74,8 @@ class RunReport:
             "environments": [_environment_json(env) for env in self.environments],
             "savings": {
                 "monthly_usd": round(savings.net_usd, 2),
-                **{
-                    f"{label}_monthly_usd": round(amount, 2)
-                    for label, (_, amount) in savings.by_label().items()
-                },
+                "monthly_usd_low": round(savings.net_low_usd, 2),
+                **_labels(savings),
                 "basis": "; ".join(savings.bases),
                 "estimated": self.dry_run,
                 "prices_as_of": pricing.PRICES_AS_OF,
@@ -85,6 +83,16 @@ class RunReport:
             },
             "api_calls": self.api_calls,
         }
+
+
+def _labels(money: Money) -> dict[str, float]:
+    """`{label}_monthly_usd` for every label, and `{label}_monthly_usd_low` where ranged."""
+    found: dict[str, float] = {}
+    for label, (_, amount, low) in money.by_label().items():
+        found[f"{label}_monthly_usd"] = round(amount, 2)
+        if abs(amount - low) >= 0.005:
+            found[f"{label}_monthly_usd_low"] = round(low, 2)
+    return found
 
 
 def _change_json(outcome: ChangeOutcome) -> dict[str, Any]:
@@ -109,11 +117,15 @@ def _environment_json(env: EnvironmentOutcome) -> dict[str, Any]:
             {
                 "name": fn.name,
                 "status": fn.status,
+                "risk": fn.risk,
+                "evidence": fn.evidence,
+                "decisions": [decision.to_json() for decision in fn.decisions],
                 "changes": [_change_json(c) for c in fn.changes],
                 "unchanged": fn.unchanged,
                 "notes": fn.notes,
                 "savings": {
                     "monthly_usd": round(fn.money.net_usd, 2),
+                    "monthly_usd_low": round(fn.money.net_low_usd, 2),
                     "lines": [line.to_json() for line in fn.money.lines],
                 },
             }
@@ -159,8 +171,37 @@ def _headline(report: RunReport) -> str:
         f"run {report.run_id} · {mode} · "
         f"{len(report.environments)} environment(s), {len(report.failed)} failed · "
         f"{calls} AWS calls ({writes} writes) · {report.elapsed_s:.1f} s · "
-        f"{verb} ${savings.net_usd:,.2f}/month" + (f" ({breakdown})" if breakdown else "")
+        f"{verb} {savings.net_text()}/month" + (f" ({breakdown})" if breakdown else "")
     )
+
+
+Section = tuple[str, tuple[str, ...], list[tuple[str, ...]]]  # title, headers, rows
+
+
+def _sections(env: EnvironmentOutcome) -> list[Section]:
+    """What each function's evidence says and what it let the steps do, then the changes."""
+    sections: list[Section] = []
+    headers: dict[str, None] = {}
+    for fn in env.functions:
+        headers.update(dict.fromkeys(fn.columns))
+    if headers:
+        rows = [
+            (fn.name, fn.risk, *(fn.columns.get(h, "-") for h in headers)) for fn in env.functions
+        ]
+        sections.append(("evidence", ("function", "risk", *headers), rows))
+    decisions: list[tuple[str, ...]] = [
+        (fn.name, d.setting, render_value(d.current), render_value(d.target),
+         "kept" if d.chosen is None else render_value(d.chosen), d.risk, d.why)
+        for fn in env.functions
+        for d in fn.decisions
+    ]  # fmt: skip
+    if decisions:
+        headers_ = ("function", "setting", "current", "target", "chosen", "risk", "why")
+        sections.append(("decisions", headers_, decisions))
+    changes: list[tuple[str, ...]] = list(_rows(env))
+    if changes:
+        sections.append(("changes", ("resource", "setting", "before", "after", "result"), changes))
+    return sections
 
 
 def _steps_line(report: RunReport) -> str | None:
@@ -174,24 +215,26 @@ def render_table(report: RunReport, width: int | None = None) -> str:
         file=io.StringIO(), width=width, force_terminal=False, no_color=True, emoji=False
     )
     for env in report.environments:
-        saved = env.total_money.net_usd
+        money = env.total_money
         title = f"environment {env.suffix}: {env.status}"
-        if saved:
-            title += f" · ${saved:,.2f}/month"
-        table = Table(title=title, title_justify="left", expand=False)
-        table.add_column("resource", no_wrap=True)
-        table.add_column("setting", no_wrap=True)
-        table.add_column("before", overflow="fold", max_width=32)
-        table.add_column("after", overflow="fold", max_width=40)
-        table.add_column("result", no_wrap=True)
-        for row in _rows(env):
-            table.add_row(*(Text(cell) for cell in row))
+        if money.net_usd or money.net_low_usd:
+            title += f" · {money.net_text()}/month"
         if env.error:
             console.print(Text(f"{title} — {env.error}"))
-        elif table.row_count:
-            console.print(table)
-        else:
+            continue
+        sections = _sections(env)
+        if not any(name == "changes" for name, _, _ in sections):
             console.print(Text(f"{title} — nothing to do"))
+        else:
+            console.print(Text(title))
+        for name, headers, rows in sections:
+            table = Table(title=name, title_justify="left", expand=False)
+            for header in headers:
+                wide = header in ("before", "after", "why", "memory from")
+                table.add_column(header, overflow="fold", max_width=48 if wide else 44)
+            for row in rows:
+                table.add_row(*(Text(cell) for cell in row))
+            console.print(table)
         notes = env.notes + [n for fn in env.functions for n in fn.notes]
         for note in notes:
             console.print(Text(f"  note: {note}"))
@@ -213,16 +256,18 @@ def render_markdown(report: RunReport) -> str:
         if env.error:
             lines += [f"**Error:** {env.error}", ""]
             continue
-        rows = _rows(env)
-        if rows:
-            lines += ["| resource | setting | before | after | result |", "|---|---|---|---|---|"]
-            lines += [
-                "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows
-            ]
-            lines.append("")
-        else:
+        sections = _sections(env)
+        if not any(name == "changes" for name, _, _ in sections):
             lines += ["Nothing to do.", ""]
+        for name, headers, rows in sections:
+            lines += [f"### {name}", "", _markdown_row(headers), "|" + "---|" * len(headers)]
+            lines += [_markdown_row(row) for row in rows]
+            lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _markdown_row(cells: tuple[str, ...]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 def render(report: RunReport, output: OutputFormat) -> str:

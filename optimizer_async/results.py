@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from optimizer_async.costs import Money
-from optimizer_async.steps.base import Change
+from optimizer_async.steps.base import Change, Decision, Json, Risk, worst
 
 ChangeStatus = Literal["planned", "applied", "failed", "blocked"]
 Status = Literal["unchanged", "planned", "changed", "failed"]
@@ -39,10 +39,17 @@ class FunctionOutcome:
     unchanged: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     money: Money = field(default_factory=Money)
+    decisions: list[Decision] = field(default_factory=list)  # what the evidence allowed
+    evidence: dict[str, Json] = field(default_factory=dict)  # part name -> what it reports
+    columns: dict[str, str] = field(default_factory=dict)  # the parts' table cells
 
     @property
     def status(self) -> Status:
         return _status(self.changes)
+
+    @property
+    def risk(self) -> Risk:
+        return worst(d.risk for d in self.decisions)
 
 
 @dataclass

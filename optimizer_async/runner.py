@@ -136,6 +136,7 @@ def _run_in_sandbox(config: RunConfig, settings: AwsSettings) -> int:
                 config.region,
                 functions_per_env=request.functions_per_env,
                 credentials=credentials,
+                profiles=request.profile_mix,
             ).seed(request.seed)
             log.info("sandbox.seeded", suffixes=list(request.seed))
         sandbox.configure(SandboxConfig.for_profile(request.profile, time_scale=config.time_scale))

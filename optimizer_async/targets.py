@@ -10,6 +10,16 @@ tracing_mode = "Active"
 [alarms]
 error_rate_threshold_percent = 1.0
 duration_threshold_ms = 20000
+
+[guardrails]            # how far each function's own evidence lets the targets go
+mode = "adjust"         # adjust | strict | off   (also --guardrails)
+lookback_days = 14      # evidence window          (also --lookback-days)
+max_scan_gb = 50.0      # Logs Insights budget of a run (also --max-scan-gb)
+memory_headroom = 1.25  # memory >= max memory used x this ...
+memory_step_mb = 64     # ... rounded up to this
+timeout_p99_factor = 1.5      # timeout >= projected p99 x this
+timeout_max_factor = 1.1      # timeout >= projected maximum x this
+concurrency_peak_factor = 1.5 # reservation >= observed peak x this
 """
 
 from __future__ import annotations
@@ -18,10 +28,13 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 from optimizer_async import baseline
 from optimizer_async.baseline import FunctionSettings
+
+GuardrailMode = Literal["adjust", "strict", "off"]
+GUARDRAIL_MODES: Final[tuple[GuardrailMode, ...]] = ("adjust", "strict", "off")
 
 
 class TargetsError(ValueError):
@@ -47,9 +60,42 @@ class AlarmTargets:
 
 
 @dataclass(frozen=True)
+class Guardrails:
+    """How each function's own evidence bounds the targets (the rules are in steps/)."""
+
+    mode: GuardrailMode = "adjust"  # adjust: tightest safe value; strict: skip; off: targets
+    lookback_days: int = 14
+    max_scan_gb: float = 50.0
+    memory_headroom: float = 1.25
+    memory_step_mb: int = 64
+    timeout_p99_factor: float = 1.5
+    timeout_max_factor: float = 1.1
+    concurrency_peak_factor: float = 1.5
+
+    def __post_init__(self) -> None:
+        if self.mode not in GUARDRAIL_MODES:
+            raise ValueError(f"mode must be one of {', '.join(GUARDRAIL_MODES)}")
+        if not 1 <= self.lookback_days <= 455:  # CloudWatch keeps hourly data 455 days
+            raise ValueError("lookback_days must be between 1 and 455")
+        if not self.max_scan_gb >= 0:
+            raise ValueError("max_scan_gb must not be negative")
+        if self.memory_step_mb < 1:
+            raise ValueError("memory_step_mb must be at least 1")
+        for name in (
+            "memory_headroom",
+            "timeout_p99_factor",
+            "timeout_max_factor",
+            "concurrency_peak_factor",
+        ):
+            if not getattr(self, name) >= 1.0:
+                raise ValueError(f"{name} must be at least 1")
+
+
+@dataclass(frozen=True)
 class Targets:
     function: FunctionSettings = baseline.TARGET
     alarms: AlarmTargets = field(default_factory=AlarmTargets)
+    guardrails: Guardrails = field(default_factory=Guardrails)
     dlq_retention_s: int = baseline.DLQ_MESSAGE_RETENTION_S
     noncurrent_version_expiration_days: int = baseline.NONCURRENT_VERSION_EXPIRATION_DAYS
 
@@ -58,8 +104,7 @@ def _section(data: dict[str, Any], name: str, cls: type) -> Any:
     values = data.pop(name, {})
     if not isinstance(values, dict):
         raise ValueError(f"[{name}] must be a table")
-    defaults = Targets()
-    current = defaults.function if name == "function" else defaults.alarms
+    current = getattr(Targets(), name)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -73,9 +118,10 @@ def load_targets(path: Path) -> Targets:
         data = tomllib.loads(path.read_text())
         function = _section(data, "function", FunctionSettings)
         alarms = _section(data, "alarms", AlarmTargets)
+        guardrails = _section(data, "guardrails", Guardrails)
         if data:
             raise ValueError(f"unknown section(s): {', '.join(sorted(data))}")
-        return Targets(function=function, alarms=alarms)
+        return Targets(function=function, alarms=alarms, guardrails=guardrails)
     except OSError as error:
         raise TargetsError(f"targets file {path}: {error.strerror or error}") from None
     except (tomllib.TOMLDecodeError, ValueError, TypeError) as error:

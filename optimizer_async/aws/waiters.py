@@ -102,3 +102,37 @@ async def wait_function_updated(
         if elapsed + aws.scaled(delay) > deadline:
             raise WaiterTimeout(f"{function_name} still {status} after {elapsed:.1f} s")
         await aws.sleep(delay)
+
+
+# Logs Insights queries over days of logs take seconds to minutes; GetQueryResults has a
+# 5/s quota per account, so poll gently and back off.
+QUERY_FINISHED: Final = Backoff(initial=1.0, factor=1.5, maximum=10.0, deadline=900.0)
+_QUERY_DONE: Final = frozenset({"Complete", "Failed", "Cancelled", "Timeout", "Unknown"})
+
+
+class QueryFailed(WaiterError):
+    """A Logs Insights query ended without its results."""
+
+
+async def wait_query_finished(
+    aws: Aws, query_id: str, backoff: Backoff = QUERY_FINISHED
+) -> dict[str, Any]:
+    """GetQueryResults' answer once the query is Complete; raises if it ended otherwise."""
+    started = aws.clock.now()
+    deadline = aws.scaled(backoff.deadline)
+    delays = backoff.delays()
+    while True:
+        answer: dict[str, Any] = dict(await aws.logs.get_query_results(queryId=query_id))
+        status = str(answer.get("status", "Unknown"))
+        log.debug("waiter.query_poll", query_id=query_id, status=status)
+        if status == "Complete":
+            return answer
+        if status in _QUERY_DONE:
+            raise QueryFailed(f"Logs Insights query {query_id} ended {status}")
+        delay = next(delays)
+        elapsed = aws.clock.now() - started
+        if elapsed + aws.scaled(delay) > deadline:
+            raise WaiterTimeout(
+                f"Logs Insights query {query_id} still {status} after {elapsed:.1f} s"
+            )
+        await aws.sleep(delay)

@@ -26,6 +26,7 @@ from optimizer_async.steps.base import (
     StepPlan,
     render_value,
 )
+from optimizer_async.steps.evidence import METRICS, UsageMetrics
 from optimizer_async.targets import AlarmTargets
 
 if TYPE_CHECKING:
@@ -200,6 +201,7 @@ ALARMS: Final = AlarmsPart()
 class Alarms(FunctionStep):
     name: ClassVar[str] = "alarms"
     part = ALARMS
+    uses = (METRICS,)
     writes = (ApiCall("cloudwatch", "PutMetricAlarm"),)
     permissions = (
         Permission("cloudwatch:PutMetricAlarm", _ALARM_ARN),
@@ -222,7 +224,8 @@ class Alarms(FunctionStep):
                 continue
             before = None if current is None else summary(current)
             changes.append(Change(self.name, name, "MetricAlarm", before, summary(wanted)))
-        return StepPlan(tuple(changes), tuple(unchanged))
+        notes = _firing_at_once(function.part(METRICS), ctx.targets.alarms)
+        return StepPlan(tuple(changes), tuple(unchanged), notes)
 
     async def apply(
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
@@ -253,3 +256,28 @@ class Alarms(FunctionStep):
             operator = _OPERATORS.get(str(value["comparison"]), str(value["comparison"]))
             return f"{value['watches']} {operator} {value['threshold']:g}"
         return render_value(value)
+
+
+def _firing_at_once(metrics: UsageMetrics, targets: AlarmTargets) -> tuple[str, ...]:
+    """An alarm whose threshold today's traffic already breaches fires the moment it exists."""
+    notes: list[str] = []
+    days = metrics.lookback_days
+    rate, limit = metrics.error_rate_percent, targets.error_rate_threshold_percent
+    if rate > limit:
+        notes.append(
+            f"the error-rate alarm will fire at once: {rate:.2f} % of invocations failed in the "
+            f"last {days} days (threshold {limit:g} %)"
+        )
+    p99, highest = metrics.duration_p99_ms, metrics.duration_max_ms
+    threshold = targets.duration_threshold_ms
+    if p99 is not None and p99 > threshold:
+        notes.append(
+            f"the duration alarm will fire at once: p99 {p99:,.0f} ms in the last {days} days "
+            f"(threshold {threshold:,.0f} ms)"
+        )
+    elif highest is not None and highest > threshold:
+        notes.append(
+            f"the duration alarm will fire on the slowest invocations: maximum {highest:,.0f} ms "
+            f"in the last {days} days (threshold {threshold:,.0f} ms)"
+        )
+    return tuple(notes)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 
 from optimizer_async.aws.batching import BatchLoader
 from optimizer_async.inventory import (
@@ -94,6 +94,7 @@ class StepPlan:
     unchanged: tuple[str, ...] = ()  # settings already at (or tighter than) target
     notes: tuple[str, ...] = ()
     blocked: str | None = None  # a guardrail stopped the change; the reason
+    decisions: tuple[Decision, ...] = ()  # what the evidence let the step do
 
     def __add__(self, other: StepPlan) -> StepPlan:
         return StepPlan(
@@ -101,7 +102,39 @@ class StepPlan:
             self.unchanged + other.unchanged,
             self.notes + other.notes,
             self.blocked or other.blocked,
+            self.decisions + other.decisions,
         )
+
+
+Risk = Literal["none", "adjusted", "skipped", "unknown", "at risk"]
+# The worst first: a function's risk is that of its riskiest decision.
+RISK_ORDER: Final[tuple[Risk, ...]] = ("at risk", "skipped", "adjusted", "unknown", "none")
+
+
+def worst(risks: Iterable[Risk]) -> Risk:
+    return min(risks, key=RISK_ORDER.index, default="none")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the evidence let a step do with one setting, and why."""
+
+    setting: str
+    current: Json
+    target: Json
+    chosen: Json  # the value to set; None: leave the setting as it is
+    risk: Risk
+    why: str
+
+    def to_json(self) -> dict[str, Json]:
+        return {
+            "setting": self.setting,
+            "current": self.current,
+            "target": self.target,
+            "chosen": self.chosen,
+            "risk": self.risk,
+            "why": self.why,
+        }
 
 
 Effect = Literal["saves", "adds"]
@@ -115,16 +148,26 @@ class MoneyLine:
     effect: Effect
     monthly_usd: float  # never negative; `effect` says which way it counts
     basis: str | None = None  # what the figure assumes, when it assumes anything
+    # The low end where the evidence leaves a range (e.g. CPU-bound work runs longer on
+    # less memory); None: the figure is settled.
+    low_usd: float | None = None
 
     @property
     def net_usd(self) -> float:
         return self.monthly_usd if self.effect == "saves" else -self.monthly_usd
+
+    @property
+    def net_low_usd(self) -> float:
+        """The net at the low end of the range (the same as `net_usd` when settled)."""
+        low = self.monthly_usd if self.low_usd is None else self.low_usd
+        return low if self.effect == "saves" else -low
 
     def to_json(self) -> dict[str, Json]:
         return {
             "label": self.label,
             "effect": self.effect,
             "monthly_usd": round(self.monthly_usd, 2),
+            "low_usd": None if self.low_usd is None else round(self.low_usd, 2),
             "basis": self.basis,
         }
 
@@ -145,20 +188,30 @@ def to_json(value: Any) -> Json:
 
 @dataclass(frozen=True)
 class ReadContext:
-    """What a reader may use: the run's AWS gateway and its shared batch loaders."""
+    """What a reader may use: the run's AWS gateway, its targets (lookback, budgets), and
+    objects shared by every environment's reads (batch loaders, limiters, budgets)."""
 
     aws: Aws
-    loaders: dict[str, BatchLoader[Any, Any]] = field(default_factory=dict)
+    targets: Targets = field(default_factory=Targets)
+    _shared: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self, name: str, make: Callable[[], T]) -> T:
+        """The run's object called `name`, made on first use."""
+        if name not in self._shared:
+            self._shared[name] = make()
+        value: T = self._shared[name]
+        return value
 
     def batched(
-        self, name: str, fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]], max_batch: int
+        self,
+        name: str,
+        fetch: Callable[[Sequence[K]], Awaitable[Mapping[K, V]]],
+        max_batch: int,
+        **timing: float,
     ) -> BatchLoader[K, V]:
-        """The run's loader called `name`, made on first use: every environment's reads of
-        it join the same batches."""
-        loader = self.loaders.get(name)
-        if loader is None:
-            loader = self.loaders[name] = BatchLoader(fetch, max_batch)
-        return loader
+        """The run's loader called `name`: every environment's reads of it join the same
+        batches. `timing`: BatchLoader's quiet_s / max_wait_s."""
+        return self.shared(name, lambda: BatchLoader(fetch, max_batch, **timing))
 
 
 @dataclass(frozen=True)
@@ -216,6 +269,14 @@ class Part(PartKey[T], ABC):
     def image(self, value: T) -> Json:
         """The part's fragment of the before-image: what undoing a change would need."""
         return to_json(value)
+
+    def report(self, value: T) -> Json:
+        """What reports show of the part (JSON, under its name); None: nothing."""
+        return None
+
+    def columns(self, value: T) -> Mapping[str, str] | None:
+        """Table cells for the part, one row per function or environment; None: no table."""
+        return None
 
 
 class AccountPart(Part[T]):

@@ -25,6 +25,7 @@ from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    Decision,
     FunctionStep,
     MoneyLine,
     Permission,
@@ -32,8 +33,14 @@ from optimizer_async.steps.base import (
     StepPlan,
 )
 from optimizer_async.steps.dead_letter_queue import QUEUE, queue_arn
+from optimizer_async.steps.evidence import METRICS, REPORT_LINES, ReportLines, UsageMetrics
+from optimizer_async.steps.guardrails import (
+    cpu_slowdown,
+    decide,
+    memory_floor_mb,
+    timeout_floor_s,
+)
 from optimizer_async.steps.secrets import SECRETS, secret_arns
-from optimizer_async.steps.usage import USAGE
 
 if TYPE_CHECKING:
     from types_aiobotocore_lambda.type_defs import UpdateFunctionConfigurationRequestTypeDef
@@ -43,7 +50,10 @@ TIMEOUT: Final = "Timeout"
 TRACING: Final = "TracingConfig.Mode"
 DEAD_LETTER: Final = "DeadLetterConfig.TargetArn"
 ENVIRONMENT_PREFIX: Final = "Environment.Variables."
-COMPUTE_BASIS: Final = "30 days of CloudWatch usage; durations assumed unchanged"
+COMPUTE_BASIS: Final = (
+    "{days} days of CloudWatch usage; from duration x memory when fully CPU-bound (a CPU-bound "
+    "invocation runs longer on less memory) to duration unchanged (I/O-bound)"
+)
 _MAX_REREADS: Final = 5  # someone keeps changing the function: stop and report
 
 
@@ -59,7 +69,7 @@ def _secret_variables(ctx: PlanContext) -> dict[str, str]:
 class FunctionConfiguration(FunctionStep):
     name: ClassVar[str] = "function_configuration"
     part = FUNCTION
-    uses = (QUEUE, SECRETS, USAGE)
+    uses = (QUEUE, SECRETS, METRICS, REPORT_LINES)
     after: ClassVar[tuple[str, ...]] = ("dead_letter_queue", "role_policy")
     writes = (ApiCall("lambda", "UpdateFunctionConfiguration"),)
     permissions = (Permission("lambda:UpdateFunctionConfiguration", FUNCTION_ARN),)
@@ -73,16 +83,24 @@ class FunctionConfiguration(FunctionStep):
         def change(setting: str, before: Any, after: Any) -> None:
             changes.append(Change(self.name, state.name, setting, before, after))
 
-        for setting, current, wanted, unit in (
-            (MEMORY, state.memory_mb, target.memory_mb, "MB"),
-            (TIMEOUT, state.timeout_s, target.timeout_s, "s"),
-        ):
-            if current > wanted:
-                change(setting, current, wanted)
-            else:
+        decisions: list[Decision] = []
+        memory = self._memory(ctx, function)
+        lowered = memory.chosen is not None and memory.chosen < state.memory_mb
+        timeout = self._timeout(ctx, function, memory.chosen if lowered else state.memory_mb)
+        for setting, decision, unit in ((MEMORY, memory, "MB"), (TIMEOUT, timeout, "s")):
+            current, wanted = decision.current, decision.target
+            if current <= wanted:  # only tighten: nothing to decide
                 unchanged.append(setting)
                 if current < wanted:
                     notes.append(f"{setting} {current} {unit} is below target {wanted}; kept")
+                continue
+            decisions.append(decision)
+            if decision.chosen is not None:
+                change(setting, current, decision.chosen)
+            else:
+                unchanged.append(setting)
+            if decision.risk == "at risk":
+                notes.append(f"WARNING {setting}: {decision.why}")
 
         if state.tracing_mode != target.tracing_mode:
             change(TRACING, state.tracing_mode, target.tracing_mode)
@@ -102,7 +120,9 @@ class FunctionConfiguration(FunctionStep):
                 f"environment variables unreadable ({state.environment_error}): secret ARNs "
                 "not added, so that no existing variable can be lost"
             )
-            return StepPlan(tuple(changes), tuple(unchanged), tuple(notes))
+            return StepPlan(
+                tuple(changes), tuple(unchanged), tuple(notes), decisions=tuple(decisions)
+            )
         for variable, arn in _secret_variables(ctx).items():
             setting = ENVIRONMENT_PREFIX + variable
             if variable not in state.environment:
@@ -111,7 +131,35 @@ class FunctionConfiguration(FunctionStep):
                 unchanged.append(setting)
                 if state.environment[variable] != arn:
                     notes.append(f"{variable} already set to another value; kept")
-        return StepPlan(tuple(changes), tuple(unchanged), tuple(notes))
+        return StepPlan(tuple(changes), tuple(unchanged), tuple(notes), decisions=tuple(decisions))
+
+    def _memory(self, ctx: PlanContext, function: FunctionInventory) -> Decision:
+        """Target memory, never below max memory used x headroom (REPORT lines)."""
+        rules, current = ctx.targets.guardrails, function.state.memory_mb
+        target = ctx.targets.function.memory_mb
+        metrics, lines = function.part(METRICS), function.part(REPORT_LINES)
+        floor, basis = None, _no_evidence(metrics, lines)
+        if lines.memory_max_mb is not None:
+            floor = memory_floor_mb(lines.memory_max_mb, rules)
+            basis = f"max memory used {lines.memory_max_mb:,.0f} MB x {rules.memory_headroom:g}"
+        return decide(MEMORY, current, target, floor, rules.mode, "MB", basis)
+
+    def _timeout(self, ctx: PlanContext, function: FunctionInventory, memory_mb: int) -> Decision:
+        """Target timeout, never below the durations projected at the new memory."""
+        rules, current = ctx.targets.guardrails, function.state.timeout_s
+        target = ctx.targets.function.timeout_s
+        metrics = function.part(METRICS)
+        floor, basis = None, _no_evidence(metrics, None)
+        p99, highest = metrics.duration_p99_ms, metrics.duration_max_ms
+        if not metrics.idle and p99 is not None and highest is not None:
+            slowdown = cpu_slowdown(metrics.memory_mb or function.state.memory_mb, memory_mb)
+            floor = timeout_floor_s(p99, highest, slowdown, rules)
+            basis = (
+                f"p99 {p99 / 1000:,.2f} s x {rules.timeout_p99_factor:g} and maximum "
+                f"{highest / 1000:,.2f} s x {rules.timeout_max_factor:g}"
+                + (f", x {slowdown:.2f} if CPU-bound at {memory_mb} MB" if slowdown > 1 else "")
+            )
+        return decide(TIMEOUT, current, target, floor, rules.mode, "s", basis)
 
     async def apply(
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
@@ -176,18 +224,21 @@ class FunctionConfiguration(FunctionStep):
     def money(
         self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]
     ) -> tuple[MoneyLine, ...]:
-        """The GB-seconds no longer allocated, at the architecture's price, assuming each
-        invocation lasts as long as before (Lambda bills allocated memory for the billed
-        duration; a CPU-bound function may run longer with less memory)."""
-        compute = 0.0
-        usage = function.part(USAGE)
+        """The GB-seconds no longer allocated, at the architecture's price: a range from a
+        fully CPU-bound function (runs longer on less memory below one vCPU) to an I/O-bound
+        one (runs as long as before). Lambda bills allocated memory for the billed duration."""
+        metrics = function.part(METRICS)
+        high = low = 0.0
+        seconds = metrics.duration_sum_ms / 1000.0 * pricing.DAYS_PER_MONTH / metrics.lookback_days
+        price = pricing.gb_second_price(function.state.architecture)
         for change in changes:
-            if change.setting == MEMORY and usage is not None and usage.days > 0:
-                freed_gb = (int(change.before) - int(change.after)) / 1024.0
-                seconds = usage.duration_ms / 1000.0 * pricing.DAYS_PER_MONTH / usage.days
-                price = pricing.gb_second_price(function.state.architecture)
-                compute += freed_gb * seconds * price
-        return (MoneyLine("compute", "saves", compute, COMPUTE_BASIS),)
+            if change.setting == MEMORY:
+                before, after = int(change.before), int(change.after)
+                high += (before - after) / 1024.0 * seconds * price
+                low += (before - after * cpu_slowdown(before, after)) / 1024.0 * seconds * price
+        basis = COMPUTE_BASIS.format(days=metrics.lookback_days)
+        settled = abs(high - low) < 0.005
+        return (MoneyLine("compute", "saves", high, basis, None if settled else low),)
 
     def render_setting(self, setting: str) -> str:
         return setting.replace(ENVIRONMENT_PREFIX, "env ")
@@ -208,3 +259,12 @@ async def _reread(ctx: ApplyContext, name: str) -> tuple[EnvironmentVariables, s
         )
     variables = EnvironmentVariables(config.get("Environment", {}).get("Variables", {}))
     return variables, config.get("RevisionId")
+
+
+def _no_evidence(metrics: UsageMetrics, lines: ReportLines | None) -> str:
+    """Why there is no floor: said plainly."""
+    if metrics.idle:
+        return f"no invocations in the last {metrics.lookback_days} days"
+    if lines is not None:
+        return f"memory used unknown ({lines.source})"
+    return "no duration metrics"

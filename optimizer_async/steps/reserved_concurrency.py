@@ -1,10 +1,12 @@
-"""Cap a function's concurrency by reserving the target amount.
+"""Cap a function's concurrency by reserving the target amount - never below what it needs.
 
 Only functions with no reservation get one: an existing reservation, higher or lower, was
-set deliberately (to protect capacity, or to throttle) and is kept. Across the fleet, new
-reservations never push the account's unreserved concurrency below AWS's floor of 100:
-earlier environments (in the order given) and functions get the budget first, the rest are
-blocked with the reason.
+set deliberately (to protect capacity, or to throttle) and is kept. The reservation is never
+below the function's observed peak concurrency x its factor (a cap under the peak throttles
+real traffic), and throttles already seen are flagged. Across the fleet, new reservations
+never push the account's unreserved concurrency below AWS's floor of 100: earlier
+environments (in the order given) and functions get the budget first, the rest are blocked
+with the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    Decision,
     FleetContext,
     FunctionStep,
     Permission,
@@ -28,7 +31,9 @@ from optimizer_async.steps.base import (
     ReadContext,
     StepPlan,
 )
-from optimizer_async.targets import Targets
+from optimizer_async.steps.evidence import METRICS
+from optimizer_async.steps.guardrails import concurrency_floor, decide
+from optimizer_async.targets import GuardrailMode, Guardrails, Targets
 
 SETTING: Final = "ReservedConcurrentExecutions"
 
@@ -68,7 +73,7 @@ ACCOUNT_CONCURRENCY: Final = AccountConcurrencyPart()
 class ReservedConcurrency(FunctionStep):
     name: ClassVar[str] = "reserved_concurrency"
     part = FUNCTION
-    uses = (ACCOUNT_CONCURRENCY,)
+    uses = (ACCOUNT_CONCURRENCY, METRICS)
     writes = (ApiCall("lambda", "PutFunctionConcurrency"),)
     permissions = (Permission("lambda:PutFunctionConcurrency", FUNCTION_ARN),)
 
@@ -77,10 +82,41 @@ class ReservedConcurrency(FunctionStep):
         wanted = ctx.targets.function.reserved_concurrency
         if wanted is None:
             return StepPlan(unchanged=(SETTING,))
-        if current is None:
-            return StepPlan(changes=(Change(self.name, function.name, SETTING, None, wanted),))
-        note = () if current == wanted else (f"existing reservation {current} kept",)
-        return StepPlan(unchanged=(SETTING,), notes=note)
+        if current is not None:
+            note = () if current == wanted else (f"existing reservation {current} kept",)
+            return StepPlan(unchanged=(SETTING,), notes=note)
+        metrics, rules = function.part(METRICS), ctx.targets.guardrails
+        notes: list[str] = []
+        if metrics.throttles > 0:
+            notes.append(
+                f"{metrics.throttles:,.0f} throttles in the last {metrics.lookback_days} days "
+                "already: the function needs more concurrency than it gets"
+            )
+        decision = self._decide(metrics.concurrency_max, metrics.idle, wanted, rules.mode, rules,
+                                metrics.lookback_days)  # fmt: skip
+        if decision.risk == "at risk":
+            notes.append(f"WARNING {SETTING}: {decision.why}")
+        changes: tuple[Change, ...] = ()
+        if decision.chosen is not None:
+            changes = (Change(self.name, function.name, SETTING, None, decision.chosen),)
+        unchanged = () if changes else (SETTING,)
+        return StepPlan(changes, unchanged, tuple(notes), decisions=(decision,))
+
+    @staticmethod
+    def _decide(
+        peak: float | None,
+        idle: bool,
+        wanted: int,
+        mode: GuardrailMode,
+        rules: Guardrails,
+        days: int,
+    ) -> Decision:
+        if idle or peak is None:
+            floor, basis = None, f"no invocations in the last {days} days"
+        else:
+            floor = concurrency_floor(peak, rules)
+            basis = f"peak concurrency {peak:g} x {rules.concurrency_peak_factor:g}"
+        return decide(SETTING, None, wanted, floor, mode, "", basis)
 
     def guard_fleet(self, fleet: FleetContext, plans: Sequence[StepPlan]) -> list[StepPlan]:
         account = fleet.part(ACCOUNT_CONCURRENCY)

@@ -52,11 +52,16 @@ def seed(endpoint_url: str, client: Callable[..., Any]) -> Iterator[Callable[...
     """
     functions: list[str] = []
 
-    def seed(*suffixes: str, functions_per_env: int = 1) -> list[str]:
+    def seed(
+        *suffixes: str, functions_per_env: int = 1, profiles: tuple[str, ...] = ("steady",)
+    ) -> list[str]:
+        """Functions with the given workload profiles (in order, cycling); `steady` by
+        default: every target is safe for it, so tests of other things see the targets."""
         seeder = Seeder(
             endpoint_url,
             functions_per_env=functions_per_env,
             sandbox_control=not EXTERNAL_ENDPOINT,
+            profiles=profiles,
         )
         for environment in seeder.seed(suffixes):
             functions.extend(environment.functions)

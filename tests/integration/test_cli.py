@@ -44,9 +44,21 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
             {},
             "targets file /nonexistent.toml",
         ),
-        (["--suffix", "dev", "--seed", "dev"], {}, "--seed and --demo need --sandbox"),
+        (
+            ["--suffix", "dev", "--seed", "dev"],
+            {},
+            "--seed, --profile-mix and --demo need --sandbox",
+        ),
+        (
+            ["--sandbox", "--seed", "dev", "--profile-mix", "steady,lazy"],
+            {},
+            "unknown workload profile 'lazy'",
+        ),
         (["--suffix", "dev", "--skip", "alarm"], {}, "unknown step(s) in --skip: alarm (steps: "),
         (["--suffix", "dev", "--only", "alarms,memory"], {}, "unknown step(s) in --only: memory"),
+        (["--suffix", "dev", "--guardrails", "loose"], {}, "argument --guardrails: invalid choice"),
+        (["--suffix", "dev", "--lookback-days", "0"], {}, "--lookback-days must be between 1"),
+        (["--suffix", "dev", "--max-scan-gb", "-1"], {}, "--max-scan-gb must not be negative"),
         (
             ["--suffix", "dev", "--skip", "dead_letter_queue"],
             {},

@@ -131,6 +131,7 @@ def test_a_step_defined_outside_the_product_runs_end_to_end(
         "label": "tagging",
         "effect": "adds",
         "monthly_usd": 0.01,
+        "low_usd": None,
         "basis": "a made-up price",
     }
     assert tagging in fn["savings"]["lines"]

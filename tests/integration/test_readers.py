@@ -13,11 +13,11 @@ from optimizer_async.naming import EnvironmentNames
 from optimizer_async.steps.alarms import ALARMS
 from optimizer_async.steps.dead_letter_queue import QUEUE
 from optimizer_async.steps.deployment_bucket import BUCKET
+from optimizer_async.steps.evidence import METRICS, REPORT_LINES
 from optimizer_async.steps.log_retention import LOG_GROUP
 from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.steps.role_policy import ROLE_POLICIES
 from optimizer_async.steps.secrets import SECRETS
-from optimizer_async.steps.usage import USAGE
 from optimizer_async.targets import Targets
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Unique
@@ -45,20 +45,16 @@ async def test_parts_are_read_and_batched_across_environments(
         assert fn.part(LOG_GROUP) is not None
         assert fn.part(LOG_GROUP).retention_days is None  # type: ignore[union-attr]
         assert set(fn.part(ALARMS).values()) == {None}
-        usage = fn.part(USAGE)
-        assert usage is not None
-        assert usage.invocations > 0
+        assert fn.part(METRICS).invocations > 0
+        assert fn.part(REPORT_LINES).memory_max_mb is not None
         assert env.part(QUEUE) is None
         assert all(arn for arn in env.part(SECRETS).values())
         assert env.part(BUCKET).exists
         (policy,) = env.part(ROLE_POLICIES)
         assert (policy.role_name, policy.document) == (names.role, None)
     # Three environments, one call each for the batched function parts.
-    assert [_count(aws, op) for op in ("DescribeLogGroups", "DescribeAlarms", "GetMetricData")] == [
-        1,
-        1,
-        1,
-    ]
+    batched = ("DescribeLogGroups", "DescribeAlarms", "GetMetricData", "StartQuery")
+    assert [_count(aws, op) for op in batched] == [1, 1, 1, 1]
     assert _count(aws, "GetFunction") == 3
     assert _count(aws, "GetCallerIdentity") == 1
 
@@ -70,9 +66,10 @@ async def test_only_the_parts_of_the_chosen_steps_are_read(
     discovery = Discovery(aws, parts=parts_of(REGISTRY.select(only=("alarms",)), Targets()))
     env = await discovery.environment(suffix)
     assert set(env.parts) == set()
-    assert set(env.functions[0].parts) == {ALARMS.name}
+    assert set(env.functions[0].parts) == {ALARMS.name, METRICS.name}
     read = {op for (_, op, _) in aws.counter.calls}
-    assert read == {"GetCallerIdentity", "GetFunction", "DescribeAlarms"}
+    # No Logs Insights scan: the alarms need the metrics only.
+    assert read == {"GetCallerIdentity", "GetFunction", "DescribeAlarms", "GetMetricData"}
 
 
 async def test_refresh_rereads_only_the_given_parts(

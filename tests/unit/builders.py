@@ -17,10 +17,10 @@ from optimizer_async.naming import EnvironmentNames
 from optimizer_async.steps.alarms import ALARMS, duration_alarm, error_rate_alarm
 from optimizer_async.steps.dead_letter_queue import QUEUE, QueueState
 from optimizer_async.steps.deployment_bucket import BUCKET, BucketState
+from optimizer_async.steps.evidence import METRICS, REPORT_LINES, ReportLines, UsageMetrics
 from optimizer_async.steps.log_retention import LOG_GROUP, LogGroupState
 from optimizer_async.steps.role_policy import ROLE_POLICIES, RolePolicyState, policy_document
 from optimizer_async.steps.secrets import SECRETS
-from optimizer_async.steps.usage import USAGE, Usage
 from optimizer_async.targets import Targets
 
 T = TypeVar("T")
@@ -36,6 +36,35 @@ def secret_arn(name: str) -> str:
 
 def queue_arn(suffix: str) -> str:
     return f"arn:aws:sqs:{REGION}:{ACCOUNT}:lambda-dlq-{suffix}"
+
+
+def steady_metrics(**changes: Any) -> UsageMetrics:
+    """14 days of a busy, well-behaved function: every target is safe for it."""
+    metrics = UsageMetrics(
+        lookback_days=14,
+        invocations=3_000_000,
+        errors=300,
+        throttles=0,
+        duration_p99_ms=900.0,
+        duration_max_ms=2_000.0,
+        duration_sum_ms=3_000_000 * 200.0,
+        concurrency_max=10,
+        ingested_bytes=3e9,
+        memory_mb=3008,
+    )
+    return replace(metrics, **changes)
+
+
+def steady_report_lines(**changes: Any) -> ReportLines:
+    lines = ReportLines(
+        source="logs",
+        reports=3_000_000,
+        memory_max_mb=300.0,
+        memory_p99_mb=280.0,
+        billed_duration_max_ms=2_000.0,
+        init_duration_max_ms=400.0,
+    )
+    return replace(lines, **changes)
 
 
 def with_part(inventory: I, key: PartKey[T], value: T) -> I:
@@ -70,7 +99,8 @@ def baseline_function(
         parts={
             LOG_GROUP.name: LogGroupState(state.log_group, None, 10**9),
             ALARMS.name: {f"error-rate-{name}": None, f"duration-{name}": None},
-            USAGE.name: Usage(days=30, invocations=3_000_000, duration_ms=3_000_000 * 200.0),
+            METRICS.name: steady_metrics(),
+            REPORT_LINES.name: steady_report_lines(),
         },
     )
 

@@ -176,10 +176,10 @@ def test_tighter_memory_and_timeout_and_existing_reservation_and_dlq_are_kept() 
 
 
 def test_targets_file_values_are_planned() -> None:
-    targets = Targets(function=FunctionSettings(2048, 60, 10, 14, "Active"))
+    targets = Targets(function=FunctionSettings(2048, 60, 20, 14, "Active"))
     changes = _by_setting(plan_of(baseline_environment("dev"), targets))
     assert changes[("lambda-function-dev", "MemorySize")].after == 2048
-    assert changes[("lambda-function-dev", "ReservedConcurrentExecutions")].after == 10
+    assert changes[("lambda-function-dev", "ReservedConcurrentExecutions")].after == 20
     assert changes[("/aws/lambda/lambda-function-dev", "RetentionInDays")].after == 14
 
 

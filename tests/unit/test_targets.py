@@ -43,6 +43,9 @@ def test_a_file_overrides_only_what_it_names(tmp_path: Path) -> None:
         ("[alarms]\nerror_rate_threshold_percent = 0\n", "must be in (0, 100]"),
         ("[alarms]\nperiod_s = 45\n", "period_s must be 10, 30 or a multiple of 60"),
         ("[memory]\nmb = 1\n", "unknown section(s): memory"),
+        ("[guardrails]\nmode = 'careful'\n", "mode must be one of adjust, strict, off"),
+        ("[guardrails]\nmemory_headroom = 0.9\n", "memory_headroom must be at least 1"),
+        ("[guardrails]\nlookback_days = 0\n", "lookback_days must be between 1 and 455"),
         ("function = 3\n", "[function] must be a table"),
         ("[function\n", "targets file"),
     ],
@@ -52,3 +55,9 @@ def test_bad_files_are_refused_with_the_reason(tmp_path: Path, text: str, messag
         load_targets(_write(tmp_path, text))
     assert message in str(refused.value)
     assert str(refused.value).startswith(f"targets file {tmp_path / 'targets.toml'}: ")
+
+
+def test_guardrail_rules_are_overridable(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[guardrails]\nmode = 'strict'\nmemory_headroom = 1.5\n")
+    rules = load_targets(path).guardrails
+    assert (rules.mode, rules.memory_headroom, rules.lookback_days) == ("strict", 1.5, 14)

@@ -1,0 +1,461 @@
+"""How each function really runs, over a lookback window: two parts, no step; what decides.
+
+Two readers (`METRICS`, `REPORT_LINES`), both batched across environments:
+- CloudWatch metrics with GetMetricData (500 queries a call, eight per function, one period
+  over the whole window): Invocations, Errors, Throttles (Sum), Duration (p99, Maximum,
+  Sum), ConcurrentExecutions (Maximum; Lambda emits it per function) and the log group's
+  IncomingBytes (what a Logs Insights scan of it would read).
+- Logs Insights over the functions' REPORT lines, the only place Lambda reports the memory an
+  invocation used: one query per 50 log groups, at most `_QUERIES_AT_ONCE` running (AWS
+  allows 30 per account, shared with everyone else), polled with our own async waiter until
+  it ends. The run's scan is bounded (`max_scan_gb`): smaller groups first; what does not fit
+  falls back to metrics-only evidence, labelled. $0.005 per GB scanned.
+
+Evidence is not rollback material: it stays out of the before-image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, ClassVar, Final
+
+import anyio
+
+from optimizer_async import pricing
+from optimizer_async.aws import errors
+from optimizer_async.aws.waiters import Backoff, wait_query_finished
+from optimizer_async.inventory import EnvironmentInventory, FunctionState
+from optimizer_async.steps.base import (
+    ApiCall,
+    FunctionPart,
+    Json,
+    Permission,
+    ReadContext,
+    to_json,
+)
+
+if TYPE_CHECKING:
+    from types_aiobotocore_cloudwatch.type_defs import MetricDataQueryTypeDef
+
+    from optimizer_async.aws.gateway import Aws
+
+_FUNCTIONS_PER_METRICS_CALL: Final = 62  # GetMetricData: 500 queries, eight per function
+_GROUPS_PER_QUERY: Final = 50  # StartQuery's limit
+_QUERIES_AT_ONCE: Final = 10  # of the account's 30: leave room for everyone else's
+_START_RETRY: Final = Backoff(initial=2.0, factor=2.0, maximum=30.0, deadline=600.0)
+BYTES_PER_MB: Final = 1_000_000  # Logs Insights reports memory in bytes, 1 MB = 10^6
+REPORT_QUERY: Final = (
+    'filter @type = "REPORT"\n'
+    "| stats count(*) as reports, max(@maxMemoryUsed) as maxMemoryUsed, "
+    "pct(@maxMemoryUsed, 99) as p99MemoryUsed, max(@billedDuration) as maxBilledDuration, "
+    "avg(@billedDuration) as avgBilledDuration, max(@initDuration) as maxInitDuration by @log"
+)
+_LOG_GROUP_ARN: Final = "arn:{partition}:logs:{region}:{account}:log-group:{log_group}"
+
+
+@dataclass(frozen=True)
+class LogsScan:
+    """One Logs Insights query, shared by the functions whose groups it read."""
+
+    query_id: str
+    log_groups: int
+    bytes_scanned: int
+
+    @property
+    def cost_usd(self) -> float:
+        return self.bytes_scanned / 1e9 * pricing.LOGS_INSIGHTS_SCANNED_GB_USD
+
+
+@dataclass(frozen=True)
+class UsageMetrics:
+    """What CloudWatch's Lambda metrics say about the window."""
+
+    lookback_days: int
+    invocations: float
+    errors: float
+    throttles: float
+    duration_p99_ms: float | None
+    duration_max_ms: float | None
+    duration_sum_ms: float
+    concurrency_max: float | None
+    ingested_bytes: float  # the log group's IncomingBytes: what a scan of it would read
+    # The memory the function had when the evidence was read: what its durations were
+    # measured at (projections start from it, also after a change, when verifying).
+    memory_mb: int = 0
+
+    @property
+    def idle(self) -> bool:
+        return self.invocations <= 0
+
+    @property
+    def error_rate_percent(self) -> float:
+        return 100.0 * self.errors / self.invocations if self.invocations else 0.0
+
+
+@dataclass(frozen=True)
+class ReportLines:
+    """What the REPORT lines say: the memory invocations used. All None when not read."""
+
+    source: str  # "logs", or why not
+    reports: float | None = None
+    memory_max_mb: float | None = None
+    memory_p99_mb: float | None = None
+    billed_duration_max_ms: float | None = None
+    init_duration_max_ms: float | None = None
+    scanned_bytes: float = 0.0  # this function's log group's share of the scan
+    scan: LogsScan | None = field(default=None, compare=False)  # the whole query
+
+
+@dataclass(frozen=True)
+class _Logs:
+    reports: float
+    memory_max_mb: float | None
+    memory_p99_mb: float | None
+    billed_duration_max_ms: float | None
+    init_duration_max_ms: float | None
+
+
+_METRICS: Final = (  # (id prefix, namespace, metric, stat)
+    ("i", "AWS/Lambda", "Invocations", "Sum"),
+    ("e", "AWS/Lambda", "Errors", "Sum"),
+    ("t", "AWS/Lambda", "Throttles", "Sum"),
+    ("p", "AWS/Lambda", "Duration", "p99"),
+    ("m", "AWS/Lambda", "Duration", "Maximum"),
+    ("d", "AWS/Lambda", "Duration", "Sum"),
+    ("c", "AWS/Lambda", "ConcurrentExecutions", "Maximum"),
+    ("b", "AWS/Logs", "IncomingBytes", "Sum"),
+)
+
+
+@dataclass(frozen=True)
+class _Window:
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def ending_now(cls, days: int) -> _Window:
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        return cls(end - timedelta(days=days), end)
+
+    @property
+    def seconds(self) -> int:
+        return int((self.end - self.start).total_seconds())
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One function's place in the run's batches: its name and its log group's size."""
+
+    function: str
+    log_group: str
+    ingested_bytes: float = 0.0
+
+
+def _queries(functions: Sequence[_Key], window: _Window) -> list[MetricDataQueryTypeDef]:
+    queries: list[MetricDataQueryTypeDef] = []
+    for index, key in enumerate(functions):
+        for prefix, namespace, metric, stat in _METRICS:
+            name, value = (
+                ("LogGroupName", key.log_group)
+                if namespace == "AWS/Logs"
+                else ("FunctionName", key.function)
+            )
+            queries.append(
+                {
+                    "Id": f"{prefix}{index}",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": namespace,
+                            "MetricName": metric,
+                            "Dimensions": [{"Name": name, "Value": value}],
+                        },
+                        "Period": window.seconds,
+                        "Stat": stat,
+                    },
+                    "ReturnData": True,
+                }
+            )
+    return queries
+
+
+async def _fetch_metrics(
+    aws: Aws, functions: Sequence[_Key], window: _Window, days: int
+) -> Mapping[_Key, UsageMetrics]:
+    found: dict[str, list[float]] = {}
+    async for page in aws.pages(
+        "NextToken",
+        aws.cloudwatch.get_metric_data,
+        MetricDataQueries=_queries(functions, window),
+        StartTime=window.start,
+        EndTime=window.end,
+    ):
+        for result in page.get("MetricDataResults", []):
+            found.setdefault(str(result.get("Id")), []).extend(result.get("Values", []))
+
+    def total(key: str) -> float:
+        return float(sum(found.get(key, [])))
+
+    def highest(key: str) -> float | None:
+        values = found.get(key)
+        return float(max(values)) if values else None
+
+    return {
+        function: UsageMetrics(
+            lookback_days=days,
+            invocations=total(f"i{i}"),
+            errors=total(f"e{i}"),
+            throttles=total(f"t{i}"),
+            duration_p99_ms=highest(f"p{i}"),  # one period: the window's own p99
+            duration_max_ms=highest(f"m{i}"),
+            duration_sum_ms=total(f"d{i}"),
+            concurrency_max=highest(f"c{i}"),
+            ingested_bytes=total(f"b{i}"),
+        )
+        for i, function in enumerate(functions)
+    }
+
+
+class _ScanBudget:
+    """What is left of the run's Logs Insights budget, in bytes."""
+
+    def __init__(self, gigabytes: float) -> None:
+        self.left = gigabytes * 1e9
+
+    def admit(self, keys: Sequence[_Key]) -> tuple[list[_Key], list[_Key]]:
+        """Smallest first, while they fit: (admitted, refused)."""
+        admitted, refused = [], []
+        for key in sorted(keys, key=lambda k: (k.ingested_bytes, k.log_group)):
+            if key.ingested_bytes <= self.left:
+                self.left -= key.ingested_bytes
+                admitted.append(key)
+            else:
+                refused.append(key)
+        return admitted, refused
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except ValueError:
+        return None
+
+
+async def _run_query(
+    ctx: ReadContext, groups: Sequence[str], window: _Window
+) -> tuple[LogsScan, dict[str, _Logs]]:
+    aws = ctx.aws
+    limiter: anyio.CapacityLimiter = ctx.shared(
+        "logs-insights-queries", lambda: anyio.CapacityLimiter(_QUERIES_AT_ONCE)
+    )
+    async with limiter:
+        delays = _START_RETRY.delays()
+        deadline = aws.clock.now() + aws.scaled(_START_RETRY.deadline)
+        while True:
+            try:
+                started = await aws.logs.start_query(
+                    logGroupNames=list(groups),
+                    startTime=int(window.start.timestamp()),
+                    endTime=int(window.end.timestamp()),
+                    queryString=REPORT_QUERY,
+                )
+                break
+            except Exception as error:  # the account's 30 queries are taken: wait a turn
+                if errors.error_code(error) != "LimitExceededException":
+                    raise
+                if aws.clock.now() >= deadline:
+                    raise
+                await aws.sleep(next(delays))
+        answer = await wait_query_finished(aws, started["queryId"])
+    statistics = answer.get("statistics", {})
+    scan = LogsScan(started["queryId"], len(groups), int(statistics.get("bytesScanned", 0.0) or 0))
+    rows: dict[str, _Logs] = {}
+    for row in answer.get("results", []):
+        cells = {str(cell.get("field")): cell.get("value") for cell in row}
+        log = str(cells.get("@log", ""))
+        group = log.split(":", 1)[1] if ":" in log else log  # "{account}:{group}"
+        memory_max, memory_p99 = (
+            _number(cells.get("maxMemoryUsed")),
+            _number(cells.get("p99MemoryUsed")),
+        )
+        rows[group] = _Logs(
+            reports=_number(cells.get("reports")) or 0.0,
+            memory_max_mb=None if memory_max is None else memory_max / BYTES_PER_MB,
+            memory_p99_mb=None if memory_p99 is None else memory_p99 / BYTES_PER_MB,
+            billed_duration_max_ms=_number(cells.get("maxBilledDuration")),
+            init_duration_max_ms=_number(cells.get("maxInitDuration")),
+        )
+    return scan, rows
+
+
+async def _fetch_logs(
+    ctx: ReadContext, keys: Sequence[_Key], window: _Window, budget_gb: float
+) -> Mapping[_Key, tuple[LogsScan, _Logs] | str]:
+    """Per function: the scan of its log group and its REPORT figures, or why not scanned."""
+    budget: _ScanBudget = ctx.shared("logs-insights-budget", lambda: _ScanBudget(budget_gb))
+    admitted, refused = budget.admit(keys)
+    found: dict[_Key, tuple[LogsScan, _Logs] | str] = {
+        key: f"metrics only: a {key.ingested_bytes / 1e9:.1f} GB scan would pass the run's "
+        f"{budget_gb:g} GB Logs Insights budget (--max-scan-gb)"
+        for key in refused
+    }
+
+    async def one(batch: list[_Key]) -> None:
+        groups = sorted({key.log_group for key in batch})
+        try:
+            try:
+                scan, rows = await _run_query(ctx, groups, window)
+            except Exception as error:  # one missing group refuses the whole query
+                if not errors.is_not_found(error):
+                    raise
+                existing = await _existing(ctx.aws, groups)
+                for key in batch:
+                    if key.log_group not in existing:
+                        found[key] = "metrics only: the function's log group does not exist"
+                batch = [key for key in batch if key.log_group in existing]
+                if not batch:
+                    return
+                scan, rows = await _run_query(ctx, sorted(existing), window)
+        except Exception as error:  # evidence is read best-effort: say what was missed
+            for key in batch:
+                found[key] = f"metrics only: Logs Insights failed ({errors.describe(error)})"
+            return
+        for key in batch:
+            found[key] = (scan, rows.get(key.log_group, _Logs(0.0, None, None, None, None)))
+
+    async with anyio.create_task_group() as group_of_queries:
+        for start in range(0, len(admitted), _GROUPS_PER_QUERY):
+            group_of_queries.start_soon(one, admitted[start : start + _GROUPS_PER_QUERY])
+    return found
+
+
+def _window(ctx: ReadContext) -> _Window:
+    """The run's one window: every function's evidence covers the same hours."""
+    days = ctx.targets.guardrails.lookback_days
+    return ctx.shared("evidence-window", lambda: _Window.ending_now(days))
+
+
+async def _metrics(ctx: ReadContext, function: FunctionState) -> UsageMetrics:
+    days = ctx.targets.guardrails.lookback_days
+    window = _window(ctx)
+    loader = ctx.batched(
+        "evidence-metrics",
+        lambda keys: _fetch_metrics(ctx.aws, keys, window, days),
+        _FUNCTIONS_PER_METRICS_CALL,
+    )
+    found = await loader.load(_Key(function.name, function.log_group))
+    if found is None:  # the fetch answers every key it is given
+        raise RuntimeError(f"no metrics came back for {function.name}")
+    return replace(found, memory_mb=function.memory_mb)
+
+
+async def _existing(aws: Aws, groups: Sequence[str]) -> set[str]:
+    """Which of these log groups exist."""
+    found: set[str] = set()
+    async for page in aws.pages(
+        "nextToken", aws.logs.describe_log_groups, logGroupIdentifiers=list(groups)
+    ):
+        found.update(str(group.get("logGroupName")) for group in page.get("logGroups", []))
+    return found
+
+
+class MetricsPart(FunctionPart[UsageMetrics]):
+    name: ClassVar[str] = "metrics"
+    reads = (ApiCall("cloudwatch", "GetMetricData"),)
+    permissions = (Permission("cloudwatch:GetMetricData", "*"),)  # no resource-level scoping
+    in_before_image = False
+
+    async def read(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> UsageMetrics:
+        return await _metrics(ctx, function)
+
+    def report(self, value: UsageMetrics) -> Json:
+        return to_json(value)
+
+    def columns(self, value: UsageMetrics) -> dict[str, str]:
+        return {
+            "invocations": f"{value.invocations:,.0f}",
+            "errors": f"{value.error_rate_percent:.2f} %",
+            "throttles": f"{value.throttles:,.0f}",
+            "p99": _seconds(value.duration_p99_ms),
+            "max": _seconds(value.duration_max_ms),
+            "peak concurrency": "-"
+            if value.concurrency_max is None
+            else f"{value.concurrency_max:g}",
+        }
+
+
+class ReportLinesPart(FunctionPart[ReportLines]):
+    """The memory each invocation used, from the REPORT lines (Logs Insights). Reads the
+    metrics too (through the same batch: no extra call) for the log group's size."""
+
+    name: ClassVar[str] = "report_lines"
+    reads = (
+        ApiCall("cloudwatch", "GetMetricData"),
+        ApiCall("logs", "StartQuery"),
+        ApiCall("logs", "GetQueryResults"),
+        ApiCall("logs", "DescribeLogGroups"),  # only when a group of a query is missing
+    )
+    permissions = (
+        Permission("cloudwatch:GetMetricData", "*"),
+        Permission("logs:StartQuery", _LOG_GROUP_ARN),
+        Permission("logs:GetQueryResults", "*"),  # addressed by query id, not by resource
+        Permission("logs:DescribeLogGroups", "arn:{partition}:logs:{region}:{account}:log-group:*"),
+    )
+    in_before_image = False
+
+    async def read(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> ReportLines:
+        metrics = await _metrics(ctx, function)
+        if metrics.idle:
+            return ReportLines(source="no invocations in the window: nothing to read")
+        window, budget = _window(ctx), ctx.targets.guardrails.max_scan_gb
+        loader = ctx.batched(
+            "evidence-logs",
+            lambda keys: _fetch_logs(ctx, keys, window, budget),
+            10_000,  # one budget decision for all; the fetch splits into 50-group queries
+            quiet_s=0.25,  # queries take seconds: waiting a little fills them better
+            max_wait_s=2.0,
+        )
+        found = await loader.load(_Key(function.name, function.log_group, metrics.ingested_bytes))
+        if found is None or isinstance(found, str):
+            return ReportLines(source=found or "metrics only: the logs were not read")
+        scan, logs = found
+        if not logs.reports:
+            return ReportLines(source="metrics only: no REPORT lines in the window", scan=scan)
+        return ReportLines(
+            source="logs",
+            scanned_bytes=metrics.ingested_bytes,
+            reports=logs.reports,
+            memory_max_mb=logs.memory_max_mb,
+            memory_p99_mb=logs.memory_p99_mb,
+            billed_duration_max_ms=logs.billed_duration_max_ms,
+            init_duration_max_ms=logs.init_duration_max_ms,
+            scan=scan,
+        )
+
+    def report(self, value: ReportLines) -> Json:
+        facts = to_json(value)
+        scan = value.scan
+        facts["scan"] = None if scan is None else {**to_json(scan), "cost_usd": scan.cost_usd}
+        return facts
+
+    def columns(self, value: ReportLines) -> dict[str, str]:
+        memory = value.memory_max_mb
+        return {
+            "max memory": "-" if memory is None else f"{math.ceil(memory):,} MB",
+            "memory from": value.source,
+            "scanned": f"{value.scanned_bytes / 1e9:.2f} GB" if value.scanned_bytes else "-",
+        }
+
+
+def _seconds(ms: float | None) -> str:
+    return "-" if ms is None else f"{ms / 1000:,.2f} s"
+
+
+METRICS: Final = MetricsPart()
+REPORT_LINES: Final = ReportLinesPart()

@@ -1,0 +1,202 @@
+"""Decisions from evidence, end to end: a seeded mixed fleet (one function per usage profile),
+its evidence read back exactly, the guardrails per mode, and - with the sandbox's workload
+model - what the changes do to the traffic that follows."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from optimizer_async.sandbox.server import EmbeddedSandbox
+from optimizer_async.sandbox.workload.profiles import NAMED
+from tests.integration.conftest import Optimize
+
+pytestmark = pytest.mark.sandbox_only
+Seed = Callable[..., list[str]]
+PROFILES = ("steady", "memory-hungry", "slow", "bursty", "idle")
+SUFFIXES = ("steady", "hungry", "slow", "bursty", "idle")
+FUNCTIONS = {suffix: f"lambda-function-{suffix}" for suffix in SUFFIXES}
+
+
+@pytest.fixture
+def fleet(seed: Seed) -> list[str]:
+    return seed(*SUFFIXES, profiles=PROFILES)
+
+
+def _functions(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {fn["name"]: fn for env in report["environments"] for fn in env["functions"]}
+
+
+def _after(function: dict[str, Any], setting: str) -> Any:
+    found = [c["after"] for c in function["changes"] if c["setting"] == setting]
+    return found[0] if found else None
+
+
+def _decision(function: dict[str, Any], setting: str) -> dict[str, Any]:
+    (decision,) = [d for d in function["decisions"] if d["setting"] == setting]
+    return dict(decision)
+
+
+def _run(optimize: Optimize, fleet: list[str], *args: str) -> dict[str, dict[str, Any]]:
+    code, report = optimize("--suffix", ",".join(fleet), *args)
+    assert code == 0, json.dumps(report, indent=1)
+    return _functions(report)
+
+
+def test_the_evidence_read_back_is_what_was_seeded(
+    sandbox: EmbeddedSandbox, fleet: list[str], optimize: Optimize
+) -> None:
+    sandbox.reset_stats()
+    functions = _run(optimize, fleet, "--dry-run")
+    for suffix, profile_name in zip(SUFFIXES, PROFILES, strict=True):
+        profile = NAMED[profile_name]
+        evidence = functions[FUNCTIONS[suffix]]["evidence"]
+        metrics, lines = evidence["metrics"], evidence["report_lines"]
+        invocations = 14 * profile.invocations_per_day
+        assert metrics["lookback_days"] == 14
+        assert metrics["invocations"] == pytest.approx(invocations)
+        assert metrics["errors"] == pytest.approx(invocations * profile.error_rate)
+        assert metrics["throttles"] == 0
+        if profile_name == "idle":
+            assert metrics["duration_p99_ms"] is None
+            assert lines["memory_max_mb"] is None
+            assert "no invocations" in lines["source"]
+            continue
+        assert metrics["duration_p99_ms"] == pytest.approx(profile.duration_p99_ms)
+        assert metrics["duration_max_ms"] == pytest.approx(profile.duration_max_ms)
+        assert metrics["concurrency_max"] == pytest.approx(profile.peak_concurrency)
+        assert metrics["ingested_bytes"] == pytest.approx(
+            invocations * profile.log_bytes_per_invocation
+        )
+        assert lines["source"] == "logs"
+        assert lines["reports"] == pytest.approx(invocations)
+        assert lines["memory_max_mb"] == pytest.approx(profile.memory_max_mb)
+        assert lines["memory_p99_mb"] == pytest.approx(profile.memory_p99_mb)
+        scan = lines["scan"]
+        assert scan["bytes_scanned"] > 0
+        assert scan["cost_usd"] == pytest.approx(scan["bytes_scanned"] / 1e9 * 0.005)
+
+    stats = {(r["operation"], r["outcome"]): r["count"] for r in sandbox.stats()["calls"]}
+    assert sandbox.stats()["writes"] == 0  # a dry run reads evidence, writes nothing
+    # Four functions with traffic, one log group each: one query covers them all
+    # (ceil(functions / 50) per window), and the account's 30-query limit is never met.
+    assert stats[("StartQuery", "ok")] == math.ceil(4 / 50)
+    assert not [key for key in stats if key[1] == "error:LimitExceededException"]
+
+
+def test_each_function_gets_what_its_evidence_allows(
+    fleet: list[str], optimize: Optimize, tmp_path: Path
+) -> None:
+    table = tmp_path / "plan.txt"
+    functions = _run(optimize, fleet, "--dry-run", "--report-file", str(table))
+
+    steady = functions[FUNCTIONS["steady"]]
+    assert (_after(steady, "MemorySize"), _after(steady, "Timeout")) == (1024, 30)
+    assert _after(steady, "ReservedConcurrentExecutions") == 50
+    assert steady["risk"] == "none"
+
+    hungry = functions[FUNCTIONS["hungry"]]
+    max_used = hungry["evidence"]["report_lines"]["memory_max_mb"]
+    assert _after(hungry, "MemorySize") >= 1.25 * max_used
+    assert _after(hungry, "MemorySize") == math.ceil(1.25 * max_used / 64) * 64
+    assert _decision(hungry, "MemorySize")["risk"] == "adjusted"
+
+    slow = functions[FUNCTIONS["slow"]]
+    metrics = slow["evidence"]["metrics"]
+    slowdown = 1769 / 1024  # memory drops to 1024 MB: the worst case is fully CPU-bound
+    worst = max(
+        metrics["duration_p99_ms"] * slowdown * 1.5, metrics["duration_max_ms"] * slowdown * 1.1
+    )
+    assert _after(slow, "Timeout") * 1000 >= worst
+    assert _decision(slow, "Timeout")["risk"] == "adjusted"
+    assert any("duration alarm will fire at once" in note for note in slow["notes"])
+
+    bursty = functions[FUNCTIONS["bursty"]]
+    peak = bursty["evidence"]["metrics"]["concurrency_max"]
+    assert _after(bursty, "ReservedConcurrentExecutions") >= 1.5 * peak
+
+    idle = functions[FUNCTIONS["idle"]]
+    assert (_after(idle, "MemorySize"), _after(idle, "Timeout")) == (1024, 30)
+    assert {d["risk"] for d in idle["decisions"]} == {"unknown"}
+    assert all("no invocations in the last 14 days" in d["why"] for d in idle["decisions"])
+
+    text = table.read_text()  # the dry run's table: the evidence and the decisions
+    assert "evidence" in text
+    assert "decisions" in text
+    for name in FUNCTIONS.values():
+        assert name in text
+
+
+def test_strict_skips_the_risky_changes_with_the_reason(
+    fleet: list[str], optimize: Optimize
+) -> None:
+    functions = _run(optimize, fleet, "--dry-run", "--guardrails", "strict")
+    hungry = functions[FUNCTIONS["hungry"]]
+    assert _after(hungry, "MemorySize") is None
+    assert "skipped (--guardrails strict)" in _decision(hungry, "MemorySize")["why"]
+    assert _after(functions[FUNCTIONS["slow"]], "Timeout") is None
+    assert _after(functions[FUNCTIONS["bursty"]], "ReservedConcurrentExecutions") is None
+    assert _after(functions[FUNCTIONS["idle"]], "MemorySize") is None  # no evidence: skipped
+    assert _after(functions[FUNCTIONS["steady"]], "MemorySize") == 1024
+
+
+def test_off_applies_the_targets_and_warns(fleet: list[str], optimize: Optimize) -> None:
+    functions = _run(optimize, fleet, "--dry-run", "--guardrails", "off")
+    for suffix, setting in (
+        ("hungry", "MemorySize"),
+        ("slow", "Timeout"),
+        ("bursty", "ReservedConcurrentExecutions"),
+    ):
+        function = functions[FUNCTIONS[suffix]]
+        assert _after(function, setting) == {"MemorySize": 1024, "Timeout": 30}.get(setting, 50)
+        assert _decision(function, setting)["risk"] == "at risk"
+        assert any(note.startswith(f"WARNING {setting}:") for note in function["notes"])
+
+
+def _broken(sandbox: EmbeddedSandbox) -> dict[str, list[str]]:
+    """What the next day of traffic does to each function: its kinds of failure."""
+    now = sandbox.model_now()
+    outcomes = sandbox.workload_outcomes("us-east-1", now, now + timedelta(days=1))
+    return {
+        name: [kind for kind in ("out_of_memory", "timeouts", "throttles")
+               if getattr(outcome, kind) > 0]
+        for name, outcome in outcomes.items()
+    }  # fmt: skip
+
+
+def test_the_default_run_breaks_no_function(
+    sandbox: EmbeddedSandbox, fleet: list[str], optimize: Optimize
+) -> None:
+    assert all(kinds == [] for kinds in _broken(sandbox).values())  # healthy at baseline
+    _run(optimize, fleet)
+    assert _broken(sandbox) == {name: [] for name in FUNCTIONS.values()}
+
+
+def test_with_guardrails_off_the_risky_functions_break(
+    sandbox: EmbeddedSandbox, fleet: list[str], optimize: Optimize
+) -> None:
+    _run(optimize, fleet, "--guardrails", "off")
+    broken = _broken(sandbox)
+    assert broken[FUNCTIONS["hungry"]] == ["out_of_memory"]
+    assert broken[FUNCTIONS["slow"]] == ["timeouts"]
+    assert broken[FUNCTIONS["bursty"]] == ["throttles"]
+    assert broken[FUNCTIONS["steady"]] == broken[FUNCTIONS["idle"]] == []
+
+
+def test_a_spent_scan_budget_falls_back_to_metrics_only(
+    fleet: list[str], optimize: Optimize
+) -> None:
+    functions = _run(optimize, fleet, "--dry-run", "--max-scan-gb", "0")
+    hungry = functions[FUNCTIONS["hungry"]]
+    source = hungry["evidence"]["report_lines"]["source"]
+    assert source.startswith("metrics only: a ")
+    assert "--max-scan-gb" in source
+    memory = _decision(hungry, "MemorySize")
+    assert memory["risk"] == "unknown"  # no memory evidence: said plainly
+    assert _decision(hungry, "Timeout")["risk"] in ("none", "adjusted")  # metrics still rule
