@@ -142,7 +142,9 @@ class FunctionConfiguration(FunctionStep):
         if lines.memory_max_mb is not None:
             floor = memory_floor_mb(lines.memory_max_mb, rules)
             basis = f"max memory used {lines.memory_max_mb:,.0f} MB x {rules.memory_headroom:g}"
-        return decide(MEMORY, current, target, floor, rules.mode, "MB", basis)
+        return decide(
+            MEMORY, current, target, floor, rules.mode, "MB", basis, active=not metrics.idle
+        )
 
     def _timeout(self, ctx: PlanContext, function: FunctionInventory, memory_mb: int) -> Decision:
         """Target timeout, never below the durations projected at the new memory."""
@@ -151,15 +153,18 @@ class FunctionConfiguration(FunctionStep):
         metrics = function.part(METRICS)
         floor, basis = None, _no_evidence(metrics, None)
         p99, highest = metrics.duration_p99_ms, metrics.duration_max_ms
-        if not metrics.idle and p99 is not None and highest is not None:
+        if not metrics.idle and highest is not None:
             slowdown = cpu_slowdown(metrics.memory_mb or function.state.memory_mb, memory_mb)
-            floor = timeout_floor_s(p99, highest, slowdown, rules)
-            basis = (
-                f"p99 {p99 / 1000:,.2f} s x {rules.timeout_p99_factor:g} and maximum "
-                f"{highest / 1000:,.2f} s x {rules.timeout_max_factor:g}"
-                + (f", x {slowdown:.2f} if CPU-bound at {memory_mb} MB" if slowdown > 1 else "")
-            )
-        return decide(TIMEOUT, current, target, floor, rules.mode, "s", basis)
+            # Without a p99 (some sources publish only sums and extremes) the maximum rules.
+            floor = timeout_floor_s(p99 or 0.0, highest, slowdown, rules)
+            measured = (
+                f"p99 {p99 / 1000:,.2f} s x {rules.timeout_p99_factor:g} and " if p99 else ""
+            ) + f"maximum {highest / 1000:,.2f} s x {rules.timeout_max_factor:g}"
+            cpu = f", x {slowdown:.2f} if CPU-bound at {memory_mb} MB" if slowdown > 1 else ""
+            basis = measured + cpu
+        return decide(
+            TIMEOUT, current, target, floor, rules.mode, "s", basis, active=not metrics.idle
+        )
 
     async def apply(
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
@@ -266,5 +271,5 @@ def _no_evidence(metrics: UsageMetrics, lines: ReportLines | None) -> str:
     if metrics.idle:
         return f"no invocations in the last {metrics.lookback_days} days"
     if lines is not None:
-        return f"memory used unknown ({lines.source})"
+        return f"memory used unknown: {lines.source}"
     return "no duration metrics"

@@ -48,11 +48,15 @@ def decide(
     mode: GuardrailMode,
     unit: str,
     basis: str,
+    active: bool = False,
 ) -> Decision:
     """A setting lowered (or a limit added, when `current` is None) towards `target`, never
-    below the evidence's `floor` (None: no evidence) and never above `current`.
+    below the evidence's `floor` and never above `current`.
 
-    `basis` says where the floor comes from ("max memory used 1400 MB x 1.25").
+    `basis` says where the floor comes from ("max memory used 1400 MB x 1.25"), or why there
+    is none. No floor for an idle function: the target applies, risk unknown (nothing runs
+    to break). No floor for an `active` one (its evidence could not be read): it is kept,
+    unless the guardrails are off.
     """
 
     def made(chosen: int | None, risk: Risk, why: str) -> Decision:
@@ -61,8 +65,13 @@ def decide(
     unit = f" {unit}" if unit else ""
 
     if floor is None:
+        if mode == "off":
+            risk: Risk = "at risk" if active else "unknown"
+            return made(target, risk, f"no evidence ({basis}): target applied (--guardrails off)")
         if mode == "strict":
             return made(None, "skipped", f"no evidence ({basis}): strict guardrails skip it")
+        if active:
+            return made(None, "skipped", f"no evidence ({basis}) for a function in use: kept")
         return made(target, "unknown", f"no evidence ({basis}): target applied, risk unknown")
     if floor <= target:
         return made(target, "none", f"{basis} needs >= {floor}{unit}; target {target} is safe")

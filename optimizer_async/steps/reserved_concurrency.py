@@ -116,7 +116,7 @@ class ReservedConcurrency(FunctionStep):
         else:
             floor = concurrency_floor(peak, rules)
             basis = f"peak concurrency {peak:g} x {rules.concurrency_peak_factor:g}"
-        return decide(SETTING, None, wanted, floor, mode, "", basis)
+        return decide(SETTING, None, wanted, floor, mode, "", basis, active=not idle)
 
     def guard_fleet(self, fleet: FleetContext, plans: Sequence[StepPlan]) -> list[StepPlan]:
         account = fleet.part(ACCOUNT_CONCURRENCY)

@@ -198,5 +198,34 @@ def test_a_spent_scan_budget_falls_back_to_metrics_only(
     assert source.startswith("metrics only: a ")
     assert "--max-scan-gb" in source
     memory = _decision(hungry, "MemorySize")
-    assert memory["risk"] == "unknown"  # no memory evidence: said plainly
-    assert _decision(hungry, "Timeout")["risk"] in ("none", "adjusted")  # metrics still rule
+    assert (memory["chosen"], memory["risk"]) == (None, "skipped")  # in use, memory unknown
+    assert _after(hungry, "MemorySize") is None
+    assert _decision(hungry, "Timeout")["risk"] == "none"  # the metrics still decide
+
+
+def test_logs_insights_queries_stay_few_and_under_the_account_limit(
+    sandbox: EmbeddedSandbox, seed: Seed, optimize: Optimize
+) -> None:
+    """60 functions in 20 environments: their metrics take one GetMetricData batch of 62,
+    their REPORT lines ceil(60 / 50) = 2 queries, never a refused one."""
+    suffixes = seed(*(f"e{index}" for index in range(20)), functions_per_env=3)
+    sandbox.reset_stats()
+    bases = ("lambda-function", "lambda-function2", "lambda-function3")
+    code, report = optimize(
+        "--suffix",
+        ",".join(suffixes),
+        "--dry-run",
+        "--skip",
+        "reserved_concurrency",  # 60 x 50 would not fit the account's 1,000: not the point here
+        "--max-scan-gb",
+        "500",  # 60 x 3.15 GB
+        *(a for b in bases for a in ("--function-base", b)),
+    )
+    assert code == 0, report["environments"][0]
+    functions = _functions(report)
+    assert len(functions) == 60
+    assert {fn["evidence"]["report_lines"]["source"] for fn in functions.values()} == {"logs"}
+    calls = {(r["operation"], r["outcome"]): r["count"] for r in sandbox.stats()["calls"]}
+    assert calls[("StartQuery", "ok")] == math.ceil(60 / 50)
+    assert calls[("GetMetricData", "ok")] == 1
+    assert not [key for key in calls if key[1] == "error:LimitExceededException"]

@@ -134,11 +134,24 @@ def test_a_floor_at_or_above_the_current_value_keeps_it() -> None:
     assert "not below the current 3008: kept" in decision.why
 
 
-def test_metrics_only_evidence_leaves_memory_unknown() -> None:
+def test_a_function_in_use_whose_memory_was_not_read_keeps_it() -> None:
     lines = ReportLines(source="metrics only: a 80.0 GB scan would pass the run's budget")
-    decision = _decisions(_plan(lines=lines))["MemorySize"]
-    assert decision.risk == "unknown"
-    assert "memory used unknown (metrics only: a 80.0 GB scan" in decision.why
+    plan = _plan(lines=lines)
+    decision = _decisions(plan)["MemorySize"]
+    assert (decision.chosen, decision.risk) == (None, "skipped")
+    assert "memory used unknown: metrics only: a 80.0 GB scan" in decision.why
+    assert decision.why.endswith("for a function in use: kept")
+    assert _after(plan, "MemorySize") is None
+    assert _after(plan, "Timeout") == 30  # the metrics still decide the timeout
+    off = _decisions(_plan(lines=lines, mode="off"))["MemorySize"]
+    assert (off.chosen, off.risk) == (1024, "at risk")
+
+
+def test_without_a_p99_the_maximum_decides_the_timeout() -> None:
+    slow = steady_metrics(duration_p99_ms=None, duration_max_ms=60_000.0)
+    decision = _decisions(_plan(metrics=slow))["Timeout"]
+    assert decision.chosen == 115  # 60 s x 1.73 x 1.1
+    assert decision.why.startswith("maximum 60.00 s x 1.1, x 1.73 if CPU-bound")
 
 
 def test_alarms_that_would_fire_at_once_are_said() -> None:
