@@ -71,7 +71,12 @@ _ECHOES_VALUES: Final = ("String measured:",)
 
 
 def describe(error: BaseException) -> str:
-    """A one-line, secret-free description for reports and logs: code and AWS's message."""
+    """A one-line, secret-free description for reports and logs: code and AWS's message.
+    Of concurrent failures (an exception group), the first, and how many more there were."""
+    if isinstance(error, BaseExceptionGroup):
+        leaves = _leaves(error)
+        more = f" (and {len(leaves) - 1} more)" if len(leaves) > 1 else ""
+        return describe(leaves[0]) + more
     code = error_code(error)
     message = error_message(error) if code else str(error)
     for marker in _ECHOES_VALUES:
@@ -79,3 +84,10 @@ def describe(error: BaseException) -> str:
             message = message.split(marker, 1)[0] + f"{marker} [values withheld]"
     message = " ".join(message.split())
     return f"{code}: {message}" if code else f"{type(error).__name__}: {message}"
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for error in group.exceptions:
+        found += _leaves(error) if isinstance(error, BaseExceptionGroup) else [error]
+    return found

@@ -154,10 +154,14 @@ class _Key:
     ingested_bytes: float = 0.0
 
 
-def _queries(functions: Sequence[_Key], window: _Window) -> list[MetricDataQueryTypeDef]:
+def _queries(
+    functions: Sequence[_Key], window: _Window, percentiles: bool = True
+) -> list[MetricDataQueryTypeDef]:
     queries: list[MetricDataQueryTypeDef] = []
     for index, key in enumerate(functions):
         for prefix, namespace, metric, stat in _METRICS:
+            if stat.startswith("p") and not percentiles:
+                continue
             name, value = (
                 ("LogGroupName", key.log_group)
                 if namespace == "AWS/Logs"
@@ -184,16 +188,13 @@ def _queries(functions: Sequence[_Key], window: _Window) -> list[MetricDataQuery
 async def _fetch_metrics(
     aws: Aws, functions: Sequence[_Key], window: _Window, days: int
 ) -> Mapping[_Key, UsageMetrics]:
-    found: dict[str, list[float]] = {}
-    async for page in aws.pages(
-        "NextToken",
-        aws.cloudwatch.get_metric_data,
-        MetricDataQueries=_queries(functions, window),
-        StartTime=window.start,
-        EndTime=window.end,
-    ):
-        for result in page.get("MetricDataResults", []):
-            found.setdefault(str(result.get("Id")), []).extend(result.get("Values", []))
+    try:
+        found = await _metric_values(aws, _queries(functions, window), window)
+    except Exception:
+        # AWS computes Duration percentiles from Lambda's own samples; an endpoint that only
+        # holds aggregated points (StatisticValues: moto, some emulators) fails on them.
+        # Without the p99 the maximum decides the timeout, so ask once more without it.
+        found = await _metric_values(aws, _queries(functions, window, False), window)
 
     def total(key: str) -> float:
         return float(sum(found.get(key, [])))
@@ -216,6 +217,22 @@ async def _fetch_metrics(
         )
         for i, function in enumerate(functions)
     }
+
+
+async def _metric_values(
+    aws: Aws, queries: list[MetricDataQueryTypeDef], window: _Window
+) -> dict[str, list[float]]:
+    found: dict[str, list[float]] = {}
+    async for page in aws.pages(
+        "NextToken",
+        aws.cloudwatch.get_metric_data,
+        MetricDataQueries=queries,
+        StartTime=window.start,
+        EndTime=window.end,
+    ):
+        for result in page.get("MetricDataResults", []):
+            found.setdefault(str(result.get("Id")), []).extend(result.get("Values", []))
+    return found
 
 
 class _ScanBudget:

@@ -229,3 +229,25 @@ def test_logs_insights_queries_stay_few_and_under_the_account_limit(
     assert calls[("StartQuery", "ok")] == math.ceil(60 / 50)
     assert calls[("GetMetricData", "ok")] == 1
     assert not [key for key in calls if key[1] == "error:LimitExceededException"]
+
+
+def test_an_endpoint_without_percentiles_or_report_statistics_is_read_safely(
+    sandbox: EmbeddedSandbox, optimize: Optimize
+) -> None:
+    """Seeded the way an emulator is (metrics as aggregated points, no workload model): the
+    p99 query fails there, so the maximum decides; no REPORT statistics, so memory is kept."""
+    from optimizer_async.sandbox.seeder import Seeder
+
+    Seeder(sandbox.endpoint_url, sandbox_control=False, profiles=("steady",)).seed(["emu"])
+    sandbox.reset_stats()
+    functions = _run(optimize, ["emu"], "--dry-run")
+    emu = functions["lambda-function-emu"]
+    metrics = emu["evidence"]["metrics"]
+    assert metrics["duration_p99_ms"] is None
+    assert metrics["duration_max_ms"] == pytest.approx(NAMED["steady"].duration_max_ms)
+    assert _after(emu, "Timeout") == 30
+    assert _decision(emu, "Timeout")["why"].startswith("maximum 2.00 s x 1.1")
+    assert _after(emu, "MemorySize") is None
+    assert _decision(emu, "MemorySize")["risk"] == "skipped"
+    calls = {(r["operation"], r["outcome"]) for r in sandbox.stats()["calls"]}
+    assert ("GetMetricData", "ok") in calls  # the second ask, without percentiles

@@ -32,3 +32,11 @@ def test_classification() -> None:
     )
     assert not errors.is_iam_propagation(_error("InvalidParameterValueException", "bad memory"))
     assert errors.describe(RuntimeError("boom\n  line")) == "RuntimeError: boom line"  # one line
+
+
+def test_concurrent_failures_are_described_by_the_first() -> None:
+    group = ExceptionGroup(
+        "unhandled errors in a TaskGroup",
+        [_error("ThrottlingException", "Rate exceeded"), ExceptionGroup("x", [ValueError("v")])],
+    )
+    assert errors.describe(group) == "ThrottlingException: Rate exceeded (and 1 more)"
