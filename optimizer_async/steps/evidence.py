@@ -109,15 +109,6 @@ class ReportLines:
     scan: LogsScan | None = field(default=None, compare=False)  # the whole query
 
 
-@dataclass(frozen=True)
-class _Logs:
-    reports: float
-    memory_max_mb: float | None
-    memory_p99_mb: float | None
-    billed_duration_max_ms: float | None
-    init_duration_max_ms: float | None
-
-
 _METRICS: Final = (  # (id prefix, namespace, metric, stat)
     ("i", "AWS/Lambda", "Invocations", "Sum"),
     ("e", "AWS/Lambda", "Errors", "Sum"),
@@ -262,7 +253,7 @@ def _number(value: str | None) -> float | None:
 
 async def _run_query(
     ctx: ReadContext, groups: Sequence[str], window: _Window
-) -> tuple[LogsScan, dict[str, _Logs]]:
+) -> tuple[LogsScan, dict[str, ReportLines]]:
     aws = ctx.aws
     limiter: anyio.CapacityLimiter = ctx.shared(
         "logs-insights-queries", lambda: anyio.CapacityLimiter(_QUERIES_AT_ONCE)
@@ -288,7 +279,7 @@ async def _run_query(
         answer = await wait_query_finished(aws, started["queryId"])
     statistics = answer.get("statistics", {})
     scan = LogsScan(started["queryId"], len(groups), int(statistics.get("bytesScanned", 0.0) or 0))
-    rows: dict[str, _Logs] = {}
+    rows: dict[str, ReportLines] = {}
     for row in answer.get("results", []):
         cells = {str(cell.get("field")): cell.get("value") for cell in row}
         log = str(cells.get("@log", ""))
@@ -297,25 +288,29 @@ async def _run_query(
             _number(cells.get("maxMemoryUsed")),
             _number(cells.get("p99MemoryUsed")),
         )
-        rows[group] = _Logs(
-            reports=_number(cells.get("reports")) or 0.0,
+        rows[group] = ReportLines(
+            source="logs",
+            reports=_number(cells.get("reports")) or None,
             memory_max_mb=None if memory_max is None else memory_max / BYTES_PER_MB,
             memory_p99_mb=None if memory_p99 is None else memory_p99 / BYTES_PER_MB,
             billed_duration_max_ms=_number(cells.get("maxBilledDuration")),
             init_duration_max_ms=_number(cells.get("maxInitDuration")),
+            scan=scan,
         )
     return scan, rows
 
 
 async def _fetch_logs(
     ctx: ReadContext, keys: Sequence[_Key], window: _Window, budget_gb: float
-) -> Mapping[_Key, tuple[LogsScan, _Logs] | str]:
+) -> Mapping[_Key, ReportLines]:
     """Per function: the scan of its log group and its REPORT figures, or why not scanned."""
     budget: _ScanBudget = ctx.shared("logs-insights-budget", lambda: _ScanBudget(budget_gb))
     admitted, refused = budget.admit(keys)
-    found: dict[_Key, tuple[LogsScan, _Logs] | str] = {
-        key: f"metrics only: a {key.ingested_bytes / 1e9:.1f} GB scan would pass the run's "
-        f"{budget_gb:g} GB Logs Insights budget (--max-scan-gb)"
+    found: dict[_Key, ReportLines] = {
+        key: ReportLines(
+            f"metrics only: a {key.ingested_bytes / 1e9:.1f} GB scan would pass the run's "
+            f"{budget_gb:g} GB Logs Insights budget (--max-scan-gb)"
+        )
         for key in refused
     }
 
@@ -330,17 +325,20 @@ async def _fetch_logs(
                 existing = await _existing(ctx.aws, groups)
                 for key in batch:
                     if key.log_group not in existing:
-                        found[key] = "metrics only: the function's log group does not exist"
+                        found[key] = ReportLines("metrics only: its log group does not exist")
                 batch = [key for key in batch if key.log_group in existing]
                 if not batch:
                     return
                 scan, rows = await _run_query(ctx, sorted(existing), window)
         except Exception as error:  # evidence is read best-effort: say what was missed
+            failed = ReportLines(f"metrics only: Logs Insights failed ({errors.describe(error)})")
             for key in batch:
-                found[key] = f"metrics only: Logs Insights failed ({errors.describe(error)})"
+                found[key] = failed
             return
+        empty = ReportLines("metrics only: no REPORT lines in the window", scan=scan)
         for key in batch:
-            found[key] = (scan, rows.get(key.log_group, _Logs(0.0, None, None, None, None)))
+            lines = rows.get(key.log_group, empty)
+            found[key] = replace(lines, scanned_bytes=key.ingested_bytes if lines.reports else 0.0)
 
     async with anyio.create_task_group() as group_of_queries:
         for start in range(0, len(admitted), _GROUPS_PER_QUERY):
@@ -439,21 +437,7 @@ class ReportLinesPart(FunctionPart[ReportLines]):
             max_wait_s=2.0,
         )
         found = await loader.load(_Key(function.name, function.log_group, metrics.ingested_bytes))
-        if found is None or isinstance(found, str):
-            return ReportLines(source=found or "metrics only: the logs were not read")
-        scan, logs = found
-        if not logs.reports:
-            return ReportLines(source="metrics only: no REPORT lines in the window", scan=scan)
-        return ReportLines(
-            source="logs",
-            scanned_bytes=metrics.ingested_bytes,
-            reports=logs.reports,
-            memory_max_mb=logs.memory_max_mb,
-            memory_p99_mb=logs.memory_p99_mb,
-            billed_duration_max_ms=logs.billed_duration_max_ms,
-            init_duration_max_ms=logs.init_duration_max_ms,
-            scan=scan,
-        )
+        return found or ReportLines("metrics only: the logs were not read")
 
     def report(self, value: ReportLines) -> Json:
         facts = to_json(value)
