@@ -81,3 +81,25 @@ async def test_jitter_stays_within_its_band() -> None:
     first = [next(delays) for _ in range(5)]
     for delay, nominal in zip(first, (1.0, 2.0, 4.0, 4.0, 4.0), strict=True):
         assert nominal * 0.5 <= delay <= nominal
+
+
+async def test_a_logs_insights_query_is_polled_until_complete(
+    virtual: Virtual, sandbox: EmbeddedSandbox
+) -> None:
+    from optimizer_async.aws.waiters import wait_query_finished
+    from optimizer_async.steps.evidence import REPORT_QUERY
+
+    now = int(sandbox.model_now().timestamp())
+    with sandbox.configured(insights_query_s=1.5):
+        started = await virtual.aws.logs.start_query(
+            logGroupNames=[f"/aws/lambda/{FUNCTION}"],
+            startTime=now - 86_400,
+            endTime=now,
+            queryString=REPORT_QUERY,
+        )
+        every_half_second = Backoff(initial=0.5, factor=1.0, maximum=0.5, deadline=60, jitter=0)
+        answer = await wait_query_finished(virtual.aws, started["queryId"], every_half_second)
+    assert answer["status"] == "Complete"
+    assert answer["results"]
+    polls = virtual.aws.counter.calls[("logs", "GetQueryResults", "ok")]
+    assert polls == 4  # Running at 0, 0.5 and 1.0; Complete at exactly 1.5
