@@ -9,7 +9,7 @@ Time is read and slept through the gateway's clock, so tests can count polls exa
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -65,15 +65,37 @@ FUNCTION_UPDATED: Final = Backoff(initial=0.5, factor=1.5, maximum=2.0, deadline
 IAM_PROPAGATION: Final = Backoff(initial=1.0, factor=1.5, maximum=4.0, deadline=90.0)
 
 
+async def _poll(
+    aws: Aws,
+    backoff: Backoff,
+    what: str,
+    read: Callable[[], Awaitable[tuple[dict[str, Any] | None, str]]],
+) -> dict[str, Any]:
+    """Call `read` until it returns an answer (it raises if the wait is hopeless), sleeping
+    the backoff's delays in between; give up when the next sleep would pass the deadline.
+    `read` returns (answer or None, the status to report)."""
+    started = aws.clock.now()
+    deadline = aws.scaled(backoff.deadline)
+    delays = backoff.delays()
+    while True:
+        answer, status = await read()
+        if answer is not None:
+            return answer
+        delay = next(delays)
+        elapsed = aws.clock.now() - started
+        if elapsed + aws.scaled(delay) > deadline:
+            raise WaiterTimeout(f"{what} still {status} after {elapsed:.1f} s")
+        await aws.sleep(delay)
+
+
 async def wait_function_updated(
     aws: Aws, function_name: str, backoff: Backoff = FUNCTION_UPDATED
 ) -> dict[str, Any]:
     """GetFunction's answer once LastUpdateStatus is Successful (and State is settled)."""
-    started = aws.clock.now()
-    deadline = aws.scaled(backoff.deadline)
-    delays = backoff.delays()
     attempt = 0
-    while True:
+
+    async def read() -> tuple[dict[str, Any] | None, str]:
+        nonlocal attempt
         attempt += 1
         answer: dict[str, Any] = dict(await aws.lambda_.get_function(FunctionName=function_name))
         config = answer["Configuration"]
@@ -95,13 +117,10 @@ async def wait_function_updated(
                 str(config.get("LastUpdateStatusReason", "no reason given")),
                 config.get("LastUpdateStatusReasonCode"),
             )
-        if status == "Successful" and state in _SETTLED_STATES:
-            return answer
-        delay = next(delays)
-        elapsed = aws.clock.now() - started
-        if elapsed + aws.scaled(delay) > deadline:
-            raise WaiterTimeout(f"{function_name} still {status} after {elapsed:.1f} s")
-        await aws.sleep(delay)
+        settled = status == "Successful" and state in _SETTLED_STATES
+        return (answer if settled else None), str(status)
+
+    return await _poll(aws, backoff, function_name, read)
 
 
 # Logs Insights queries over days of logs take seconds to minutes; GetQueryResults has a
@@ -118,21 +137,13 @@ async def wait_query_finished(
     aws: Aws, query_id: str, backoff: Backoff = QUERY_FINISHED
 ) -> dict[str, Any]:
     """GetQueryResults' answer once the query is Complete; raises if it ended otherwise."""
-    started = aws.clock.now()
-    deadline = aws.scaled(backoff.deadline)
-    delays = backoff.delays()
-    while True:
+
+    async def read() -> tuple[dict[str, Any] | None, str]:
         answer: dict[str, Any] = dict(await aws.logs.get_query_results(queryId=query_id))
         status = str(answer.get("status", "Unknown"))
         log.debug("waiter.query_poll", query_id=query_id, status=status)
-        if status == "Complete":
-            return answer
-        if status in _QUERY_DONE:
+        if status != "Complete" and status in _QUERY_DONE:
             raise QueryFailed(f"Logs Insights query {query_id} ended {status}")
-        delay = next(delays)
-        elapsed = aws.clock.now() - started
-        if elapsed + aws.scaled(delay) > deadline:
-            raise WaiterTimeout(
-                f"Logs Insights query {query_id} still {status} after {elapsed:.1f} s"
-            )
-        await aws.sleep(delay)
+        return (answer if status == "Complete" else None), status
+
+    return await _poll(aws, backoff, f"Logs Insights query {query_id}", read)

@@ -12,7 +12,7 @@ import hashlib
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from optimizer_async.sandbox.usage import DEFAULT_USAGE, UsageProfile, usage_for
@@ -169,20 +169,13 @@ STEADY: Final = WorkloadProfile(
 
 NAMED: Final[dict[str, WorkloadProfile]] = {
     "steady": STEADY,
-    "memory-hungry": WorkloadProfile(
+    "memory-hungry": replace(
+        STEADY,
         name="memory-hungry",
-        invocations_per_day=250_000,
-        duration_p50_ms=180.0,
-        duration_p99_ms=900.0,
-        duration_max_ms=2_000.0,
-        cpu_share=0.6,
         memory_p50_mb=900,
         memory_p99_mb=1_350,
         memory_max_mb=1_400,
-        peak_concurrency=10.0,
-        error_rate=0.002,
         init_duration_ms=600.0,
-        log_bytes_per_invocation=900,
     ),
     "slow": WorkloadProfile(
         name="slow",
@@ -199,36 +192,9 @@ NAMED: Final[dict[str, WorkloadProfile]] = {
         init_duration_ms=900.0,
         log_bytes_per_invocation=4_000,
     ),
-    "bursty": WorkloadProfile(
-        name="bursty",
-        invocations_per_day=250_000,
-        duration_p50_ms=180.0,
-        duration_p99_ms=900.0,
-        duration_max_ms=2_000.0,
-        cpu_share=0.6,
-        memory_p50_mb=180,
-        memory_p99_mb=260,
-        memory_max_mb=300,
-        peak_concurrency=120.0,
-        error_rate=0.002,
-        init_duration_ms=350.0,
-        log_bytes_per_invocation=900,
-        burst_hours=(9, 13, 18),
-    ),
-    "idle": WorkloadProfile(
-        name="idle",
-        invocations_per_day=0,
-        duration_p50_ms=180.0,
-        duration_p99_ms=900.0,
-        duration_max_ms=2_000.0,
-        cpu_share=0.6,
-        memory_p50_mb=180,
-        memory_p99_mb=260,
-        memory_max_mb=300,
-        peak_concurrency=0.0,
-        error_rate=0.0,
-        init_duration_ms=350.0,
-        log_bytes_per_invocation=900,
+    "bursty": replace(STEADY, name="bursty", peak_concurrency=120.0, burst_hours=(9, 13, 18)),
+    "idle": replace(
+        STEADY, name="idle", invocations_per_day=0, peak_concurrency=0.0, error_rate=0.0
     ),
 }
 DEFAULT_PROFILE: Final = "default"
