@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from optimizer_async import logs
 from optimizer_async.config import OUTPUT_FORMATS, RunConfig, SandboxRequest, UsageError
@@ -37,11 +37,73 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+COMMANDS: Final = ("rollback", "runs")
+_RUN_ID_RE: Final = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    """Options every command that talks to AWS takes."""
+    add = parser.add_argument
+    add("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
+    add("--concurrency", type=int, default=32, metavar="N", help="functions in flight (32)")
+    _reporting(parser)
+    add("--log-format", choices=("json", "console"), help="default: console on a terminal")
+    add("--log-level", choices=logs.LEVELS, default="info")
+    add("--log-file", type=Path, metavar="F", help="write logs to F instead of stderr")
+    add(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="K",
+        help="sandboxes only: the endpoint's clock runs K times faster",
+    )
+
+
+def _reporting(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--output", choices=OUTPUT_FORMATS, default="table", help="report format on stdout")
+    add(
+        "--report-file",
+        type=Path,
+        metavar="F",
+        help="also write the report to F (.json: JSON, .md: Markdown, else --output)",
+    )
+    add(
+        "--state-dir",
+        type=Path,
+        default=Path(".lambda-optimizer"),
+        metavar="DIR",
+        help="where runs keep their before-images and reports (./.lambda-optimizer)",
+    )
+
+
+def build_rollback_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} rollback",
+        description="Put back every setting a run changed, as its before-images recorded it. "
+        "A setting someone changed since the run is refused, unless --force.",
+    )
+    add = parser.add_argument
+    add("--run-id", required=True, metavar="ID", help="the run to undo (see `runs`)")
+    add("--dry-run", action="store_true", help="show what would be put back; change nothing")
+    add("--force", action="store_true", help="also put back what was changed since the run")
+    _common(parser)
+    return parser
+
+
+def build_runs_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} runs", description="The recorded runs, newest first.")
+    _reporting(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Bring Lambda environments from baseline to optimised settings.",
+        description="Bring Lambda environments from baseline to optimised settings. "
+        f"Other commands: {', '.join(COMMANDS)} (see `{PROG} COMMAND --help`).",
     )
+    _common(parser)
     add = parser.add_argument
     add(
         "--suffix",
@@ -51,7 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment suffix (repeatable, or comma-separated); also ENVIRONMENT_SUFFIX",
     )
     add("--dry-run", action="store_true", help="discover, plan and estimate; change nothing")
-    add("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
     add(
         "--function-base",
         action="append",
@@ -87,31 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GB",
         help="Logs Insights budget of a run (50); beyond it, metrics-only evidence",
     )
-    add("--concurrency", type=int, default=32, metavar="N", help="functions in flight (32)")
-    add("--output", choices=OUTPUT_FORMATS, default="table", help="report format on stdout")
-    add(
-        "--report-file",
-        type=Path,
-        metavar="F",
-        help="also write the report to F (.json: JSON, .md: Markdown, else --output)",
-    )
-    add("--log-format", choices=("json", "console"), help="default: console on a terminal")
-    add("--log-level", choices=logs.LEVELS, default="info")
-    add("--log-file", type=Path, metavar="F", help="write logs to F instead of stderr")
-    add(
-        "--state-dir",
-        type=Path,
-        default=Path(".lambda-optimizer"),
-        metavar="DIR",
-        help="where before-images are saved (./.lambda-optimizer)",
-    )
-    add(
-        "--time-scale",
-        type=float,
-        default=1.0,
-        metavar="K",
-        help="sandboxes only: the endpoint's clock runs K times faster",
-    )
     add("--sandbox", action="store_true", help="start the embedded AWS sandbox and use it")
     add(
         "--seed",
@@ -145,6 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
     """Validate everything the run needs; raise UsageError with one clear sentence."""
+    if argv and argv[0] == "runs":
+        args = build_runs_parser().parse_args(list(argv[1:]))
+        return RunConfig(
+            suffixes=(),
+            region="us-east-1",
+            command="runs",
+            output=args.output,
+            state_dir=args.state_dir,
+        )
+    if argv and argv[0] == "rollback":
+        return _rollback_config(build_rollback_parser().parse_args(list(argv[1:])), environ)
     args = build_parser().parse_args(list(argv))
     try:
         seed = parse_suffixes(args.seed)
@@ -161,20 +208,9 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         profile_mix = check_mix(args.profile_mix)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if args.concurrency < 1:
-        raise UsageError("--concurrency must be at least 1")
     if args.functions_per_env < 1:
         raise UsageError("--functions-per-env must be at least 1")
-    if not args.time_scale > 0:
-        raise UsageError("--time-scale must be positive")
-
-    region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    region = region or "us-east-1"
-    if not _REGION_RE.fullmatch(region):
-        raise UsageError(f"region {region!r} is not an AWS region name")
-    endpoint = environ.get("AWS_ENDPOINT_URL") or None
-    if endpoint and not _ENDPOINT_RE.fullmatch(endpoint):
-        raise UsageError(f"AWS_ENDPOINT_URL {endpoint!r} is not an http(s) URL")
+    region, endpoint = _aws_options(args, environ)
     if args.sandbox and endpoint:
         raise UsageError("--sandbox and AWS_ENDPOINT_URL are exclusive: pick one AWS")
 
@@ -189,23 +225,12 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
     except SelectionError as error:
         raise UsageError(str(error)) from None
 
-    log_format: LogFormat = args.log_format or ("console" if sys.stderr.isatty() else "json")
     return RunConfig(
         suffixes=suffixes,
-        region=region,
         dry_run=args.dry_run,
-        endpoint_url=endpoint,
-        profile=environ.get("AWS_PROFILE") or None,
         function_bases=bases,
         targets=targets,
-        concurrency=args.concurrency,
-        output=args.output,
-        report_file=args.report_file,
-        log_format=log_format,
-        log_level=args.log_level,
-        log_file=args.log_file,
-        state_dir=args.state_dir,
-        time_scale=args.time_scale,
+        **_common_config(args, region, endpoint, environ),
         sandbox=SandboxRequest(seed, args.sandbox_profile, args.functions_per_env, profile_mix)
         if args.sandbox
         else None,
@@ -213,6 +238,57 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         only=only,
         skip=skip,
     )
+
+
+def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+    if not _RUN_ID_RE.fullmatch(args.run_id):
+        raise UsageError(f"run id {args.run_id!r} is not one (e.g. 20261127T093018Z-90cad0)")
+    if not (args.state_dir / "runs" / args.run_id).is_dir():
+        raise UsageError(f"no run {args.run_id} in {args.state_dir} (see `{PROG} runs`)")
+    region, endpoint = _aws_options(args, environ)
+    return RunConfig(
+        suffixes=(),
+        command="rollback",
+        run_id=args.run_id,
+        force=args.force,
+        dry_run=args.dry_run,
+        **_common_config(args, region, endpoint, environ),
+    )
+
+
+def _aws_options(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """The region and endpoint, validated; and the options every AWS command shares."""
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if not args.time_scale > 0:
+        raise UsageError("--time-scale must be positive")
+    region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    region = region or "us-east-1"
+    if not _REGION_RE.fullmatch(region):
+        raise UsageError(f"region {region!r} is not an AWS region name")
+    endpoint = environ.get("AWS_ENDPOINT_URL") or None
+    if endpoint and not _ENDPOINT_RE.fullmatch(endpoint):
+        raise UsageError(f"AWS_ENDPOINT_URL {endpoint!r} is not an http(s) URL")
+    return region, endpoint
+
+
+def _common_config(
+    args: argparse.Namespace, region: str, endpoint: str | None, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    log_format: LogFormat = args.log_format or ("console" if sys.stderr.isatty() else "json")
+    return {
+        "region": region,
+        "endpoint_url": endpoint,
+        "profile": environ.get("AWS_PROFILE") or None,
+        "concurrency": args.concurrency,
+        "output": args.output,
+        "report_file": args.report_file,
+        "log_format": log_format,
+        "log_level": args.log_level,
+        "log_file": args.log_file,
+        "state_dir": args.state_dir,
+        "time_scale": args.time_scale,
+    }
 
 
 def _with_guardrail_flags(targets: Targets, args: argparse.Namespace) -> Targets:
@@ -254,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return run(config)
+    except UsageError as error:  # found by the run before any AWS call (a run left nothing)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from optimizer_async.sandbox.config import Profile
 
 OutputFormat = Literal["table", "json", "markdown"]
+Command = Literal["run", "rollback", "runs"]
 OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
 
 
@@ -50,5 +51,8 @@ class RunConfig:
     time_scale: float = 1.0
     sandbox: SandboxRequest | None = None
     demo: bool = False
+    command: Command = "run"
+    run_id: str | None = None  # rollback: the run to undo
+    force: bool = False  # rollback: also what was changed since the run
     only: tuple[str, ...] = ()  # --only: registry names of the steps to run (else all)
     skip: tuple[str, ...] = ()  # --skip: registry names of steps not to run

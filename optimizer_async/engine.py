@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -33,13 +32,15 @@ from optimizer_async.plan import (
     plan_fleet,
 )
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
-from optimizer_async.snapshot import save_before_image
+from optimizer_async.snapshot import before_image
+from optimizer_async.state import StateStore, run_key
 from optimizer_async.steps.base import (
     ApplyContext,
     Change,
     EnvironmentStep,
     FleetContext,
     FunctionStep,
+    Part,
     PlanContext,
     Step,
     StepPlan,
@@ -59,7 +60,8 @@ class EngineSettings:
     function_bases: tuple[str, ...]
     concurrency: int
     dry_run: bool
-    before_images_dir: Path
+    store: StateStore  # where before-images go, under runs/{run_id}/
+    run_id: str
 
 
 @dataclass
@@ -72,14 +74,42 @@ class FleetRun:
 
 
 class Engine:
+    """A forward run: plans from the targets, applies steps in `after` order, prices."""
+
+    priced = True  # whether outcomes carry money
+
     def __init__(self, aws: Aws, settings: EngineSettings) -> None:
         self.aws = aws
         self.settings = settings
         self.steps = {step.name: step for step in settings.steps}
-        self.parts = parts_of(settings.steps, settings.targets)
+        self.parts = self._parts()
         self.discovery = Discovery(aws, settings.function_bases, self.parts, settings.targets)
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
         self._iam_gate = IamGate()
+
+    # --- what a kind of run decides (a rollback overrides these) ------------------------------
+
+    def _parts(self) -> tuple[Part[Any], ...]:
+        return parts_of(self.settings.steps, self.settings.targets)
+
+    def plan_environment(self, inventory: EnvironmentInventory) -> EnvironmentPlan:
+        return plan_environment(inventory, self.settings.targets, self.settings.steps)
+
+    async def _apply(
+        self,
+        step: Step,
+        ctx: ApplyContext,
+        fn: FunctionInventory | None,
+        changes: tuple[Change, ...],
+    ) -> None:
+        if isinstance(step, FunctionStep) and fn is not None:
+            await step.apply(ctx, fn, changes)
+        elif isinstance(step, EnvironmentStep):
+            await step.apply(ctx, changes)
+
+    def _prerequisites(self, step: Step) -> tuple[str, ...]:
+        """The steps that must finish first: those it runs `after`."""
+        return step.after
 
     async def run(self, suffixes: Sequence[str]) -> FleetRun:
         inventories, plans, account = await self.discover_and_plan(suffixes)
@@ -124,9 +154,7 @@ class Engine:
                     plans[suffix] = failed_environment(suffix, reason)
                     continue
                 inventories[suffix] = inventory
-                plans[suffix] = plan_environment(
-                    inventory, self.settings.targets, self.settings.steps
-                )
+                plans[suffix] = self.plan_environment(inventory)
                 log.info(
                     "environment.planned",
                     suffix=suffix,
@@ -145,9 +173,16 @@ class Engine:
     async def _apply_and_verify(
         self, inventory: EnvironmentInventory, plan: EnvironmentPlan, outcome: EnvironmentOutcome
     ) -> None:
-        image = save_before_image(self.settings.before_images_dir, inventory, self.parts)
-        outcome.before_images = str(image)
-        log.info("environment.before_image_saved", path=str(image))
+        image = before_image(
+            inventory,
+            self.parts,
+            _planned(plan),
+            [step.name for step in self.settings.steps],
+            functions={c.key: fn.name for fn in plan.functions for c in fn.changes},
+        )
+        key = run_key(self.settings.run_id, "before-images", f"{inventory.suffix}.json")
+        outcome.before_images = await self.settings.store.write(key, image)
+        log.info("environment.before_image_saved", path=outcome.before_images)
         ctx = PlanContext(inventory, self.settings.targets)
         results = {o.change.key: o for o in outcome.all_changes()}
         finished: dict[_Slot, anyio.Event] = {}
@@ -197,12 +232,13 @@ class Engine:
                 group.start_soon(function, fn_plan)
 
         await self._verify(inventory, outcome)
-        self._price(outcome, inventory, verified_only=True)
+        if self.priced:
+            self._price(outcome, inventory, verified_only=True)
 
     def _dependencies(self, step: Step, function: str | None, plan: EnvironmentPlan) -> list[_Slot]:
         """The step runs the `after` steps must have finished, in this environment."""
         slots: list[_Slot] = []
-        for name in step.after:
+        for name in self._prerequisites(step):
             if self.steps[name].scope == "environment":
                 slots.append((name, None))
             elif function is not None:
@@ -225,10 +261,7 @@ class Engine:
             started = anyio.current_time()
             apply_ctx = ApplyContext(self.aws, ctx, log, self._iam_gate)
             try:
-                if isinstance(step, FunctionStep) and fn is not None:
-                    await step.apply(apply_ctx, fn, changes)
-                elif isinstance(step, EnvironmentStep):
-                    await step.apply(apply_ctx, changes)
+                await self._apply(step, apply_ctx, fn, changes)
             except Exception as error:
                 reason = errors.describe(error)
                 for result in results:
@@ -254,10 +287,7 @@ class Engine:
             fn.name for fn in outcome.functions if any(c.status == "applied" for c in fn.changes)
         }
         fresh = await self.discovery.refresh(inventory, parts, functions)
-        remaining = {
-            c.key
-            for c in plan_environment(fresh, self.settings.targets, self.settings.steps).changes
-        }
+        remaining = {c.key for c in self.plan_environment(fresh).changes}
         for result in applied:
             result.verified = result.change.key not in remaining
             if not result.verified:
@@ -281,6 +311,7 @@ class Engine:
             outcome.notes += list(step_plan.notes)
         for name in plan.skipped:
             outcome.notes.append(f"{name} skipped: tagged for another environment")
+        outcome.notes += list(plan.notes)
         for fn_plan in plan.functions:
             fn_outcome = FunctionOutcome(fn_plan.name)
             for step_plan in fn_plan.steps.values():
@@ -291,7 +322,7 @@ class Engine:
             if inventory is not None:
                 self._describe(fn_outcome, inventory.function(fn_plan.name).parts)
             outcome.functions.append(fn_outcome)
-        if inventory is not None and plan.error is None:
+        if inventory is not None and plan.error is None and self.priced:
             self._price(outcome, inventory, verified_only=False)
         return outcome
 
@@ -340,3 +371,17 @@ def _outcomes(step_plan: StepPlan) -> list[ChangeOutcome]:
             ChangeOutcome(c, status="blocked", error=step_plan.blocked) for c in step_plan.changes
         ]
     return [ChangeOutcome(c) for c in step_plan.changes]
+
+
+def _planned(plan: EnvironmentPlan) -> list[Change]:
+    """The changes a run will attempt (blocked ones are not)."""
+    own = [
+        c for step_plan in plan.steps.values() if not step_plan.blocked for c in step_plan.changes
+    ]
+    return own + [
+        c
+        for fn in plan.functions
+        for step_plan in fn.steps.values()
+        if not step_plan.blocked
+        for c in step_plan.changes
+    ]

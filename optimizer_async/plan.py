@@ -66,6 +66,7 @@ class EnvironmentPlan:
     functions: tuple[FunctionPlan, ...] = ()
     error: str | None = None  # the environment cannot be optimised; nothing is applied
     skipped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # about the environment as a whole
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -84,7 +85,7 @@ class EnvironmentPlan:
             "error": self.error,
             "changes": [c.to_json() for c in combined.changes],
             "unchanged": list(combined.unchanged),
-            "notes": list(combined.notes),
+            "notes": list(self.notes + combined.notes),
             "skipped": list(self.skipped),
             "functions": [fn.to_json() for fn in self.functions],
         }

@@ -38,6 +38,7 @@ class RunReport:
     api_calls: dict[str, Any]
     steps: tuple[str, ...] = ()  # the steps that ran, by registry name
     selected: bool = False  # --only / --skip chose them (else: every registered step)
+    rollback_of: str | None = None  # a rollback: the run it undid
 
     @property
     def savings(self) -> Money:
@@ -70,6 +71,8 @@ class RunReport:
             "region": self.region,
             "started_at": self.started_at.isoformat(),
             "elapsed_s": round(self.elapsed_s, 3),
+            "command": "rollback" if self.rollback_of else "run",
+            "rollback_of": self.rollback_of,
             "steps": list(self.steps),
             "environments": [_environment_json(env) for env in self.environments],
             "savings": {
@@ -166,6 +169,13 @@ def _headline(report: RunReport) -> str:
     verb = "would save" if report.dry_run else "saves"
     calls, writes = report.api_calls.get("total", 0), report.api_calls.get("writes", 0)
     mode = {"planned": "dry run", "nothing_to_do": "nothing to do"}.get(report.status, "applied")
+    calls_text = f"{calls} AWS calls ({writes} writes) · {report.elapsed_s:.1f} s"
+    if report.rollback_of:
+        return (
+            f"run {report.run_id} · rollback of {report.rollback_of} · {mode} · "
+            f"{len(report.environments)} environment(s), {len(report.failed)} failed · "
+            + calls_text
+        )
     breakdown = savings.breakdown()
     return (
         f"run {report.run_id} · {mode} · "
@@ -276,3 +286,32 @@ def render(report: RunReport, output: OutputFormat) -> str:
     if output == "markdown":
         return render_markdown(report)
     return render_table(report)
+
+
+def render_runs(runs: list[dict[str, Any]], output: OutputFormat, location: str) -> str:
+    """`lambda-optimizer runs`: what each recorded run did, and whether it can be undone."""
+    if output == "json":
+        return json.dumps({"state": location, "runs": runs}, indent=2, default=str) + "\n"
+    rows = [
+        (
+            str(run["run_id"]),
+            str(run.get("command", "run"))
+            + (f" of {run['rollback_of']}" if run.get("rollback_of") else ""),
+            "dry run" if run.get("dry_run") else str(run.get("status", "")),
+            ", ".join(run.get("suffixes", [])),
+            "yes" if run.get("environments_recorded") else "no",
+        )
+        for run in runs
+    ]
+    headers = ("run id", "command", "status", "environments", "can roll back")
+    if output == "markdown":
+        lines = [f"# runs in {location}", "", _markdown_row(headers), "|" + "---|" * 5]
+        return "\n".join([*lines, *(_markdown_row(row) for row in rows)]) + "\n"
+    console = Console(file=io.StringIO(), width=140, force_terminal=False, no_color=True)
+    table = Table(title=f"runs in {location}", title_justify="left")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table if rows else Text(f"no runs in {location}"))
+    return str(console.file.getvalue())  # type: ignore[attr-defined]

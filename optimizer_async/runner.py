@@ -10,16 +10,19 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import anyio
 import structlog
 
 from optimizer_async import logs
 from optimizer_async.aws.gateway import Aws, AwsSettings
-from optimizer_async.config import OutputFormat, RunConfig
+from optimizer_async.clock import Clock
+from optimizer_async.config import OutputFormat, RunConfig, UsageError
 from optimizer_async.engine import Engine, EngineSettings
-from optimizer_async.report import RunReport, render
+from optimizer_async.report import RunReport, render, render_runs
+from optimizer_async.rollback import RollbackEngine, RollbackError, function_bases, recorded_steps
+from optimizer_async.state import LocalStateStore, StateStore, run_key
 from optimizer_async.steps.registry import REGISTRY
 
 log = structlog.get_logger("optimizer_async.runner")
@@ -30,31 +33,80 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-async def run_once(config: RunConfig, aws_settings: AwsSettings) -> RunReport:
-    """One discover-plan-(apply-verify) pass over the configured environments."""
+def state_store(config: RunConfig) -> StateStore:
+    return LocalStateStore(config.state_dir)
+
+
+async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any]]:
+    """The before-images a run left, by suffix; RollbackError if there are none."""
+    keys = await store.keys(run_key(run_id, "before-images"))
+    images: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        image = await store.read(key)
+        if image is not None:
+            images[str(image["suffix"])] = image
+    if not images:
+        where = store.where(run_key(run_id))
+        raise RollbackError(
+            f"run {run_id} left no before-images in {where}: nothing it changed to roll back"
+        )
+    return images
+
+
+async def run_once(
+    config: RunConfig, aws_settings: AwsSettings, clock: Clock | None = None
+) -> RunReport:
+    """One discover-plan-(apply-verify) pass over the configured environments, or, for
+    `rollback`, over those the recorded run changed. `clock`: the gateway's (tests)."""
     run_id = new_run_id()
     started_at, started = datetime.now(UTC), time.monotonic()
-    steps = REGISTRY.select(config.only, config.skip)
+    store = state_store(config)
+    rollback = config.command == "rollback"
+    images: dict[str, dict[str, Any]] = {}
+    if rollback:
+        assert config.run_id is not None
+        images = await load_images(store, config.run_id)
+        steps = recorded_steps(images, {step.name: step for step in REGISTRY})
+        suffixes, bases = tuple(images), function_bases(images)
+    else:
+        steps = REGISTRY.select(config.only, config.skip)
+        suffixes, bases = config.suffixes, config.function_bases
+    record = {
+        "run_id": run_id,
+        "command": config.command,
+        "rollback_of": config.run_id if rollback else None,
+        "started_at": started_at.isoformat(),
+        "dry_run": config.dry_run,
+        "region": config.region,
+        "suffixes": list(suffixes),
+        "steps": [step.name for step in steps],
+        "status": "running",
+    }
     with structlog.contextvars.bound_contextvars(run_id=run_id):
         log.info(
             "run.started",
-            suffixes=list(config.suffixes),
+            command=config.command,
+            suffixes=list(suffixes),
             dry_run=config.dry_run,
             steps=[step.name for step in steps],
         )
-        async with Aws.open(aws_settings) as aws:
-            engine = Engine(
-                aws,
-                EngineSettings(
-                    targets=config.targets,
-                    steps=steps,
-                    function_bases=config.function_bases,
-                    concurrency=config.concurrency,
-                    dry_run=config.dry_run,
-                    before_images_dir=config.state_dir / "runs" / run_id / "before-images",
-                ),
+        await store.write(run_key(run_id, "run.json"), record)
+        async with Aws.open(aws_settings, clock) as aws:
+            settings = EngineSettings(
+                targets=config.targets,
+                steps=steps,
+                function_bases=bases,
+                concurrency=config.concurrency,
+                dry_run=config.dry_run,
+                store=store,
+                run_id=run_id,
             )
-            fleet = await engine.run(config.suffixes)
+            engine = (
+                RollbackEngine(aws, settings, images, config.force)
+                if rollback
+                else Engine(aws, settings)
+            )
+            fleet = await engine.run(suffixes)
         report = RunReport(
             run_id=run_id,
             dry_run=config.dry_run,
@@ -65,6 +117,12 @@ async def run_once(config: RunConfig, aws_settings: AwsSettings) -> RunReport:
             api_calls=aws.counter.snapshot(),
             steps=tuple(step.name for step in steps),
             selected=bool(config.only or config.skip),
+            rollback_of=config.run_id if rollback else None,
+        )
+        await store.write(run_key(run_id, "report.json"), report.to_json())
+        await store.write(
+            run_key(run_id, "run.json"),
+            {**record, "status": report.status, "finished_at": datetime.now(UTC).isoformat()},
         )
         log.info(
             "run.finished",
@@ -73,6 +131,21 @@ async def run_once(config: RunConfig, aws_settings: AwsSettings) -> RunReport:
             aws_calls=report.api_calls["total"],
         )
     return report
+
+
+async def list_runs(store: StateStore) -> list[dict[str, Any]]:
+    """Every recorded run, newest first, with how many environments it can roll back."""
+    keys = await store.keys("runs")
+    runs: list[dict[str, Any]] = []
+    for key in keys:
+        if key.endswith("/run.json"):
+            record = await store.read(key)
+            if record is not None:
+                images = [
+                    k for k in keys if k.startswith(run_key(record["run_id"], "before-images"))
+                ]
+                runs.append({**record, "environments_recorded": len(images)})
+    return sorted(runs, key=lambda run: str(run["run_id"]), reverse=True)
 
 
 def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> None:
@@ -105,6 +178,10 @@ def _log_stream(path: Path | None) -> Iterator[TextIO]:
 
 
 def run(config: RunConfig) -> int:
+    if config.command == "runs":
+        runs = anyio.run(list_runs, state_store(config))
+        sys.stdout.write(render_runs(runs, config.output, state_store(config).location))
+        return 0
     with _log_stream(config.log_file) as stream:
         logs.configure(config.log_format, config.log_level, stream)
         settings = AwsSettings(
@@ -115,7 +192,10 @@ def run(config: RunConfig) -> int:
             max_connections=max(16, config.concurrency * 2),
         )
         if config.sandbox is None:
-            report = anyio.run(run_once, config, settings)
+            try:
+                report = anyio.run(run_once, config, settings)
+            except RollbackError as error:  # found before any AWS call
+                raise UsageError(str(error)) from None
             _emit(report, config)
             return report.exit_code
         return _run_in_sandbox(config, settings)

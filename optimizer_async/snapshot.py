@@ -1,35 +1,40 @@
 """Before-images: the state of every resource of an environment, saved before any write.
 
-They are the rollback material (the rollback command is its own issue): enough to put each
-setting back exactly. Each part gives its own fragment (`Part.image`), under the part's
-name: the core function part for each function, then the function's other parts, then the
-environment's. Environment variable values are not stored - the optimizer never changes
-existing ones, so undoing its work means removing the names it added; a hash of the values
-shows whether anyone else changed them since. Files are written atomically, readable by the
-owner only.
+They are the rollback material: enough to put each setting back exactly. Each part gives
+its own fragment (`Part.image`), under the part's name: the core function part for each
+function, then the function's other parts, then the environment's. With it, the changes
+the run planned for the environment: rollback compares each with what is live now (set by
+us, still as before, or changed by someone else since). Environment variable values are
+not stored - the optimizer never changes existing ones, so undoing its work means removing
+the names it added; a hash of the values shows whether anyone else changed them since.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from optimizer_async.core import FUNCTION
 from optimizer_async.inventory import EnvironmentInventory
-from optimizer_async.steps.base import Part
+from optimizer_async.steps.base import Change, Part
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: with the planned changes and the steps that planned them
 
 
-def before_image(inventory: EnvironmentInventory, parts: Sequence[Part[Any]]) -> dict[str, Any]:
-    """The environment's before-image from the given parts (those its steps read)."""
+def before_image(
+    inventory: EnvironmentInventory,
+    parts: Sequence[Part[Any]],
+    changes: Sequence[Change] = (),
+    steps: Sequence[str] = (),
+    functions: Mapping[tuple[str, str, str], str] | None = None,
+) -> dict[str, Any]:
+    """The environment's before-image from the given parts (those its steps read), with the
+    changes the run planned for it, each with the function it belongs to (`functions`: change
+    key -> function name; none for the environment's own)."""
+    owners = functions or {}
     kept = [part for part in parts if part.in_before_image and part is not FUNCTION]
-    functions = [
+    images = [
         {
             **FUNCTION.image(fn.state),
             **{
@@ -44,32 +49,12 @@ def before_image(inventory: EnvironmentInventory, parts: Sequence[Part[Any]]) ->
         "suffix": inventory.suffix,
         "account_id": inventory.account_id,
         "region": inventory.region,
-        "functions": functions,
+        "functions": images,
+        "steps": list(steps),
+        "changes": [{**change.to_json(), "function": owners.get(change.key)} for change in changes],
         **{
             part.name: part.image(inventory.parts[part.name])
             for part in kept
             if part.name in inventory.parts
         },
     }
-
-
-def save_before_image(
-    directory: Path, inventory: EnvironmentInventory, parts: Sequence[Part[Any]]
-) -> Path:
-    """Write `{directory}/{suffix}.json` atomically (0600) and return its path."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = directory / f"{inventory.suffix}.json"
-    image = before_image(inventory, parts)
-    payload = json.dumps(image, indent=2, sort_keys=True, default=str)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{inventory.suffix}.")
-    try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target

@@ -202,10 +202,14 @@ class Alarms(FunctionStep):
     name: ClassVar[str] = "alarms"
     part = ALARMS
     uses = (METRICS,)
-    writes = (ApiCall("cloudwatch", "PutMetricAlarm"),)
+    writes = (
+        ApiCall("cloudwatch", "PutMetricAlarm"),
+        ApiCall("cloudwatch", "DeleteAlarms"),  # rollback: alarms the run created
+    )
     permissions = (
         Permission("cloudwatch:PutMetricAlarm", _ALARM_ARN),
         Permission("cloudwatch:TagResource", _ALARM_ARN),
+        Permission("cloudwatch:DeleteAlarms", _ALARM_ARN),
     )
 
     def desired(self, ctx: PlanContext, function: str) -> list[PutMetricAlarmInputTypeDef]:
@@ -235,8 +239,31 @@ class Alarms(FunctionStep):
             {"Key": k, "Value": v} for k, v in sorted(ctx.plan.names.optimizer_tags.items())
         ]
         for change in changes:
+            if change.after is None:
+                await ctx.aws.cloudwatch.delete_alarms(AlarmNames=[change.resource])
+                continue
             alarm: PutMetricAlarmInputTypeDef = {**wanted[change.resource], "Tags": tags}
             await ctx.aws.cloudwatch.put_metric_alarm(**alarm)
+
+    def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
+        alarm = function.part(ALARMS).get(change.resource)
+        return None if alarm is None else summary(alarm)
+
+    async def undo(
+        self,
+        ctx: ApplyContext,
+        function: FunctionInventory,
+        changes: tuple[Change, ...],
+        image: Mapping[str, Json],
+    ) -> None:
+        """Delete the alarms the run created; put back, as they were, those it rewrote."""
+        before: Mapping[str, Any] = image.get(ALARMS.name) or {}
+        for change in changes:
+            old = before.get(change.resource)
+            if change.after is None or old is None:
+                await ctx.aws.cloudwatch.delete_alarms(AlarmNames=[change.resource])
+            else:
+                await ctx.aws.cloudwatch.put_metric_alarm(**restorable(old))
 
     def money(
         self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]
@@ -281,3 +308,21 @@ def _firing_at_once(metrics: UsageMetrics, targets: AlarmTargets) -> tuple[str, 
             f"in the last {days} days (threshold {threshold:,.0f} ms)"
         )
     return tuple(notes)
+
+
+# What PutMetricAlarm takes back from a DescribeAlarms entry (the rest is AWS's own state).
+_DEFINITION_FIELDS: Final = (
+    "AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
+    "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
+    "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+    "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+    "ThresholdMetricId",
+)  # fmt: skip
+
+
+def restorable(alarm: Mapping[str, Any]) -> PutMetricAlarmInputTypeDef:
+    """PutMetricAlarm arguments that recreate a described alarm's definition."""
+    return cast(
+        "PutMetricAlarmInputTypeDef",
+        {key: alarm[key] for key in _DEFINITION_FIELDS if alarm.get(key) not in (None, [])},
+    )

@@ -349,6 +349,10 @@ class Step(ABC):
             permissions.update(part.permissions)
         return frozenset(permissions)
 
+    def same(self, setting: str, left: Json, right: Json) -> bool:
+        """Whether two values of a setting are the same (rollback compares live with planned)."""
+        return bool(left == right)
+
     def guard_fleet(self, fleet: FleetContext, plans: Sequence[StepPlan]) -> list[StepPlan]:
         """Fleet-wide guardrail over this step's plans, in the fleet's order (every function
         of every environment, or every environment); may block some. Default: none."""
@@ -382,6 +386,22 @@ class FunctionStep(Step):
         """What the given changes to the function save or add per month."""
         return ()
 
+    @abstractmethod
+    def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Json:
+        """The live value of the change's setting, spelt as the step's changes spell values."""
+
+    async def undo(
+        self,
+        ctx: ApplyContext,
+        function: FunctionInventory,
+        changes: tuple[Change, ...],
+        image: Mapping[str, Json],
+    ) -> None:
+        """Put settings back: each change's `after` is the value before the run. `apply`
+        makes a setting equal `after`, so by default undo is apply; `image` is the function's
+        before-image entry, for steps whose changes name less than they restore."""
+        await self.apply(ctx, function, changes)
+
 
 class EnvironmentStep(Step):
     """A per-environment optimisation (shared by the environment's functions)."""
@@ -397,6 +417,16 @@ class EnvironmentStep(Step):
     def money(self, ctx: PlanContext, changes: Sequence[Change]) -> tuple[MoneyLine, ...]:
         """What the given changes to the environment save or add per month."""
         return ()
+
+    @abstractmethod
+    def current(self, ctx: PlanContext, change: Change) -> Json:
+        """The live value of the change's setting, spelt as the step's changes spell values."""
+
+    async def undo(
+        self, ctx: ApplyContext, changes: tuple[Change, ...], image: Mapping[str, Json]
+    ) -> None:
+        """Put settings back (see FunctionStep.undo); `image` is the environment's."""
+        await self.apply(ctx, changes)
 
 
 def render_value(value: Json) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Final, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from optimizer_async.inventory import EnvironmentInventory
 from optimizer_async.naming import EnvironmentNames
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs.literals import QueueAttributeNameType
 
 RETENTION: Final = "MessageRetentionPeriod"
+_SQS_MANAGED: Final = "SQS-managed SSE"
+# What an attribute that was never set means to SQS (rollback sets it back to that).
+_SQS_DEFAULTS: Final = {"MessageRetentionPeriod": "345600", "SqsManagedSseEnabled": "false"}
 SSE: Final = "SqsManagedSseEnabled"
 QUEUE_SETTING: Final = "Queue"
 _QUEUE_ARN: Final = "arn:{partition}:sqs:{region}:{account}:{queue}"
@@ -78,11 +81,16 @@ def queue_arn(environment: EnvironmentInventory) -> str:
 class DeadLetterQueue(EnvironmentStep):
     name: ClassVar[str] = "dead_letter_queue"
     part = QUEUE
-    writes = (ApiCall("sqs", "CreateQueue"), ApiCall("sqs", "SetQueueAttributes"))
+    writes = (
+        ApiCall("sqs", "CreateQueue"),
+        ApiCall("sqs", "SetQueueAttributes"),
+        ApiCall("sqs", "DeleteQueue"),  # rollback: the queue the run created
+    )
     permissions = (
         Permission("sqs:CreateQueue", _QUEUE_ARN),
         Permission("sqs:SetQueueAttributes", _QUEUE_ARN),
         Permission("sqs:TagQueue", _QUEUE_ARN),
+        Permission("sqs:DeleteQueue", _QUEUE_ARN),
     )
 
     def desired_attributes(self, ctx: PlanContext) -> dict[QueueAttributeNameType, str]:
@@ -93,7 +101,7 @@ class DeadLetterQueue(EnvironmentStep):
         wanted = self.desired_attributes(ctx)
         name = ctx.names.dead_letter_queue
         if queue is None:
-            after = {"retention_s": ctx.targets.dlq_retention_s, "encryption": "SQS-managed SSE"}
+            after = {"retention_s": ctx.targets.dlq_retention_s, "encryption": _SQS_MANAGED}
             return StepPlan(changes=(Change(self.name, name, QUEUE_SETTING, None, after),))
         changes: list[Change] = []
         unchanged: list[str] = []
@@ -114,6 +122,10 @@ class DeadLetterQueue(EnvironmentStep):
     async def apply(self, ctx: ApplyContext, changes: tuple[Change, ...]) -> None:
         sqs = ctx.aws.sqs
         queue = ctx.plan.environment.part(QUEUE)
+        if any(c.setting == QUEUE_SETTING and c.after is None for c in changes):
+            if queue is not None:  # rollback: the run created it
+                await sqs.delete_queue(QueueUrl=queue.url)
+            return
         if queue is None:
             await sqs.create_queue(
                 QueueName=ctx.plan.names.dead_letter_queue,
@@ -122,6 +134,19 @@ class DeadLetterQueue(EnvironmentStep):
             )
             return
         attributes = {
-            cast("QueueAttributeNameType", change.setting): str(change.after) for change in changes
+            cast("QueueAttributeNameType", change.setting): str(
+                _SQS_DEFAULTS[change.setting] if change.after is None else change.after
+            )
+            for change in changes
         }
         await sqs.set_queue_attributes(QueueUrl=queue.url, Attributes=attributes)
+
+    def current(self, ctx: PlanContext, change: Change) -> Any:
+        queue = ctx.environment.part(QUEUE)
+        if queue is None:
+            return None
+        if change.setting == QUEUE_SETTING:
+            return {"retention_s": int(queue.attributes.get(RETENTION, 0)), "encryption": (
+                _SQS_MANAGED if queue.attributes.get(SSE) == "true" else None
+            )}  # fmt: skip
+        return queue.attributes.get(change.setting)

@@ -21,6 +21,7 @@ from optimizer_async.steps.base import (
     Change,
     EnvironmentPart,
     EnvironmentStep,
+    Json,
     Permission,
     PlanContext,
     ReadContext,
@@ -93,6 +94,7 @@ class DeploymentBucket(EnvironmentStep):
     writes = (
         ApiCall("s3", "PutBucketVersioning"),
         ApiCall("s3", "PutBucketLifecycleConfiguration"),
+        ApiCall("s3", "DeleteBucketLifecycle"),  # rollback: the bucket had no rules
     )
     permissions = (
         Permission("s3:PutBucketVersioning", _BUCKET_ARN),
@@ -141,3 +143,40 @@ class DeploymentBucket(EnvironmentStep):
                 await s3.put_bucket_lifecycle_configuration(
                     Bucket=bucket.name, LifecycleConfiguration={"Rules": [*kept, rule]}
                 )
+
+    def current(self, ctx: PlanContext, change: Change) -> Any:
+        bucket = ctx.environment.part(BUCKET)
+        if change.setting == VERSIONING:
+            return bucket.versioning
+        return expiring_days(bucket.lifecycle_rules)
+
+    def same(self, setting: str, left: Json, right: Json) -> bool:
+        # Versioning once enabled can only be suspended: for the bucket's objects that is
+        # what "never enabled" was (new objects get no versions).
+        if setting == VERSIONING and {left, right} <= {None, "Suspended"}:
+            return True
+        return bool(left == right)
+
+    async def undo(
+        self, ctx: ApplyContext, changes: tuple[Change, ...], image: Mapping[str, Json]
+    ) -> None:
+        """Versioning back to suspended (S3 cannot un-version a bucket); the lifecycle rules
+        back exactly as they were, or none."""
+        s3 = ctx.aws.s3
+        name = ctx.plan.environment.part(BUCKET).name
+        for change in changes:
+            if change.setting == VERSIONING:
+                await s3.put_bucket_versioning(
+                    Bucket=name, VersioningConfiguration={"Status": "Suspended"}
+                )
+                continue
+            rules = [
+                cast("LifecycleRuleTypeDef", dict(rule))
+                for rule in (image.get(BUCKET.name) or {}).get("lifecycle_rules") or []
+            ]
+            if rules:
+                await s3.put_bucket_lifecycle_configuration(
+                    Bucket=name, LifecycleConfiguration={"Rules": rules}
+                )
+            else:
+                await s3.delete_bucket_lifecycle(Bucket=name)

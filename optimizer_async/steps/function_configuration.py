@@ -178,27 +178,31 @@ class FunctionConfiguration(FunctionStep):
             params["Timeout"] = int(settings[TIMEOUT])
         if TRACING in settings:
             params["TracingConfig"] = {"Mode": settings[TRACING]}
-        if DEAD_LETTER in settings:
-            params["DeadLetterConfig"] = {"TargetArn": str(settings[DEAD_LETTER])}
-        additions = {
+        if DEAD_LETTER in settings:  # an empty target removes the dead-letter queue
+            params["DeadLetterConfig"] = {"TargetArn": str(settings[DEAD_LETTER] or "")}
+        variables = {
             setting.removeprefix(ENVIRONMENT_PREFIX): value
             for setting, value in settings.items()
             if setting.startswith(ENVIRONMENT_PREFIX)
         }
+        additions = {name: str(value) for name, value in variables.items() if value is not None}
+        removals = {name for name, value in variables.items() if value is None}
 
         environment, revision = state.environment, state.revision_id
         if state.last_update_status == "InProgress":
             ctx.log.info("function.wait_before_update", reason="an update is in progress")
             environment, revision = await _reread(ctx, state.name)
         # A new dead-letter queue needs a permission IAM may not have propagated yet.
-        gate = ctx.iam_gate.through(state.role_name) if DEAD_LETTER in settings else nullcontext()
+        adds_queue = bool(settings.get(DEAD_LETTER))
+        gate = ctx.iam_gate.through(state.role_name) if adds_queue else nullcontext()
         async with gate:
             rereads = 0
             iam_deadline = aws.clock.now() + aws.scaled(IAM_PROPAGATION.deadline)
             iam_delays = IAM_PROPAGATION.delays()
             while True:
-                if additions:
-                    params["Environment"] = {"Variables": environment.merged(additions)}
+                if variables:  # every other variable goes back byte for byte
+                    kept = {k: v for k, v in environment.items() if k not in removals}
+                    params["Environment"] = {"Variables": {**additions, **kept}}
                 if revision:
                     params["RevisionId"] = revision
                 try:
@@ -244,6 +248,17 @@ class FunctionConfiguration(FunctionStep):
         basis = COMPUTE_BASIS.format(days=metrics.lookback_days)
         settled = abs(high - low) < 0.005
         return (MoneyLine("compute", "saves", high, basis, None if settled else low),)
+
+    def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
+        state = function.state
+        if change.setting.startswith(ENVIRONMENT_PREFIX):
+            return state.environment.get(change.setting.removeprefix(ENVIRONMENT_PREFIX))
+        return {
+            MEMORY: state.memory_mb,
+            TIMEOUT: state.timeout_s,
+            TRACING: state.tracing_mode,
+            DEAD_LETTER: state.dead_letter_target,
+        }[change.setting]
 
     def render_setting(self, setting: str) -> str:
         return setting.replace(ENVIRONMENT_PREFIX, "env ")

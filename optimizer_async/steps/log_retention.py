@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from optimizer_async.aws import errors
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
@@ -76,11 +76,16 @@ LOG_GROUP: Final = LogGroupPart()
 class LogRetention(FunctionStep):
     name: ClassVar[str] = "log_retention"
     part = LOG_GROUP
-    writes = (ApiCall("logs", "PutRetentionPolicy"), ApiCall("logs", "CreateLogGroup"))
+    writes = (
+        ApiCall("logs", "PutRetentionPolicy"),
+        ApiCall("logs", "CreateLogGroup"),
+        ApiCall("logs", "DeleteRetentionPolicy"),  # rollback: logs were kept forever
+    )
     permissions = (
         Permission("logs:PutRetentionPolicy", _LOG_GROUP_ARN),
         Permission("logs:CreateLogGroup", _LOG_GROUP_ARN),
         Permission("logs:TagResource", _LOG_GROUP_ARN),
+        Permission("logs:DeleteRetentionPolicy", _LOG_GROUP_ARN),
     )
 
     def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan:
@@ -105,6 +110,11 @@ class LogRetention(FunctionStep):
     ) -> None:
         logs = ctx.aws.logs
         for change in changes:
+            if change.after is None:  # rollback: a group created by the run stays (Lambda
+                # would create it again), its retention goes, as before the run
+                if function.part(LOG_GROUP) is not None:
+                    await logs.delete_retention_policy(logGroupName=change.resource)
+                continue
             if function.part(LOG_GROUP) is None:
                 try:
                     await logs.create_log_group(
@@ -116,3 +126,7 @@ class LogRetention(FunctionStep):
             await logs.put_retention_policy(
                 logGroupName=change.resource, retentionInDays=int(change.after)
             )
+
+    def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
+        group = function.part(LOG_GROUP)
+        return None if group is None else group.retention_days

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY
 from optimizer_async.core import FUNCTION, FUNCTION_ARN
@@ -74,8 +74,14 @@ class ReservedConcurrency(FunctionStep):
     name: ClassVar[str] = "reserved_concurrency"
     part = FUNCTION
     uses = (ACCOUNT_CONCURRENCY, METRICS)
-    writes = (ApiCall("lambda", "PutFunctionConcurrency"),)
-    permissions = (Permission("lambda:PutFunctionConcurrency", FUNCTION_ARN),)
+    writes = (
+        ApiCall("lambda", "PutFunctionConcurrency"),
+        ApiCall("lambda", "DeleteFunctionConcurrency"),  # rollback: there was none
+    )
+    permissions = (
+        Permission("lambda:PutFunctionConcurrency", FUNCTION_ARN),
+        Permission("lambda:DeleteFunctionConcurrency", FUNCTION_ARN),
+    )
 
     def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan:
         current = function.state.reserved_concurrency
@@ -142,6 +148,12 @@ class ReservedConcurrency(FunctionStep):
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
     ) -> None:
         for change in changes:
-            await ctx.aws.lambda_.put_function_concurrency(
-                FunctionName=function.name, ReservedConcurrentExecutions=int(change.after)
-            )
+            if change.after is None:
+                await ctx.aws.lambda_.delete_function_concurrency(FunctionName=function.name)
+            else:
+                await ctx.aws.lambda_.put_function_concurrency(
+                    FunctionName=function.name, ReservedConcurrentExecutions=int(change.after)
+                )
+
+    def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
+        return function.state.reserved_concurrency

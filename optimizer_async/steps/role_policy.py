@@ -124,8 +124,14 @@ class RolePolicy(EnvironmentStep):
     name: ClassVar[str] = "role_policy"
     part = ROLE_POLICIES
     uses = (QUEUE, SECRETS)
-    writes = (ApiCall("iam", "PutRolePolicy"),)
-    permissions = (Permission("iam:PutRolePolicy", _ROLE_ARN),)
+    writes = (
+        ApiCall("iam", "PutRolePolicy"),
+        ApiCall("iam", "DeleteRolePolicy"),  # rollback: the policy the run added
+    )
+    permissions = (
+        Permission("iam:PutRolePolicy", _ROLE_ARN),
+        Permission("iam:DeleteRolePolicy", _ROLE_ARN),
+    )
 
     def desired(self, ctx: PlanContext) -> dict[str, Any]:
         environment = ctx.environment
@@ -147,9 +153,21 @@ class RolePolicy(EnvironmentStep):
     async def apply(self, ctx: ApplyContext, changes: tuple[Change, ...]) -> None:
         for change in changes:
             role_name, policy_name = change.resource.split("/", 1)
+            if change.after is None:
+                await ctx.aws.iam.delete_role_policy(RoleName=role_name, PolicyName=policy_name)
+                continue
             await ctx.aws.iam.put_role_policy(
                 RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(change.after)
             )
+
+    def current(self, ctx: PlanContext, change: Change) -> Any:
+        for policy in ctx.environment.part(ROLE_POLICIES):
+            if f"{policy.role_name}/{policy.policy_name}" == change.resource:
+                return None if policy.document is None else dict(policy.document)
+        return None
+
+    def same(self, setting: str, left: Json, right: Json) -> bool:
+        return canonical(left) == canonical(right)
 
     def render_value(self, setting: str, value: Json) -> str:
         if isinstance(value, Mapping) and "Statement" in value:

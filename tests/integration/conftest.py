@@ -17,6 +17,7 @@ from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.engine import Engine, EngineSettings
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder
+from optimizer_async.state import LocalStateStore
 from optimizer_async.steps.base import Step
 from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.targets import Guardrails, Targets
@@ -80,27 +81,27 @@ def optimize(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> Optimize:
-    """`optimize("--suffix", "dev", ...)` -> (exit code, JSON report)."""
+    """`optimize("--suffix", "dev", ...)` or `optimize("rollback", "--run-id", ID)` ->
+    (exit code, JSON report). Every run of a test shares one state directory."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
     monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)
 
     def optimize(*args: str) -> tuple[int, dict[str, Any]]:
+        command: tuple[str, ...] = ()
+        if args and args[0] in cli.COMMANDS:
+            command, args = args[:1], args[1:]
         # An emulator (LocalStack) holds no Lambda REPORT statistics: a function in use would
         # keep its memory for want of evidence. There the tests of everything but the
         # guardrails (tests/integration/test_evidence.py, sandbox only) apply the targets.
-        if EXTERNAL_ENDPOINT and "--guardrails" not in args:
+        if EXTERNAL_ENDPOINT and not command and "--guardrails" not in args:
             args = ("--guardrails", "off", *args)
         capsys.readouterr()
-        code = cli.main(
-            [
-                "--output", "json",
-                "--log-level", "warning",
-                "--log-file", str(tmp_path / "optimizer.log"),
-                "--state-dir", str(tmp_path / "state"),
-                *args,
-            ]
-        )  # fmt: skip
-        return code, json.loads(capsys.readouterr().out)
+        options = ["--output", "json", "--state-dir", str(tmp_path / "state")]
+        if command != ("runs",):
+            options += ["--log-level", "warning", "--log-file", str(tmp_path / "optimizer.log")]
+        code = cli.main([*command, *options, *args])
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out.strip() else {}
 
     return optimize
 
@@ -124,7 +125,8 @@ def new_engine(
         function_bases=("lambda-function",),
         concurrency=4,
         dry_run=dry_run,
-        before_images_dir=tmp_path / "before-images",
+        store=LocalStateStore(tmp_path / "state"),
+        run_id="20261127T000000Z-000000",
     )
     return Engine(aws, settings)
 

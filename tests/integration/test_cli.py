@@ -57,6 +57,9 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
         (["--suffix", "dev", "--skip", "alarm"], {}, "unknown step(s) in --skip: alarm (steps: "),
         (["--suffix", "dev", "--only", "alarms,memory"], {}, "unknown step(s) in --only: memory"),
         (["--suffix", "dev", "--guardrails", "loose"], {}, "argument --guardrails: invalid choice"),
+        (["rollback"], {}, "the following arguments are required: --run-id"),
+        (["rollback", "--run-id", "last"], {}, "run id 'last' is not one"),
+        (["rollback", "--run-id", "20261127T000000Z-abcdef"], {}, "no run 20261127T000000Z-abcdef"),
         (["--suffix", "dev", "--lookback-days", "0"], {}, "--lookback-days must be between 1"),
         (["--suffix", "dev", "--max-scan-gb", "-1"], {}, "--max-scan-gb must not be negative"),
         (

@@ -53,8 +53,11 @@ class TagOptimizedBy(FunctionStep):
 
     name: ClassVar[str] = "tag_optimized_by"
     part = TAGS
-    writes = (ApiCall("lambda", "TagResource"),)
-    permissions = (Permission("lambda:TagResource", FUNCTION_ARN),)
+    writes = (ApiCall("lambda", "TagResource"), ApiCall("lambda", "UntagResource"))
+    permissions = (
+        Permission("lambda:TagResource", FUNCTION_ARN),
+        Permission("lambda:UntagResource", FUNCTION_ARN),
+    )
 
     def plan(self, ctx: PlanContext, function: FunctionInventory) -> StepPlan:
         current = function.part(TAGS).get(TAG)
@@ -67,8 +70,15 @@ class TagOptimizedBy(FunctionStep):
     async def apply(
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
     ) -> None:
-        tags = {change.setting: str(change.after) for change in changes}
-        await ctx.aws.lambda_.tag_resource(Resource=function.state.arn, Tags=tags)
+        tags = {c.setting: str(c.after) for c in changes if c.after is not None}
+        if tags:
+            await ctx.aws.lambda_.tag_resource(Resource=function.state.arn, Tags=tags)
+        untag = [c.setting for c in changes if c.after is None]  # rollback: it had none
+        if untag:
+            await ctx.aws.lambda_.untag_resource(Resource=function.state.arn, TagKeys=untag)
+
+    def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Json:
+        return function.part(TAGS).get(change.setting)
 
     def money(
         self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]

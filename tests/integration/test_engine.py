@@ -72,6 +72,9 @@ class _Broken(EnvironmentStep):
     async def apply(self, ctx: ApplyContext, changes: tuple[Change, ...]) -> None:
         raise RuntimeError("boom")
 
+    def current(self, ctx: PlanContext, change: Change) -> None:
+        return None
+
 
 class _Tag(FunctionStep):
     """Tags the function `{name}=yes`; verified through the core part (GetFunction's tags)."""
@@ -92,6 +95,9 @@ class _Tag(FunctionStep):
     ) -> None:
         self.applied.append(self.name)
         await ctx.aws.lambda_.tag_resource(Resource=function.state.arn, Tags={self.name: "yes"})
+
+    def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> object:
+        return function.state.tags.get(self.name)
 
 
 class _TagAfterBroken(_Tag):

@@ -57,6 +57,9 @@ class _Probe(FunctionStep):
     ) -> None:
         raise AssertionError("never applied here")
 
+    def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
+        return None
+
 
 def _step(**declarations: Any) -> Step:
     """A `_Probe` with some class attributes changed."""
