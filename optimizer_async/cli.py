@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from optimizer_async import logs
+from optimizer_async import logs, plan_file
 from optimizer_async.config import OUTPUT_FORMATS, RunConfig, SandboxRequest, UsageError
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import InvalidNameError, parse_suffixes, validate_function_base
@@ -37,7 +37,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-COMMANDS: Final = ("rollback", "runs")
+COMMANDS: Final = ("apply", "rollback", "runs")
 _RUN_ID_RE: Final = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 
 
@@ -91,6 +91,20 @@ def build_rollback_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_apply_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} apply",
+        description="Apply a reviewed plan file (written by --dry-run --plan-out) exactly: "
+        "each change whose setting still holds the value the plan saw; a resource changed "
+        "since the plan is refused; nothing the plan did not contain is added.",
+    )
+    add = parser.add_argument
+    add("plan", type=Path, metavar="PLAN", help="the plan file")
+    add("--dry-run", action="store_true", help="show what it would apply; change nothing")
+    _common(parser)
+    return parser
+
+
 def build_runs_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=f"{PROG} runs", description="The recorded runs, newest first.")
     _reporting(parser)
@@ -121,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="function name before the suffix (repeatable; default lambda-function)",
     )
     add("--targets", type=Path, metavar="FILE", help="TOML file overriding the targets")
+    add(
+        "--plan-out",
+        type=Path,
+        metavar="F",
+        help="with --dry-run: also write the plan to F, for review and `apply F`",
+    )
     add(
         "--only",
         action="append",
@@ -192,6 +212,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         )
     if argv and argv[0] == "rollback":
         return _rollback_config(build_rollback_parser().parse_args(list(argv[1:])), environ)
+    if argv and argv[0] == "apply":
+        return _apply_config(build_apply_parser().parse_args(list(argv[1:])), environ)
     args = build_parser().parse_args(list(argv))
     try:
         seed = parse_suffixes(args.seed)
@@ -202,6 +224,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         raise UsageError(str(error)) from None
     if not suffixes:
         raise UsageError("no environment suffix: set ENVIRONMENT_SUFFIX or pass --suffix")
+    if args.plan_out is not None and not args.dry_run:
+        raise UsageError("--plan-out needs --dry-run: a plan file is reviewed, then applied")
     if (args.seed or args.demo or args.profile_mix) and not args.sandbox:
         raise UsageError("--seed, --profile-mix and --demo need --sandbox")
     try:
@@ -237,6 +261,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         demo=args.demo,
         only=only,
         skip=skip,
+        plan_out=args.plan_out,
     )
 
 
@@ -253,6 +278,23 @@ def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Ru
         force=args.force,
         dry_run=args.dry_run,
         **_common_config(args, region, endpoint, environ),
+    )
+
+
+def _apply_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+    try:
+        document = plan_file.load(args.plan)
+    except plan_file.PlanFileError as error:
+        raise UsageError(str(error)) from None
+    if args.region and args.region != document["region"]:
+        raise UsageError(f"the plan is for {document['region']}, not {args.region}")
+    _, endpoint = _aws_options(args, environ)
+    return RunConfig(
+        suffixes=tuple(document["environments"]),
+        command="apply",
+        plan_file=args.plan,
+        dry_run=args.dry_run,
+        **_common_config(args, document["region"], endpoint, environ),
     )
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from optimizer_async.sandbox.config import Profile
 
 OutputFormat = Literal["table", "json", "markdown"]
-Command = Literal["run", "rollback", "runs"]
+Command = Literal["run", "rollback", "runs", "apply"]
 OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
 
 
@@ -54,5 +54,7 @@ class RunConfig:
     command: Command = "run"
     run_id: str | None = None  # rollback: the run to undo
     force: bool = False  # rollback: also what was changed since the run
+    plan_out: Path | None = None  # a dry run: write the plan file here
+    plan_file: Path | None = None  # apply: the reviewed plan to apply
     only: tuple[str, ...] = ()  # --only: registry names of the steps to run (else all)
     skip: tuple[str, ...] = ()  # --skip: registry names of steps not to run

@@ -71,6 +71,7 @@ class FleetRun:
     plan: Plan
     environments: list[EnvironmentOutcome] = field(default_factory=list)
     account: dict[str, Any] = field(default_factory=dict)  # the account-scoped parts
+    inventories: dict[str, EnvironmentInventory] = field(default_factory=dict)
 
 
 class Engine:
@@ -114,7 +115,7 @@ class Engine:
     async def run(self, suffixes: Sequence[str]) -> FleetRun:
         inventories, plans, account = await self.discover_and_plan(suffixes)
         fleet = plan_fleet(plans, FleetContext(account), self.settings.steps)
-        run = FleetRun(fleet, account=account)
+        run = FleetRun(fleet, account=account, inventories=inventories)
         outcomes: dict[str, EnvironmentOutcome] = {}
 
         async def one(env_plan: EnvironmentPlan) -> None:

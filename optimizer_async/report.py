@@ -39,6 +39,12 @@ class RunReport:
     steps: tuple[str, ...] = ()  # the steps that ran, by registry name
     selected: bool = False  # --only / --skip chose them (else: every registered step)
     rollback_of: str | None = None  # a rollback: the run it undid
+    applied_plan: str | None = None  # `apply`: the plan file it applied
+    plan_out: str | None = None  # a dry run with --plan-out: where the plan file went
+
+    @property
+    def command(self) -> str:
+        return "rollback" if self.rollback_of else "apply" if self.applied_plan else "run"
 
     @property
     def savings(self) -> Money:
@@ -71,8 +77,10 @@ class RunReport:
             "region": self.region,
             "started_at": self.started_at.isoformat(),
             "elapsed_s": round(self.elapsed_s, 3),
-            "command": "rollback" if self.rollback_of else "run",
+            "command": self.command,
             "rollback_of": self.rollback_of,
+            "applied_plan": self.applied_plan,
+            "plan_out": self.plan_out,
             "steps": list(self.steps),
             "environments": [_environment_json(env) for env in self.environments],
             "savings": {
@@ -170,9 +178,14 @@ def _headline(report: RunReport) -> str:
     calls, writes = report.api_calls.get("total", 0), report.api_calls.get("writes", 0)
     mode = {"planned": "dry run", "nothing_to_do": "nothing to do"}.get(report.status, "applied")
     calls_text = f"{calls} AWS calls ({writes} writes) · {report.elapsed_s:.1f} s"
-    if report.rollback_of:
+    if report.rollback_of or report.applied_plan:
+        what = (
+            f"rollback of {report.rollback_of}"
+            if report.rollback_of
+            else f"apply of {report.applied_plan}"
+        )
         return (
-            f"run {report.run_id} · rollback of {report.rollback_of} · {mode} · "
+            f"run {report.run_id} · {what} · {mode} · "
             f"{len(report.environments)} environment(s), {len(report.failed)} failed · "
             + calls_text
         )
@@ -215,8 +228,13 @@ def _sections(env: EnvironmentOutcome) -> list[Section]:
 
 
 def _steps_line(report: RunReport) -> str | None:
-    """Which steps ran, when --only / --skip chose them (otherwise: all of them)."""
-    return f"steps: {', '.join(report.steps)}" if report.selected else None
+    """Which steps ran, when --only / --skip chose them (otherwise: all of them); where a
+    plan file went."""
+    lines = [f"steps: {', '.join(report.steps)}"] if report.selected else []
+    if report.plan_out:
+        lines.append(f"plan written to {report.plan_out}: review it, then apply it with "
+                     f"`lambda-optimizer apply {report.plan_out}`")  # fmt: skip
+    return "\n".join(lines) or None
 
 
 def render_table(report: RunReport, width: int | None = None) -> str:

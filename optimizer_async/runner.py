@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import sys
 import time
@@ -15,15 +16,16 @@ from typing import Any, TextIO
 import anyio
 import structlog
 
-from optimizer_async import logs
+from optimizer_async import logs, plan_file
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.clock import Clock
 from optimizer_async.config import OutputFormat, RunConfig, UsageError
 from optimizer_async.engine import Engine, EngineSettings
+from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
 from optimizer_async.report import RunReport, render, render_runs
-from optimizer_async.rollback import RollbackEngine, RollbackError, function_bases, recorded_steps
-from optimizer_async.state import LocalStateStore, StateStore, run_key
+from optimizer_async.state import LocalStateStore, StateStore, run_key, write_atomically
 from optimizer_async.steps.registry import REGISTRY
+from optimizer_async.targets import targets_from_json
 
 log = structlog.get_logger("optimizer_async.runner")
 
@@ -38,7 +40,7 @@ def state_store(config: RunConfig) -> StateStore:
 
 
 async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any]]:
-    """The before-images a run left, by suffix; RollbackError if there are none."""
+    """The before-images a run left, by suffix; RecordError if there are none."""
     keys = await store.keys(run_key(run_id, "before-images"))
     images: dict[str, dict[str, Any]] = {}
     for key in keys:
@@ -47,7 +49,7 @@ async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any
             images[str(image["suffix"])] = image
     if not images:
         where = store.where(run_key(run_id))
-        raise RollbackError(
+        raise RecordError(
             f"run {run_id} left no before-images in {where}: nothing it changed to roll back"
         )
     return images
@@ -61,13 +63,19 @@ async def run_once(
     run_id = new_run_id()
     started_at, started = datetime.now(UTC), time.monotonic()
     store = state_store(config)
-    rollback = config.command == "rollback"
-    images: dict[str, dict[str, Any]] = {}
+    rollback, applying = config.command == "rollback", config.command == "apply"
+    records: dict[str, dict[str, Any]] = {}
+    targets = config.targets
     if rollback:
         assert config.run_id is not None
-        images = await load_images(store, config.run_id)
-        steps = recorded_steps(images, {step.name: step for step in REGISTRY})
-        suffixes, bases = tuple(images), function_bases(images)
+        records = await load_images(store, config.run_id)
+    elif applying:
+        assert config.plan_file is not None
+        document = plan_file.load(config.plan_file)
+        records, targets = document["environments"], targets_from_json(document["targets"])
+    if rollback or applying:
+        steps = recorded_steps(records, {step.name: step for step in REGISTRY})
+        suffixes, bases = tuple(records), function_bases(records)
     else:
         steps = REGISTRY.select(config.only, config.skip)
         suffixes, bases = config.suffixes, config.function_bases
@@ -75,6 +83,7 @@ async def run_once(
         "run_id": run_id,
         "command": config.command,
         "rollback_of": config.run_id if rollback else None,
+        "plan_file": str(config.plan_file) if applying else None,
         "started_at": started_at.isoformat(),
         "dry_run": config.dry_run,
         "region": config.region,
@@ -93,7 +102,7 @@ async def run_once(
         await store.write(run_key(run_id, "run.json"), record)
         async with Aws.open(aws_settings, clock) as aws:
             settings = EngineSettings(
-                targets=config.targets,
+                targets=targets,
                 steps=steps,
                 function_bases=bases,
                 concurrency=config.concurrency,
@@ -102,11 +111,20 @@ async def run_once(
                 run_id=run_id,
             )
             engine = (
-                RollbackEngine(aws, settings, images, config.force)
-                if rollback
+                RecordedEngine(
+                    aws, settings, records, "apply" if applying else "undo", config.force
+                )
+                if rollback or applying
                 else Engine(aws, settings)
             )
             fleet = await engine.run(suffixes)
+        written = None
+        if config.plan_out is not None:
+            document = plan_file.plan_document(
+                run_id, config.region, fleet.plan, fleet.inventories, steps, targets
+            )
+            payload = json.dumps(document, indent=2, sort_keys=True, default=str)
+            written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
         report = RunReport(
             run_id=run_id,
             dry_run=config.dry_run,
@@ -118,6 +136,8 @@ async def run_once(
             steps=tuple(step.name for step in steps),
             selected=bool(config.only or config.skip),
             rollback_of=config.run_id if rollback else None,
+            applied_plan=str(config.plan_file) if applying else None,
+            plan_out=written,
         )
         await store.write(run_key(run_id, "report.json"), report.to_json())
         await store.write(
@@ -194,7 +214,7 @@ def run(config: RunConfig) -> int:
         if config.sandbox is None:
             try:
                 report = anyio.run(run_once, config, settings)
-            except RollbackError as error:  # found before any AWS call
+            except RecordError as error:  # found before any AWS call
                 raise UsageError(str(error)) from None
             _emit(report, config)
             return report.exit_code

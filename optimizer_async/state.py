@@ -65,7 +65,7 @@ class LocalStateStore:
 
     async def write(self, key: str, document: Mapping[str, Any]) -> str:
         payload = json.dumps(document, indent=2, sort_keys=True, default=str)
-        return await anyio.to_thread.run_sync(_write_atomically, self.root / key, payload)
+        return await anyio.to_thread.run_sync(write_atomically, self.root / key, payload)
 
     async def read(self, key: str) -> dict[str, Any] | None:
         path = self.root / key
@@ -84,7 +84,8 @@ class LocalStateStore:
         return sorted(key for key in found if not Path(key).name.startswith("."))
 
 
-def _write_atomically(target: Path, payload: str) -> str:
+def write_atomically(target: Path, payload: str) -> str:
+    """Write `payload` to `target` so that a crash leaves the old file or the new, whole."""
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.")
     try:

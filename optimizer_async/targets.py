@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -98,6 +99,21 @@ class Targets:
     guardrails: Guardrails = field(default_factory=Guardrails)
     dlq_retention_s: int = baseline.DLQ_MESSAGE_RETENTION_S
     noncurrent_version_expiration_days: int = baseline.NONCURRENT_VERSION_EXPIRATION_DAYS
+
+
+def targets_to_json(targets: Targets) -> dict[str, Any]:
+    return dataclasses.asdict(targets)
+
+
+def targets_from_json(data: Mapping[str, Any]) -> Targets:
+    """The inverse of `targets_to_json` (plan files carry the targets they were made with)."""
+    return Targets(
+        function=FunctionSettings(**data["function"]),
+        alarms=AlarmTargets(**data["alarms"]),
+        guardrails=Guardrails(**data["guardrails"]),
+        dlq_retention_s=int(data["dlq_retention_s"]),
+        noncurrent_version_expiration_days=int(data["noncurrent_version_expiration_days"]),
+    )
 
 
 def _section(data: dict[str, Any], name: str, cls: type) -> Any:

@@ -329,6 +329,9 @@ class Step(ABC):
     uses: ClassVar[tuple[Part[Any], ...]] = ()  # other parts it consults while planning
     after: ClassVar[tuple[str, ...]] = ()  # steps that must succeed first (same run)
     reads: ClassVar[tuple[ApiCall, ...]] = ()  # reads its apply makes beyond its parts'
+    # Its changes are made under the function's RevisionId (an optimistic lock): a plan
+    # file's are refused once the RevisionId moved since the plan.
+    revision_locked: ClassVar[bool] = False
     writes: ClassVar[tuple[ApiCall, ...]]
     permissions: ClassVar[tuple[Permission, ...]]
 

@@ -71,6 +71,7 @@ class FunctionConfiguration(FunctionStep):
     part = FUNCTION
     uses = (QUEUE, SECRETS, METRICS, REPORT_LINES)
     after: ClassVar[tuple[str, ...]] = ("dead_letter_queue", "role_policy")
+    revision_locked = True
     writes = (ApiCall("lambda", "UpdateFunctionConfiguration"),)
     permissions = (Permission("lambda:UpdateFunctionConfiguration", FUNCTION_ARN),)
 
