@@ -39,6 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 COMMANDS: Final = ("apply", "rollback", "runs")
 _RUN_ID_RE: Final = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+_STATE_BUCKET_RE: Final = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[\w./-]*)?")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +75,12 @@ def _reporting(parser: argparse.ArgumentParser) -> None:
         default=Path(".lambda-optimizer"),
         metavar="DIR",
         help="where runs keep their before-images and reports (./.lambda-optimizer)",
+    )
+    add(
+        "--state-bucket",
+        metavar="s3://BUCKET[/PREFIX]",
+        help="keep run records in S3 instead (versioned, encrypted, not public): for CI "
+        "runners whose disks do not outlive them",
     )
 
 
@@ -203,12 +210,19 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
     """Validate everything the run needs; raise UsageError with one clear sentence."""
     if argv and argv[0] == "runs":
         args = build_runs_parser().parse_args(list(argv[1:]))
+        bucket, prefix = _state_bucket(args)
         return RunConfig(
             suffixes=(),
-            region="us-east-1",
+            region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
             command="runs",
             output=args.output,
             state_dir=args.state_dir,
+            state_bucket=bucket,
+            state_prefix=prefix,
+            endpoint_url=environ.get("AWS_ENDPOINT_URL") or None,
+            profile=environ.get("AWS_PROFILE") or None,
+            log_format="json",
+            log_level="warning",
         )
     if argv and argv[0] == "rollback":
         return _rollback_config(build_rollback_parser().parse_args(list(argv[1:])), environ)
@@ -268,7 +282,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
 def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
     if not _RUN_ID_RE.fullmatch(args.run_id):
         raise UsageError(f"run id {args.run_id!r} is not one (e.g. 20261127T093018Z-90cad0)")
-    if not (args.state_dir / "runs" / args.run_id).is_dir():
+    if not args.state_bucket and not (args.state_dir / "runs" / args.run_id).is_dir():
         raise UsageError(f"no run {args.run_id} in {args.state_dir} (see `{PROG} runs`)")
     region, endpoint = _aws_options(args, environ)
     return RunConfig(
@@ -314,11 +328,23 @@ def _aws_options(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[
     return region, endpoint
 
 
+def _state_bucket(args: argparse.Namespace) -> tuple[str | None, str]:
+    if not args.state_bucket:
+        return None, ""
+    found = _STATE_BUCKET_RE.fullmatch(args.state_bucket)
+    if found is None:
+        raise UsageError(f"--state-bucket {args.state_bucket!r} is not s3://BUCKET[/PREFIX]")
+    return found.group(1), (found.group(2) or "").strip("/")
+
+
 def _common_config(
     args: argparse.Namespace, region: str, endpoint: str | None, environ: Mapping[str, str]
 ) -> dict[str, Any]:
     log_format: LogFormat = args.log_format or ("console" if sys.stderr.isatty() else "json")
+    bucket, prefix = _state_bucket(args)
     return {
+        "state_bucket": bucket,
+        "state_prefix": prefix,
         "region": region,
         "endpoint_url": endpoint,
         "profile": environ.get("AWS_PROFILE") or None,

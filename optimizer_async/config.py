@@ -55,6 +55,8 @@ class RunConfig:
     run_id: str | None = None  # rollback: the run to undo
     force: bool = False  # rollback: also what was changed since the run
     plan_out: Path | None = None  # a dry run: write the plan file here
+    state_bucket: str | None = None  # --state-bucket s3://BUCKET/PREFIX: records go there
+    state_prefix: str = ""
     plan_file: Path | None = None  # apply: the reviewed plan to apply
     only: tuple[str, ...] = ()  # --only: registry names of the steps to run (else all)
     skip: tuple[str, ...] = ()  # --skip: registry names of steps not to run

@@ -23,7 +23,14 @@ from optimizer_async.config import OutputFormat, RunConfig, UsageError
 from optimizer_async.engine import Engine, EngineSettings
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
 from optimizer_async.report import RunReport, render, render_runs
-from optimizer_async.state import LocalStateStore, StateStore, run_key, write_atomically
+from optimizer_async.state import (
+    LocalStateStore,
+    S3StateStore,
+    StateBucketError,
+    StateStore,
+    run_key,
+    write_atomically,
+)
 from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.targets import targets_from_json
 
@@ -35,8 +42,13 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def state_store(config: RunConfig) -> StateStore:
-    return LocalStateStore(config.state_dir)
+async def open_store(config: RunConfig, aws: Aws) -> StateStore:
+    """The run's state store: the S3 bucket if named (checked first), else the local dir."""
+    if config.state_bucket is None:
+        return LocalStateStore(config.state_dir)
+    store = S3StateStore(aws, config.state_bucket, config.state_prefix)
+    await store.check()
+    return store
 
 
 async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any]]:
@@ -58,49 +70,50 @@ async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any
 async def run_once(
     config: RunConfig, aws_settings: AwsSettings, clock: Clock | None = None
 ) -> RunReport:
-    """One discover-plan-(apply-verify) pass over the configured environments, or, for
-    `rollback`, over those the recorded run changed. `clock`: the gateway's (tests)."""
+    """One discover-plan-(apply-verify) pass over the configured environments; for
+    `rollback` and `apply`, over those the record names. `clock`: the gateway's (tests)."""
     run_id = new_run_id()
     started_at, started = datetime.now(UTC), time.monotonic()
-    store = state_store(config)
-    rollback, applying = config.command == "rollback", config.command == "apply"
-    records: dict[str, dict[str, Any]] = {}
-    targets = config.targets
-    if rollback:
-        assert config.run_id is not None
-        records = await load_images(store, config.run_id)
-    elif applying:
-        assert config.plan_file is not None
-        document = plan_file.load(config.plan_file)
-        records, targets = document["environments"], targets_from_json(document["targets"])
-    if rollback or applying:
-        steps = recorded_steps(records, {step.name: step for step in REGISTRY})
-        suffixes, bases = tuple(records), function_bases(records)
-    else:
-        steps = REGISTRY.select(config.only, config.skip)
-        suffixes, bases = config.suffixes, config.function_bases
-    record = {
-        "run_id": run_id,
-        "command": config.command,
-        "rollback_of": config.run_id if rollback else None,
-        "plan_file": str(config.plan_file) if applying else None,
-        "started_at": started_at.isoformat(),
-        "dry_run": config.dry_run,
-        "region": config.region,
-        "suffixes": list(suffixes),
-        "steps": [step.name for step in steps],
-        "status": "running",
-    }
-    with structlog.contextvars.bound_contextvars(run_id=run_id):
-        log.info(
-            "run.started",
-            command=config.command,
-            suffixes=list(suffixes),
-            dry_run=config.dry_run,
-            steps=[step.name for step in steps],
-        )
-        await store.write(run_key(run_id, "run.json"), record)
-        async with Aws.open(aws_settings, clock) as aws:
+    async with Aws.open(aws_settings, clock) as aws:
+        store = await open_store(config, aws)
+        rollback, applying = config.command == "rollback", config.command == "apply"
+        records: dict[str, dict[str, Any]] = {}
+        targets = config.targets
+        if rollback:
+            assert config.run_id is not None
+            records = await load_images(store, config.run_id)
+        elif applying:
+            assert config.plan_file is not None
+            document = plan_file.load(config.plan_file)
+            records, targets = document["environments"], targets_from_json(document["targets"])
+        if rollback or applying:
+            steps = recorded_steps(records, {step.name: step for step in REGISTRY})
+            suffixes, bases = tuple(records), function_bases(records)
+        else:
+            steps = REGISTRY.select(config.only, config.skip)
+            suffixes, bases = config.suffixes, config.function_bases
+        record = {
+            "run_id": run_id,
+            "command": config.command,
+            "rollback_of": config.run_id if rollback else None,
+            "plan_file": str(config.plan_file) if applying else None,
+            "started_at": started_at.isoformat(),
+            "dry_run": config.dry_run,
+            "region": config.region,
+            "suffixes": list(suffixes),
+            "steps": [step.name for step in steps],
+            "status": "running",
+        }
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            log.info(
+                "run.started",
+                command=config.command,
+                suffixes=list(suffixes),
+                dry_run=config.dry_run,
+                steps=[step.name for step in steps],
+                state=store.location,
+            )
+            await store.write(run_key(run_id, "run.json"), record)
             settings = EngineSettings(
                 targets=targets,
                 steps=steps,
@@ -118,39 +131,45 @@ async def run_once(
                 else Engine(aws, settings)
             )
             fleet = await engine.run(suffixes)
-        written = None
-        if config.plan_out is not None:
-            document = plan_file.plan_document(
-                run_id, config.region, fleet.plan, fleet.inventories, steps, targets
+            written = None
+            if config.plan_out is not None:
+                document = plan_file.plan_document(
+                    run_id, config.region, fleet.plan, fleet.inventories, steps, targets
+                )
+                payload = json.dumps(document, indent=2, sort_keys=True, default=str)
+                written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
+            report = RunReport(
+                run_id=run_id,
+                dry_run=config.dry_run,
+                region=config.region,
+                started_at=started_at,
+                elapsed_s=time.monotonic() - started,
+                environments=fleet.environments,
+                api_calls=aws.counter.snapshot(),
+                steps=tuple(step.name for step in steps),
+                selected=bool(config.only or config.skip),
+                rollback_of=config.run_id if rollback else None,
+                applied_plan=str(config.plan_file) if applying else None,
+                plan_out=written,
             )
-            payload = json.dumps(document, indent=2, sort_keys=True, default=str)
-            written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
-        report = RunReport(
-            run_id=run_id,
-            dry_run=config.dry_run,
-            region=config.region,
-            started_at=started_at,
-            elapsed_s=time.monotonic() - started,
-            environments=fleet.environments,
-            api_calls=aws.counter.snapshot(),
-            steps=tuple(step.name for step in steps),
-            selected=bool(config.only or config.skip),
-            rollback_of=config.run_id if rollback else None,
-            applied_plan=str(config.plan_file) if applying else None,
-            plan_out=written,
-        )
-        await store.write(run_key(run_id, "report.json"), report.to_json())
-        await store.write(
-            run_key(run_id, "run.json"),
-            {**record, "status": report.status, "finished_at": datetime.now(UTC).isoformat()},
-        )
-        log.info(
-            "run.finished",
-            status=report.status,
-            elapsed_ms=round(report.elapsed_s * 1000, 1),
-            aws_calls=report.api_calls["total"],
-        )
+            await store.write(run_key(run_id, "report.json"), report.to_json())
+            await store.write(
+                run_key(run_id, "run.json"),
+                {**record, "status": report.status, "finished_at": datetime.now(UTC).isoformat()},
+            )
+            log.info(
+                "run.finished",
+                status=report.status,
+                elapsed_ms=round(report.elapsed_s * 1000, 1),
+                aws_calls=report.api_calls["total"],
+            )
     return report
+
+
+async def _list(config: RunConfig, aws_settings: AwsSettings) -> str:
+    async with Aws.open(aws_settings) as aws:
+        store = await open_store(config, aws)
+        return render_runs(await list_runs(store), config.output, store.location)
 
 
 async def list_runs(store: StateStore) -> list[dict[str, Any]]:
@@ -198,10 +217,6 @@ def _log_stream(path: Path | None) -> Iterator[TextIO]:
 
 
 def run(config: RunConfig) -> int:
-    if config.command == "runs":
-        runs = anyio.run(list_runs, state_store(config))
-        sys.stdout.write(render_runs(runs, config.output, state_store(config).location))
-        return 0
     with _log_stream(config.log_file) as stream:
         logs.configure(config.log_format, config.log_level, stream)
         settings = AwsSettings(
@@ -213,8 +228,11 @@ def run(config: RunConfig) -> int:
         )
         if config.sandbox is None:
             try:
+                if config.command == "runs":
+                    sys.stdout.write(anyio.run(_list, config, settings))
+                    return 0
                 report = anyio.run(run_once, config, settings)
-            except RecordError as error:  # found before any AWS call
+            except (RecordError, StateBucketError) as error:  # found before any write
                 raise UsageError(str(error)) from None
             _emit(report, config)
             return report.exit_code

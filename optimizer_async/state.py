@@ -5,10 +5,11 @@
                                             to it, and the changes the run planned for it
     runs/{run_id}/report.json               the run's report
 
-A before-image is written, and durable, before the first write to its environment; a run
-killed at any moment after that (SIGINT, SIGKILL) leaves all that rollback needs. The local
-store writes atomically (temp file, fsync, rename, fsync of the directory), readable by the
-owner only.
+A before-image is written, and durable, before the first write to its environment (a
+failed store write fails the environment before anything is changed); a run killed at any
+moment after that (SIGINT, SIGKILL) leaves all that rollback needs. The local store writes
+atomically (temp file, fsync, rename, fsync of the directory), readable by the owner only;
+the S3 store (`--state-bucket`) serves CI runners whose disks do not outlive them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
+
+if TYPE_CHECKING:
+    from optimizer_async.aws.gateway import Aws
 
 
 class StateStore(Protocol):
@@ -104,3 +108,99 @@ def write_atomically(target: Path, payload: str) -> str:
     finally:
         os.close(directory)
     return str(target)
+
+
+_STATE_OBJECT_ARN: Final = "arn:{partition}:s3:::{state_bucket}/{state_prefix}*"
+_STATE_BUCKET_ARN: Final = "arn:{partition}:s3:::{state_bucket}"
+# What `--state-bucket` needs, for the optimizer's own IAM policy.
+STATE_BUCKET_PERMISSIONS: Final = (
+    ("s3:GetBucketVersioning", _STATE_BUCKET_ARN),
+    ("s3:GetEncryptionConfiguration", _STATE_BUCKET_ARN),
+    ("s3:GetBucketPublicAccessBlock", _STATE_BUCKET_ARN),
+    ("s3:ListBucket", _STATE_BUCKET_ARN),
+    ("s3:GetObject", _STATE_OBJECT_ARN),
+    ("s3:PutObject", _STATE_OBJECT_ARN),
+)
+
+
+class StateBucketError(Exception):
+    """The state bucket cannot keep rollback material safely; the message says why."""
+
+
+class S3StateStore:
+    """An S3 bucket (`--state-bucket s3://bucket/prefix`): what ephemeral CI runners need.
+
+    The bucket must be versioned (an overwritten record stays recoverable), encrypted by
+    default and closed to the public; `check` says which it is not, before any run writes.
+    Objects are written with server-side encryption whatever the bucket's default.
+    """
+
+    def __init__(self, aws: Aws, bucket: str, prefix: str = "") -> None:
+        self.aws = aws
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    async def check(self) -> None:
+        s3, problems = self.aws.s3, []
+        versioning = await self.aws.find(s3.get_bucket_versioning, Bucket=self.bucket)
+        if versioning is None:
+            raise StateBucketError(f"state bucket {self.bucket} does not exist")
+        if versioning.get("Status") != "Enabled":
+            problems.append("versioning is not enabled")
+        encryption = await self.aws.find(s3.get_bucket_encryption, Bucket=self.bucket)
+        rules = encryption["ServerSideEncryptionConfiguration"].get("Rules") if encryption else None
+        if not rules:
+            problems.append("it has no default encryption")
+        block = await self.aws.find(s3.get_public_access_block, Bucket=self.bucket)
+        settings: Mapping[str, Any] = block["PublicAccessBlockConfiguration"] if block else {}
+        flags = (
+            "BlockPublicAcls",
+            "IgnorePublicAcls",
+            "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        )
+        if not all(settings.get(flag) for flag in flags):
+            problems.append("its public access block is not fully on")
+        if problems:
+            raise StateBucketError(
+                f"state bucket {self.bucket} cannot keep rollback material: " + "; ".join(problems)
+            )
+
+    async def write(self, key: str, document: Mapping[str, Any]) -> str:
+        payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+        await self.aws.s3.put_object(
+            Bucket=self.bucket,
+            Key=self.prefix + key,
+            Body=payload,
+            ContentType="application/json",
+            ServerSideEncryption="AES256",
+        )
+        return self.where(key)
+
+    async def read(self, key: str) -> dict[str, Any] | None:
+        found = await self.aws.find(
+            self.aws.s3.get_object, Bucket=self.bucket, Key=self.prefix + key
+        )
+        if found is None:
+            return None
+        async with found["Body"] as body:
+            document: dict[str, Any] = json.loads(await body.read())
+        return document
+
+    async def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        async for page in self.aws.pages(
+            "ContinuationToken",
+            self.aws.s3.list_objects_v2,
+            Bucket=self.bucket,
+            Prefix=self.prefix + prefix,
+        ):
+            found += [str(item.get("Key"))[len(self.prefix) :] for item in page.get("Contents", [])]
+        return sorted(key for key in found if key.endswith(".json"))

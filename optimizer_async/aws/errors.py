@@ -17,6 +17,9 @@ NOT_FOUND_CODES: Final = frozenset(
         "QueueDoesNotExist",  # SQS (JSON protocol)
         "NoSuchBucket",
         "NoSuchLifecycleConfiguration",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "NoSuchPublicAccessBlockConfiguration",
+        "NoSuchKey",
         "404",
     }
 )

@@ -60,6 +60,7 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
         (["rollback"], {}, "the following arguments are required: --run-id"),
         (["apply", "/nonexistent-plan.json"], {}, "plan file /nonexistent-plan.json: No such file"),
         (["--suffix", "dev", "--plan-out", "p.json"], {}, "--plan-out needs --dry-run"),
+        (["--suffix", "dev", "--state-bucket", "bucket"], {}, "is not s3://BUCKET[/PREFIX]"),
         (["rollback", "--run-id", "last"], {}, "run id 'last' is not one"),
         (["rollback", "--run-id", "20261127T000000Z-abcdef"], {}, "no run 20261127T000000Z-abcdef"),
         (["--suffix", "dev", "--lookback-days", "0"], {}, "--lookback-days must be between 1"),

@@ -1,0 +1,77 @@
+"""Run records in S3 (`--state-bucket`): for CI runners whose disks do not outlive them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import ClientFactory
+from tests.integration.conftest import Optimize, Unique
+from tests.integration.test_rollback import assert_as_before
+
+Seed = Callable[..., list[str]]
+
+
+def _bucket(client: ClientFactory, name: str, *, safe: bool = True) -> str:
+    s3 = client("s3")
+    s3.create_bucket(Bucket=name)
+    if safe:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+    return name
+
+
+def test_records_in_the_bucket_roll_back_with_no_local_state(
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique, tmp_path: Path
+) -> None:
+    (dev,) = seed(unique("dev"))
+    bucket = _bucket(client, unique("state"))
+    where = f"s3://{bucket}/team-a"
+    code, run = optimize("--suffix", dev, "--state-bucket", where)
+    assert code == 0, run
+    (env,) = run["environments"]
+    assert env["before_images"] == f"{where}/runs/{run['run_id']}/before-images/{dev}.json"
+    s3 = client("s3")
+    key = env["before_images"].removeprefix(f"s3://{bucket}/")
+    stored = s3.get_object(Bucket=bucket, Key=key)
+    assert stored["ServerSideEncryption"] == "AES256"
+    image = json.loads(stored["Body"].read())
+    assert not (tmp_path / "state" / "runs").exists()  # nothing on the runner's disk
+
+    code, rollback = optimize("rollback", "--run-id", run["run_id"], "--state-bucket", where)
+    assert code == 0, rollback
+    assert_as_before(client, image)
+    code, listed = optimize("runs", "--state-bucket", where)
+    assert code == 0
+    assert {r["run_id"] for r in listed["runs"]} == {run["run_id"], rollback["run_id"]}
+
+
+def test_a_bucket_that_cannot_keep_records_safely_is_refused_before_any_write(
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
+) -> None:
+    (dev,) = seed(unique("dev"))
+    bucket = _bucket(client, unique("loose"), safe=False)
+    code, report = optimize("--suffix", dev, "--state-bucket", f"s3://{bucket}")
+    assert (code, report) == (2, {})
+    function = f"lambda-function-{dev}"
+    assert (
+        client("lambda").get_function(FunctionName=function)["Configuration"]["MemorySize"] == 3008
+    )
+    assert client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+    code, _ = optimize("--suffix", dev, "--state-bucket", f"s3://{unique('missing')}")
+    assert code == 2
