@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from optimizer_async import logs, plan_file
+from optimizer_async import iam_policy, logs, plan_file
 from optimizer_async.config import OUTPUT_FORMATS, RunConfig, SandboxRequest, UsageError
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import InvalidNameError, parse_suffixes, validate_function_base
 from optimizer_async.sandbox.config import PROFILES
-from optimizer_async.sandbox.workload.profiles import check_mix
+from optimizer_async.sandbox.workload.profiles import NAMED, check_mix
 from optimizer_async.steps.registry import REGISTRY, SelectionError
 from optimizer_async.targets import GUARDRAIL_MODES, Targets, TargetsError, load_targets
 
@@ -37,8 +37,9 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-COMMANDS: Final = ("apply", "rollback", "runs")
+COMMANDS: Final = ("apply", "rollback", "runs", "iam-policy")
 _RUN_ID_RE: Final = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+_ACCOUNT_RE: Final = re.compile(r"\d{12}")
 _STATE_BUCKET_RE: Final = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[\w./-]*)?")
 
 
@@ -116,6 +117,79 @@ def build_runs_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=f"{PROG} runs", description="The recorded runs, newest first.")
     _reporting(parser)
     return parser
+
+
+def build_iam_policy_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} iam-policy",
+        description="Print the least-privilege IAM policy the optimizer itself needs, from "
+        "what the core and each step declare. No AWS call is made.",
+    )
+    add = parser.add_argument
+    add(
+        "--for",
+        dest="purpose",
+        choices=iam_policy.PURPOSES,
+        default="apply",
+        help="plan: --dry-run; apply: a run (default); rollback: rollback --run-id",
+    )
+    add(
+        "--suffix",
+        action="append",
+        default=[],
+        metavar="S",
+        help="scope to these environments (repeatable, or comma-separated); "
+        "default: every environment of the naming pattern",
+    )
+    add("--account", metavar="ID", help="12-digit account id (default: any account, *)")
+    add("--region", help="AWS region, or * (default: AWS_REGION, else us-east-1)")
+    add("--partition", choices=("aws", "aws-cn", "aws-us-gov"), default="aws")
+    add(
+        "--function-base",
+        action="append",
+        default=[],
+        metavar="BASE",
+        help="function name before the suffix (repeatable; default lambda-function)",
+    )
+    add("--only", action="append", default=[], metavar="STEP[,STEP]")
+    add("--skip", action="append", default=[], metavar="STEP[,STEP]")
+    add("--state-bucket", metavar="s3://BUCKET[/PREFIX]", help="also the run records' bucket")
+    return parser
+
+
+def iam_policy_document(
+    argv: Sequence[str], environ: Mapping[str, str]
+) -> iam_policy.PolicyDocument:
+    """The policy document `iam-policy` prints; UsageError for bad input."""
+    args = build_iam_policy_parser().parse_args(list(argv))
+    try:
+        suffixes = parse_suffixes(args.suffix)
+        bases = tuple(validate_function_base(b) for b in args.function_base) or ("lambda-function",)
+    except InvalidNameError as error:
+        raise UsageError(str(error)) from None
+    account = args.account or "*"
+    if account != "*" and not _ACCOUNT_RE.fullmatch(account):
+        raise UsageError(f"--account {account!r} is not a 12-digit account id")
+    region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    region = region or "us-east-1"
+    if region != "*" and not _REGION_RE.fullmatch(region):
+        raise UsageError(f"region {region!r} is not an AWS region name")
+    try:
+        steps = REGISTRY.select(_step_names(args.only), _step_names(args.skip))
+    except SelectionError as error:
+        raise UsageError(str(error)) from None
+    bucket, prefix = _state_bucket(args)
+    return iam_policy.policy(
+        steps,
+        args.purpose,
+        account=account,
+        region=region,
+        suffixes=suffixes,
+        function_bases=bases,
+        partition=args.partition,
+        state_bucket=bucket,
+        state_prefix=prefix,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="P[,P]",
         help="with --seed: workload profiles given to the seeded functions in order, cycling "
-        "(default, steady, memory-hungry, slow, bursty, idle)",
+        f"({', '.join(NAMED)}, default)",
     )
     add(
         "--demo",
@@ -388,8 +462,20 @@ def _step_names(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
+        if argv and argv[0] == "iam-policy":
+            document = iam_policy_document(argv[1:], os.environ)
+            print(iam_policy.render(document))
+            if iam_policy.size(document) > iam_policy.MANAGED_POLICY_MAX_CHARS:
+                print(
+                    f"{PROG}: note: over IAM's {iam_policy.MANAGED_POLICY_MAX_CHARS}-character "
+                    "limit of a managed policy: split the suffixes, or leave --suffix out "
+                    "for the naming pattern",
+                    file=sys.stderr,
+                )
+            return EXIT_OK
+        config = parse_config(argv, os.environ)
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

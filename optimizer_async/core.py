@@ -28,7 +28,12 @@ FUNCTION_ARN: Final = "arn:{partition}:lambda:{region}:{account}:function:{funct
 
 # The core's own calls: who the caller is (no permission needed), and each function.
 CORE_READS: Final = (ApiCall("sts", "GetCallerIdentity"), ApiCall("lambda", "GetFunction"))
-CORE_PERMISSIONS: Final = (Permission("lambda:GetFunction", FUNCTION_ARN),)
+CORE_PERMISSIONS: Final = (
+    Permission("lambda:GetFunction", FUNCTION_ARN),
+    # GetFunction returns the function's tags only to a caller allowed lambda:ListTags
+    # (else TagsError): without it the suffix-tag lock would silently see no tag.
+    Permission("lambda:ListTags", FUNCTION_ARN),
+)
 
 
 async def find_function(aws: Aws, name: str) -> FunctionState | None:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 
+from optimizer_async.aws import errors
+
 if TYPE_CHECKING:
     from optimizer_async.aws.gateway import Aws
 
@@ -148,6 +150,16 @@ class S3StateStore:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
     async def check(self) -> None:
+        try:
+            await self._check()
+        except StateBucketError:
+            raise
+        except Exception as error:  # e.g. AccessDenied: a record could not be kept either
+            raise StateBucketError(
+                f"state bucket {self.bucket} cannot be checked: {errors.describe(error)}"
+            ) from None
+
+    async def _check(self) -> None:
         s3, problems = self.aws.s3, []
         versioning = await self.aws.find(s3.get_bucket_versioning, Bucket=self.bucket)
         if versioning is None:

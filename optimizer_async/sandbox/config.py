@@ -42,6 +42,9 @@ class SandboxConfig:
     iam_propagation_s: float = 0.0  # how long a role-policy change takes to be seen
     account_concurrency: int = 1_000  # Lambda ConcurrentExecutions of the account
     insights_query_s: float = 0.0  # how long a Logs Insights query stays Running
+    # Authorise every request against the IAM policies of the user whose key signed it
+    # (patches/iam_authorization.py); the default accepts any credentials, as moto does.
+    iam_enforcement: bool = False
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

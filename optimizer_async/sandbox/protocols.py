@@ -22,6 +22,7 @@ import botocore.session
 # SigV4 signing names that differ from botocore's service names.
 _SIGNING_NAME_TO_SERVICE: Final = {"monitoring": "cloudwatch", "email": "ses"}
 _CREDENTIAL_RE: Final = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_ACCESS_KEY_RE: Final = re.compile(r"Credential=([^/]+)/")
 UNKNOWN: Final = "Unknown"
 
 
@@ -132,6 +133,21 @@ def _match_rest(service: str, environ: Mapping[str, Any], query: Mapping[str, li
         if best is None or rank[:3] > best[:3]:
             best = rank
     return best[3] if best else UNKNOWN
+
+
+def credential_scope(authorization: str) -> tuple[str, str] | None:
+    """(region, botocore service name) from a SigV4 Authorization header, if it has one."""
+    match = _CREDENTIAL_RE.search(authorization)
+    if match is None:
+        return None
+    region, signing_name = match.groups()
+    return region, _SIGNING_NAME_TO_SERVICE.get(signing_name, signing_name)
+
+
+def credential_access_key(authorization: str) -> str | None:
+    """The access key id that signed a SigV4 request, if it is one."""
+    match = _ACCESS_KEY_RE.search(authorization)
+    return match.group(1) if match else None
 
 
 def identify(environ: Mapping[str, Any], body: bytes) -> CallId:

@@ -21,13 +21,14 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from optimizer_async.sandbox import patches, runtime
 from optimizer_async.sandbox.clock import Clock
 from optimizer_async.sandbox.config import SandboxConfig
-from optimizer_async.sandbox.patches import workload_lambda
+from optimizer_async.sandbox.patches import iam_authorization, workload_lambda
 from optimizer_async.sandbox.shaping import ShapingApp
 from optimizer_async.sandbox.workload.model import Outcome
 
 AnyClock = TypeVar("AnyClock", bound=Clock)
 
-# Credentials the sandbox accepts; moto ignores their value, boto3 insists on having some.
+# Credentials the sandbox accepts; moto ignores their value, boto3 insists on having some
+# (except while it enforces IAM: then only keys of IAM users it holds are accepted).
 ACCESS_KEY_ID = "sandbox"
 SECRET_ACCESS_KEY = "sandbox"  # noqa: S105 - not a secret: the sandbox accepts anything
 
@@ -75,6 +76,7 @@ class EmbeddedSandbox:
             handlers,
             reset=self.reset,
             attach_workload=workload_lambda.attach,
+            authorize=iam_authorization.authorize_call,
         )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(
@@ -149,6 +151,16 @@ class EmbeddedSandbox:
             yield clock
         finally:
             self.runtime.set_clock(previous)
+
+    @contextlib.contextmanager
+    def enforcing_iam(self) -> Iterator[SandboxConfig]:
+        """Authorise every request of a block against its signer's IAM policies.
+
+        Seed and create users before: inside, the sandbox's own credentials are refused
+        like any unknown key. Afterwards any credentials are accepted again.
+        """
+        with self.configured(iam_enforcement=True) as config:
+            yield config
 
     @contextlib.contextmanager
     def configured(self, **changes: Any) -> Iterator[SandboxConfig]:

@@ -2,7 +2,8 @@
 
 Per request, in this order: identify the call; throttle it if its quota bucket is empty
 (in the service's own error shape); maybe inject a fault; add the call's latency; answer
-from a sandbox handler (operations moto lacks) or from moto; count the outcome. Quotas and
+from a sandbox handler (operations moto lacks; authorised first, as moto authorises its
+own) or from moto; count the outcome. Quotas and
 waits run on the runtime's clock, so tests can put them on virtual time.
 
 Control endpoints (not AWS calls, never counted):
@@ -49,6 +50,8 @@ StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # A sandbox-implemented operation: (call, request body) -> (status, headers, body).
 OperationHandler = Callable[[CallId, bytes], tuple[int, list[tuple[str, str]], bytes]]
+# Authorises a sandbox-answered call: (call, WSGI environ, body) -> the error, if denied.
+Authorize = Callable[[CallId, dict[str, Any], bytes], ErrorReply | None]
 # Gives a function a named workload profile: (region, function name, profile name).
 AttachWorkload = Callable[[str, str, str], object]
 
@@ -65,8 +68,10 @@ class ShapingApp:
         handlers: dict[tuple[str, str], OperationHandler],
         reset: Callable[[], None],
         attach_workload: AttachWorkload,
+        authorize: Authorize | None = None,
     ) -> None:
         self._moto = moto_app
+        self._authorize = authorize
         self._runtime = runtime
         self._handlers = handlers
         self._reset = reset
@@ -113,7 +118,11 @@ class ShapingApp:
 
         handler = self._handlers.get((call.service, call.operation))
         if handler is not None:
-            status, headers, payload = handler(call, body)
+            denied = self._authorize(call, environ, body) if self._authorize else None
+            if denied is not None:
+                status, headers, payload = denied.status, denied.headers, denied.body
+            else:
+                status, headers, payload = handler(call, body)
             if fault is None:
                 stats.record(call.service, call.operation, _outcome(call, status, headers, payload))
             start_response(_status_line(status), headers)

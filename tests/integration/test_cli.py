@@ -65,6 +65,10 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
         (["rollback", "--run-id", "20261127T000000Z-abcdef"], {}, "no run 20261127T000000Z-abcdef"),
         (["--suffix", "dev", "--lookback-days", "0"], {}, "--lookback-days must be between 1"),
         (["--suffix", "dev", "--max-scan-gb", "-1"], {}, "--max-scan-gb must not be negative"),
+        (["iam-policy", "--for", "everything"], {}, "argument --for: invalid choice"),
+        (["iam-policy", "--account", "12345"], {}, "--account '12345' is not a 12-digit"),
+        (["iam-policy", "--suffix", "Dev"], {}, "environment suffix 'Dev' must be lower-case"),
+        (["iam-policy", "--only", "memory"], {}, "unknown step(s) in --only: memory"),
         (
             ["--suffix", "dev", "--skip", "dead_letter_queue"],
             {},
@@ -84,6 +88,30 @@ def test_bad_input_exits_2_with_one_line_and_no_aws_call(
     assert message in lines[0]
     assert result.stdout == ""
     assert sandbox.stats()["total"] == 0
+
+
+def test_iam_policy_prints_the_policy_and_calls_nothing(sandbox: EmbeddedSandbox) -> None:
+    sandbox.reset_stats()
+    args = ["iam-policy", "--for", "plan", "--suffix", "dev", "--account", "123456789012"]
+    result = _run([*args, "--state-bucket", "s3://team-state/ci"], sandbox.endpoint_url)
+    assert (result.returncode, result.stderr) == (0, "")
+    document = json.loads(result.stdout)
+    actions = {a for statement in document["Statement"] for a in statement["Action"]}
+    assert "lambda:GetFunction" in actions
+    assert "lambda:UpdateFunctionConfiguration" not in actions  # a plan writes nothing
+    state = {
+        resource
+        for statement in document["Statement"]
+        if "s3:GetObject" in statement["Action"] or "s3:ListBucket" in statement["Action"]
+        for resource in statement["Resource"]
+    }
+    assert state == {"arn:aws:s3:::team-state", "arn:aws:s3:::team-state/ci/*"}
+    assert sandbox.stats()["total"] == 0
+
+    many = [f"env{n}" for n in range(8)]
+    large = _run(["iam-policy", "--suffix", ",".join(many)], sandbox.endpoint_url)
+    assert large.returncode == 0
+    assert "over IAM's 6144-character limit of a managed policy" in large.stderr
 
 
 def test_bad_targets_file_is_a_usage_error(sandbox: EmbeddedSandbox, tmp_path: Path) -> None:

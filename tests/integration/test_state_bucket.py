@@ -13,7 +13,7 @@ from tests.integration.test_rollback import assert_as_before
 Seed = Callable[..., list[str]]
 
 
-def _bucket(client: ClientFactory, name: str, *, safe: bool = True) -> str:
+def safe_bucket(client: ClientFactory, name: str, *, safe: bool = True) -> str:
     s3 = client("s3")
     s3.create_bucket(Bucket=name)
     if safe:
@@ -40,7 +40,7 @@ def test_records_in_the_bucket_roll_back_with_no_local_state(
     seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique, tmp_path: Path
 ) -> None:
     (dev,) = seed(unique("dev"))
-    bucket = _bucket(client, unique("state"))
+    bucket = safe_bucket(client, unique("state"))
     where = f"s3://{bucket}/team-a"
     code, run = optimize("--suffix", dev, "--state-bucket", where)
     assert code == 0, run
@@ -65,7 +65,7 @@ def test_a_bucket_that_cannot_keep_records_safely_is_refused_before_any_write(
     seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
 ) -> None:
     (dev,) = seed(unique("dev"))
-    bucket = _bucket(client, unique("loose"), safe=False)
+    bucket = safe_bucket(client, unique("loose"), safe=False)
     code, report = optimize("--suffix", dev, "--state-bucket", f"s3://{bucket}")
     assert (code, report) == (2, {})
     function = f"lambda-function-{dev}"

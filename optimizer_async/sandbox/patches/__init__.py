@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from optimizer_async.sandbox.patches import (
     cloudwatch_metrics,
+    iam_authorization,
     lambda_concurrency,
     lambda_config_fields,
     lambda_dlq_permission,
@@ -36,4 +37,5 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     logs_stored_bytes.apply()
     logs_insights.apply()
     cloudwatch_metrics.apply()
+    iam_authorization.apply()
     return {("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings}
