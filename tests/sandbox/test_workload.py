@@ -264,3 +264,28 @@ def test_control_api_and_in_process_equivalents(sandbox: EmbeddedSandbox) -> Non
 
     control(sandbox, "POST", "reset")
     assert control(sandbox, "GET", "workload?region=us-east-1") == {}
+
+
+def test_a_latent_heavy_path_shows_only_after_its_delay(
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
+) -> None:
+    """What evidence cannot show: an hour after seeding, 5 % of invocations need 1,500 MB."""
+    seeded = model_now(sandbox)
+    (latent,) = _seed(sandbox, ["latent-heavy"])
+    profile = NAMED["latent-heavy"]
+    starts = seeded + timedelta(seconds=profile.latent_after_s)
+    window = whole_hour(seeded)
+    history = evidence(client("cloudwatch"), [latent], window - FORTNIGHT, window)[latent]
+    assert history["errors"] == [14 * profile.invocations_per_day * profile.error_rate]
+
+    clock.advance(2 * profile.latent_after_s)
+    assert outcomes(sandbox, seeded, starts)[latent]["outOfMemory"] == 0
+    assert outcomes(sandbox, starts, model_now(sandbox))[latent]["outOfMemory"] == 0  # 3,008 MB
+
+    with sandbox.configured(update_s=0.0):
+        client("lambda").update_function_configuration(FunctionName=latent, MemorySize=1024)
+    changed = model_now(sandbox)
+    clock.advance(86_400)
+    after = outcomes(sandbox, changed, changed + DAY)[latent]
+    assert after["invocations"] > 0
+    assert after["outOfMemory"] == pytest.approx(after["invocations"] * profile.latent_share)

@@ -36,8 +36,13 @@ def attach(region: str, function_name: str, profile: str) -> FunctionModel:
     except Exception as error:  # moto's UnknownFunctionException
         raise KeyError(f"no function {function_name!r} in {region}") from error
     config = FunctionConfig(int(fn.memory_size), float(fn.timeout), _reserved(fn))
-    return runtime.current().workload.attach(
-        region, fn.function_name, profile_for(profile, fn.function_name), config
+    sandbox = runtime.current()
+    return sandbox.workload.attach(
+        region,
+        fn.function_name,
+        profile_for(profile, fn.function_name),
+        config,
+        sandbox.model_time(),
     )
 
 

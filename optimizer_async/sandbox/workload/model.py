@@ -200,11 +200,20 @@ class FunctionModel:
     memory: tuple[tuple[datetime, int], ...]
     timeout: tuple[tuple[datetime, float], ...]
     reserved: tuple[tuple[datetime, int | None], ...]
+    latent_from: datetime | None = None  # when the profile's latent heavy path starts
 
     @classmethod
     def start(
-        cls, region: str, function_name: str, profile: WorkloadProfile, config: FunctionConfig
+        cls,
+        region: str,
+        function_name: str,
+        profile: WorkloadProfile,
+        config: FunctionConfig,
+        at: datetime | None = None,
     ) -> FunctionModel:
+        latent = None
+        if profile.latent_share > 0 and at is not None:
+            latent = at + timedelta(seconds=profile.latent_after_s)
         return cls(
             region,
             function_name,
@@ -212,6 +221,7 @@ class FunctionModel:
             ((BEGINNING, config.memory_mb),),
             ((BEGINNING, config.timeout_s),),
             ((BEGINNING, config.reserved),),
+            latent,
         )
 
     @property
@@ -253,6 +263,8 @@ class FunctionModel:
             for stamp, _ in history
             if start < stamp < end
         }
+        if self.latent_from is not None and start < self.latent_from < end:
+            changes.add(self.latent_from)
         bounds = [start, *sorted(changes), end]
         return [self._piece(a, b) for a, b in itertools.pairwise(bounds)]
 
@@ -263,6 +275,10 @@ class FunctionModel:
         invocations = ran.integral(start, end)
         throttles = throttled.integral(start, end)
         out_of_memory_share = profile.memory.share_above(config.memory_mb)
+        if self.latent_from is not None and start >= self.latent_from:
+            heavy = 1.0 if profile.latent_memory_mb > config.memory_mb else 0.0
+            share = profile.latent_share
+            out_of_memory_share = (1 - share) * out_of_memory_share + share * heavy
         timeout_share = profile.duration.share_above(config.timeout_s * 1000.0 / factor)
         survived = 1.0 - out_of_memory_share
         return Piece(
@@ -365,14 +381,20 @@ class WorkloadModel:
         self._functions: dict[tuple[str, str], FunctionModel] = {}
 
     def attach(
-        self, region: str, function_name: str, profile: WorkloadProfile, config: FunctionConfig
+        self,
+        region: str,
+        function_name: str,
+        profile: WorkloadProfile,
+        config: FunctionConfig,
+        at: datetime | None = None,
     ) -> FunctionModel:
-        """Give a function a profile; a function already modelled keeps its history."""
+        """Give a function a profile (at model time `at`); a function already modelled keeps
+        its history."""
         key = (region, function_name)
         with self._lock:
             existing = self._functions.get(key)
             model = (
-                FunctionModel.start(region, function_name, profile, config)
+                FunctionModel.start(region, function_name, profile, config, at)
                 if existing is None
                 else replace(existing, profile=profile)
             )

@@ -116,6 +116,11 @@ class WorkloadProfile:
     init_duration_ms: float  # cold start (REPORT's Init Duration)
     log_bytes_per_invocation: int  # everything the invocation logs, REPORT line included
     burst_hours: tuple[int, ...] = ()  # UTC hours of every day with a short traffic spike
+    # A heavy path the evidence cannot show: `latent_after_s` after the profile is attached,
+    # a share `latent_share` of invocations starts needing `latent_memory_mb`.
+    latent_share: float = 0.0
+    latent_memory_mb: float = 0.0
+    latent_after_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.invocations_per_day < 0 or self.peak_concurrency < 0:
@@ -193,6 +198,13 @@ NAMED: Final[dict[str, WorkloadProfile]] = {
         log_bytes_per_invocation=4_000,
     ),
     "bursty": replace(STEADY, name="bursty", peak_concurrency=120.0, burst_hours=(9, 13, 18)),
+    "latent-heavy": replace(
+        STEADY,
+        name="latent-heavy",
+        latent_share=0.05,
+        latent_memory_mb=1_500,
+        latent_after_s=3600.0,
+    ),
     "idle": replace(
         STEADY, name="idle", invocations_per_day=0, peak_concurrency=0.0, error_rate=0.0
     ),
