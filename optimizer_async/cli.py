@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from optimizer_async import iam_policy, logs, plan_file
-from optimizer_async.config import OUTPUT_FORMATS, RunConfig, SandboxRequest, UsageError
+from optimizer_async.config import (
+    OUTPUT_FORMATS,
+    BakeSettings,
+    RunConfig,
+    SandboxRequest,
+    UsageError,
+)
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import InvalidNameError, parse_suffixes, validate_function_base
 from optimizer_async.sandbox.config import PROFILES
@@ -40,6 +46,8 @@ class _Parser(argparse.ArgumentParser):
 COMMANDS: Final = ("apply", "rollback", "runs", "iam-policy")
 _RUN_ID_RE: Final = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 _ACCOUNT_RE: Final = re.compile(r"\d{12}")
+_DURATION_RE: Final = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+BAKE_LIMITS_S: Final = (60, 24 * 3600)  # a minute of metrics at least; a day at most
 _STATE_BUCKET_RE: Final = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/[\w./-]*)?")
 
 
@@ -249,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="GB",
         help="Logs Insights budget of a run (50); beyond it, metrics-only evidence",
     )
+    add(
+        "--bake",
+        metavar="DURATION",
+        help="after the run, watch each changed function for DURATION (e.g. 30m, 2h) against "
+        "its own evidence; roll back at once any that gets worse (errors, throttles, "
+        "out-of-memory, timeouts, its new alarms)",
+    )
     add("--sandbox", action="store_true", help="start the embedded AWS sandbox and use it")
     add(
         "--seed",
@@ -314,6 +329,9 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         raise UsageError("no environment suffix: set ENVIRONMENT_SUFFIX or pass --suffix")
     if args.plan_out is not None and not args.dry_run:
         raise UsageError("--plan-out needs --dry-run: a plan file is reviewed, then applied")
+    bake = _bake(args.bake, args.dry_run)
+    if bake is not None and args.time_scale != 1.0:
+        raise UsageError("--bake windows metrics by UTC time: it cannot go with --time-scale")
     if (args.seed or args.demo or args.profile_mix) and not args.sandbox:
         raise UsageError("--seed, --profile-mix and --demo need --sandbox")
     try:
@@ -350,7 +368,27 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         only=only,
         skip=skip,
         plan_out=args.plan_out,
+        bake=bake,
     )
+
+
+def _bake(value: str | None, dry_run: bool) -> BakeSettings | None:
+    """`--bake 2h` / `90m` / `1h30m` / `45s` -> BakeSettings."""
+    if value is None:
+        return None
+    if dry_run:
+        raise UsageError("--bake watches what a run changed: it cannot go with --dry-run")
+    found = _DURATION_RE.fullmatch(value)
+    if found is None or not any(found.groups()):
+        raise UsageError(f"--bake {value!r} is not a duration (e.g. 30m, 2h, 1h30m)")
+    hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    duration = hours * 3600 + minutes * 60 + seconds
+    low, high = BAKE_LIMITS_S
+    if not low <= duration <= high:
+        raise UsageError(f"--bake {value} must be between 1m and 24h")
+    # Lambda's metrics are per minute: poll every whole minute up to five, four times at least.
+    poll = min(300, max(60, duration // 4 // 60 * 60))
+    return BakeSettings(duration_s=float(duration), poll_s=float(poll))
 
 
 def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:

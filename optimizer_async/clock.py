@@ -7,6 +7,7 @@ instead of depending on how fast the machine is.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Protocol
 
 import anyio
@@ -21,6 +22,10 @@ class Clock(Protocol):
         """Let `seconds` pass (and let other tasks run)."""
         ...
 
+    def utcnow(self) -> datetime:
+        """The UTC moment AWS's timestamps are in (metric windows, queries)."""
+        ...
+
 
 class EventLoopClock:
     """anyio's clock: real time, as the event loop sees it."""
@@ -30,3 +35,6 @@ class EventLoopClock:
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(seconds)
+
+    def utcnow(self) -> datetime:
+        return datetime.now(UTC)

@@ -33,6 +33,21 @@ class SandboxRequest:
 
 
 @dataclass(frozen=True)
+class BakeSettings:
+    """`--bake`: how long to watch changed functions, how often, and what counts as worse."""
+
+    duration_s: float
+    poll_s: float = 300.0
+    error_rate_points: float = 1.0  # percentage points over the function's own error rate
+    throttle_rate_points: float = 1.0  # percentage points over its own throttle rate
+    min_invocations: int = 20  # fewer in the window so far: too few to judge a rate
+
+    def __post_init__(self) -> None:
+        if not self.duration_s > 0 or not self.poll_s > 0:
+            raise ValueError("a bake needs a positive duration and poll interval")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     suffixes: tuple[str, ...]
     region: str
@@ -60,3 +75,4 @@ class RunConfig:
     plan_file: Path | None = None  # apply: the reviewed plan to apply
     only: tuple[str, ...] = ()  # --only: registry names of the steps to run (else all)
     skip: tuple[str, ...] = ()  # --skip: registry names of steps not to run
+    bake: BakeSettings | None = None  # --bake: watch changed functions after the run

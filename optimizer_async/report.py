@@ -41,6 +41,8 @@ class RunReport:
     rollback_of: str | None = None  # a rollback: the run it undid
     applied_plan: str | None = None  # `apply`: the plan file it applied
     plan_out: str | None = None  # a dry run with --plan-out: where the plan file went
+    # --bake: {"duration_s", "polls", "rolled_back": {function: why}}
+    bake: dict[str, Any] | None = None
 
     @property
     def command(self) -> str:
@@ -81,6 +83,7 @@ class RunReport:
             "rollback_of": self.rollback_of,
             "applied_plan": self.applied_plan,
             "plan_out": self.plan_out,
+            "bake": self.bake,
             "steps": list(self.steps),
             "environments": [_environment_json(env) for env in self.environments],
             "savings": {
@@ -134,6 +137,7 @@ def _environment_json(env: EnvironmentOutcome) -> dict[str, Any]:
                 "changes": [_change_json(c) for c in fn.changes],
                 "unchanged": fn.unchanged,
                 "notes": fn.notes,
+                "rolled_back": fn.rolled_back,
                 "savings": {
                     "monthly_usd": round(fn.money.net_usd, 2),
                     "monthly_usd_low": round(fn.money.net_low_usd, 2),
@@ -224,6 +228,11 @@ def _sections(env: EnvironmentOutcome) -> list[Section]:
     changes: list[tuple[str, ...]] = list(_rows(env))
     if changes:
         sections.append(("changes", ("resource", "setting", "before", "after", "result"), changes))
+    undone: list[tuple[str, ...]] = [
+        (fn.name, fn.rolled_back) for fn in env.functions if fn.rolled_back
+    ]
+    if undone:
+        sections.append(("rolled back by the bake", ("function", "why"), undone))
     return sections
 
 
@@ -231,6 +240,12 @@ def _steps_line(report: RunReport) -> str | None:
     """Which steps ran, when --only / --skip chose them (otherwise: all of them); where a
     plan file went."""
     lines = [f"steps: {', '.join(report.steps)}"] if report.selected else []
+    if report.bake is not None:
+        undone = report.bake["rolled_back"]
+        lines.append(
+            f"baked {report.bake['duration_s'] / 60:g} min ({report.bake['polls']} polls): "
+            + (f"rolled back {', '.join(sorted(undone))}" if undone else "every change held")
+        )
     if report.plan_out:
         lines.append(f"plan written to {report.plan_out}: review it, then apply it with "
                      f"`lambda-optimizer apply {report.plan_out}`")  # fmt: skip

@@ -42,10 +42,11 @@ class FunctionOutcome:
     decisions: list[Decision] = field(default_factory=list)  # what the evidence allowed
     evidence: dict[str, Json] = field(default_factory=dict)  # part name -> what it reports
     columns: dict[str, str] = field(default_factory=dict)  # the parts' table cells
+    rolled_back: str | None = None  # --bake undid its changes: why
 
     @property
     def status(self) -> Status:
-        return _status(self.changes)
+        return "failed" if self.rolled_back else _status(self.changes)
 
     @property
     def risk(self) -> Risk:

@@ -7,7 +7,7 @@ import json
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +16,12 @@ from typing import Any, TextIO
 import anyio
 import structlog
 
-from optimizer_async import logs, plan_file
+from optimizer_async import bake, logs, plan_file
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.clock import Clock
-from optimizer_async.config import OutputFormat, RunConfig, UsageError
-from optimizer_async.engine import Engine, EngineSettings
+from optimizer_async.config import BakeSettings, OutputFormat, RunConfig, UsageError
+from optimizer_async.costs import Money
+from optimizer_async.engine import Engine, EngineSettings, FleetRun
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
 from optimizer_async.report import RunReport, render, render_runs
 from optimizer_async.state import (
@@ -31,6 +32,7 @@ from optimizer_async.state import (
     run_key,
     write_atomically,
 )
+from optimizer_async.steps.base import Step
 from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.targets import targets_from_json
 
@@ -70,100 +72,177 @@ async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any
 async def run_once(
     config: RunConfig, aws_settings: AwsSettings, clock: Clock | None = None
 ) -> RunReport:
-    """One discover-plan-(apply-verify) pass over the configured environments; for
+    """One discover-plan-(apply-verify[-bake]) pass over the configured environments; for
     `rollback` and `apply`, over those the record names. `clock`: the gateway's (tests)."""
-    run_id = new_run_id()
-    started_at, started = datetime.now(UTC), time.monotonic()
     async with Aws.open(aws_settings, clock) as aws:
         store = await open_store(config, aws)
-        rollback, applying = config.command == "rollback", config.command == "apply"
-        records: dict[str, dict[str, Any]] = {}
-        targets = config.targets
-        if rollback:
-            assert config.run_id is not None
-            records = await load_images(store, config.run_id)
-        elif applying:
-            assert config.plan_file is not None
-            document = plan_file.load(config.plan_file)
-            records, targets = document["environments"], targets_from_json(document["targets"])
-        if rollback or applying:
-            steps = recorded_steps(records, {step.name: step for step in REGISTRY})
-            suffixes, bases = tuple(records), function_bases(records)
-        else:
-            steps = REGISTRY.select(config.only, config.skip)
-            suffixes, bases = config.suffixes, config.function_bases
-        record = {
-            "run_id": run_id,
-            "command": config.command,
-            "rollback_of": config.run_id if rollback else None,
-            "plan_file": str(config.plan_file) if applying else None,
-            "started_at": started_at.isoformat(),
-            "dry_run": config.dry_run,
-            "region": config.region,
-            "suffixes": list(suffixes),
-            "steps": [step.name for step in steps],
-            "status": "running",
-        }
-        with structlog.contextvars.bound_contextvars(run_id=run_id):
-            log.info(
-                "run.started",
-                command=config.command,
-                suffixes=list(suffixes),
-                dry_run=config.dry_run,
-                steps=[step.name for step in steps],
-                state=store.location,
+        return await _run(aws, store, config)
+
+
+async def _run(
+    aws: Aws,
+    store: StateStore,
+    config: RunConfig,
+    records: dict[str, dict[str, Any]] | None = None,
+    trigger: str | None = None,
+) -> RunReport:
+    """A run with its record. `records`: a rollback's before-images when the caller has them
+    already (the bake's); `trigger`: what started it, when not the command line."""
+    run_id = new_run_id()
+    started_at, started, calls = datetime.now(UTC), time.monotonic(), aws.counter.mark()
+    rollback, applying = config.command == "rollback", config.command == "apply"
+    targets = config.targets
+    if rollback and records is None:
+        assert config.run_id is not None
+        records = await load_images(store, config.run_id)
+    elif applying:
+        assert config.plan_file is not None
+        document = plan_file.load(config.plan_file)
+        records, targets = document["environments"], targets_from_json(document["targets"])
+    if records is not None:
+        steps = recorded_steps(records, {step.name: step for step in REGISTRY})
+        suffixes, bases = tuple(records), function_bases(records)
+    else:
+        steps = REGISTRY.select(config.only, config.skip)
+        suffixes, bases = config.suffixes, config.function_bases
+    record = {
+        "run_id": run_id,
+        "command": config.command,
+        "rollback_of": config.run_id if rollback else None,
+        "plan_file": str(config.plan_file) if applying else None,
+        "trigger": trigger,
+        "started_at": started_at.isoformat(),
+        "dry_run": config.dry_run,
+        "region": config.region,
+        "suffixes": list(suffixes),
+        "steps": [step.name for step in steps],
+        "status": "running",
+    }
+    with structlog.contextvars.bound_contextvars(run_id=run_id):
+        log.info(
+            "run.started",
+            command=config.command,
+            suffixes=list(suffixes),
+            dry_run=config.dry_run,
+            steps=[step.name for step in steps],
+            state=store.location,
+            trigger=trigger,
+        )
+        await store.write(run_key(run_id, "run.json"), record)
+        settings = EngineSettings(
+            targets=targets,
+            steps=steps,
+            function_bases=bases,
+            concurrency=config.concurrency,
+            dry_run=config.dry_run,
+            store=store,
+            run_id=run_id,
+        )
+        engine = (
+            RecordedEngine(aws, settings, records, "apply" if applying else "undo", config.force)
+            if records is not None
+            else Engine(aws, settings)
+        )
+        fleet = await engine.run(suffixes)
+        written = None
+        if config.plan_out is not None:
+            document = plan_file.plan_document(
+                run_id, config.region, fleet.plan, fleet.inventories, steps, targets
             )
-            await store.write(run_key(run_id, "run.json"), record)
-            settings = EngineSettings(
-                targets=targets,
-                steps=steps,
-                function_bases=bases,
-                concurrency=config.concurrency,
-                dry_run=config.dry_run,
-                store=store,
-                run_id=run_id,
-            )
-            engine = (
-                RecordedEngine(
-                    aws, settings, records, "apply" if applying else "undo", config.force
-                )
-                if rollback or applying
-                else Engine(aws, settings)
-            )
-            fleet = await engine.run(suffixes)
-            written = None
-            if config.plan_out is not None:
-                document = plan_file.plan_document(
-                    run_id, config.region, fleet.plan, fleet.inventories, steps, targets
-                )
-                payload = json.dumps(document, indent=2, sort_keys=True, default=str)
-                written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
-            report = RunReport(
-                run_id=run_id,
-                dry_run=config.dry_run,
-                region=config.region,
-                started_at=started_at,
-                elapsed_s=time.monotonic() - started,
-                environments=fleet.environments,
-                api_calls=aws.counter.snapshot(),
-                steps=tuple(step.name for step in steps),
-                selected=bool(config.only or config.skip),
-                rollback_of=config.run_id if rollback else None,
-                applied_plan=str(config.plan_file) if applying else None,
-                plan_out=written,
-            )
-            await store.write(run_key(run_id, "report.json"), report.to_json())
-            await store.write(
-                run_key(run_id, "run.json"),
-                {**record, "status": report.status, "finished_at": datetime.now(UTC).isoformat()},
-            )
-            log.info(
-                "run.finished",
-                status=report.status,
-                elapsed_ms=round(report.elapsed_s * 1000, 1),
-                aws_calls=report.api_calls["total"],
-            )
+            payload = json.dumps(document, indent=2, sort_keys=True, default=str)
+            written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
+        baked = None
+        if config.bake is not None and not config.dry_run and records is None:
+            baked = await _bake(aws, store, config, run_id, fleet, steps, config.bake)
+        report = RunReport(
+            run_id=run_id,
+            dry_run=config.dry_run,
+            region=config.region,
+            started_at=started_at,
+            elapsed_s=time.monotonic() - started,
+            environments=fleet.environments,
+            api_calls=aws.counter.snapshot(since=calls),  # a bake's rollbacks included
+            steps=tuple(step.name for step in steps),
+            selected=bool(config.only or config.skip),
+            rollback_of=config.run_id if rollback else None,
+            applied_plan=str(config.plan_file) if applying else None,
+            plan_out=written,
+            bake=baked,
+        )
+        await store.write(run_key(run_id, "report.json"), report.to_json())
+        await store.write(
+            run_key(run_id, "run.json"),
+            {**record, "status": report.status, "finished_at": datetime.now(UTC).isoformat()},
+        )
+        log.info(
+            "run.finished",
+            status=report.status,
+            elapsed_ms=round(report.elapsed_s * 1000, 1),
+            aws_calls=report.api_calls["total"],
+        )
     return report
+
+
+async def _bake(
+    aws: Aws,
+    store: StateStore,
+    config: RunConfig,
+    run_id: str,
+    fleet: FleetRun,
+    steps: Sequence[Step],
+    settings: BakeSettings,
+) -> dict[str, Any]:
+    """Watch what the run changed; roll back at once, by a rollback run of its own, each
+    function that got worse. Marks those functions' outcomes; the bake's summary."""
+
+    async def roll_back(worse: Sequence[bake.Watched]) -> dict[str, str | None]:
+        records: dict[str, dict[str, Any]] = {}
+        for suffix in sorted({w.suffix for w in worse}):
+            image = await store.read(run_key(run_id, "before-images", f"{suffix}.json"))
+            if image is None:  # cannot happen: the image is written before any change
+                continue
+            names = {w.function for w in worse if w.suffix == suffix}
+            changes = [c for c in image.get("changes", []) if c.get("function") in names]
+            records[suffix] = {**image, "changes": changes}
+        undo = replace(
+            config, command="rollback", run_id=run_id, force=False, bake=None, plan_out=None
+        )
+        report = await _run(aws, store, undo, records, trigger="bake")
+        failures = {
+            fn.name: next(
+                (c.error for c in fn.changes if not c.ok and c.error), env.error or fn.status
+            )
+            for env in report.environments
+            for fn in env.functions
+            if fn.status == "failed" or env.error
+        }
+        return {w.function: failures.get(w.function) for w in worse}
+
+    result = await bake.watch(
+        aws,
+        bake.watched(fleet, {step.name: step for step in steps}, config.targets),
+        settings,
+        roll_back,
+    )
+    for env in fleet.environments:
+        for fn in env.functions:
+            if fn.name in result.worse:
+                failure = result.rollback_errors.get(fn.name)
+                fn.rolled_back = result.worse[fn.name] + (
+                    f"; rolling it back failed: {failure}" if failure else ""
+                )
+                if failure is None:
+                    fn.money = Money()  # undone: it saves nothing
+    return {
+        "duration_s": settings.duration_s,
+        "polls": result.polls,
+        "rolled_back": {
+            fn.name: fn.rolled_back
+            for env in fleet.environments
+            for fn in env.functions
+            if fn.rolled_back
+        },
+    }
 
 
 async def _list(config: RunConfig, aws_settings: AwsSettings) -> str:

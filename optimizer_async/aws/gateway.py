@@ -75,19 +75,28 @@ class CallCounter:
         self.calls[(service, operation, outcome)] += 1
         self.attempts[(service, operation)] += attempts
 
-    def snapshot(self) -> dict[str, Any]:
+    def mark(self) -> tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str]]]:
+        """The counts so far, for a later `snapshot(since=...)` of one run among several."""
+        return Counter(self.calls), Counter(self.attempts)
+
+    def snapshot(
+        self, since: tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str]]] | None = None
+    ) -> dict[str, Any]:
+        calls, attempts = self.calls, self.attempts
+        if since is not None:
+            calls, attempts = calls - since[0], attempts - since[1]
         by_operation: dict[str, dict[str, int]] = {}
-        for (service, operation, _), count in sorted(self.calls.items()):
+        for (service, operation, _), count in sorted(calls.items()):
             ops = by_operation.setdefault(service, {})
             ops[operation] = ops.get(operation, 0) + count
         return {
-            "total": sum(self.calls.values()),
-            "writes": sum(n for (_, op, _), n in self.calls.items() if is_write(op)),
-            "attempts": sum(self.attempts.values()),
+            "total": sum(calls.values()),
+            "writes": sum(n for (_, op, _), n in calls.items() if is_write(op)),
+            "attempts": sum(attempts.values()),
             "by_operation": by_operation,
             "failed": {
                 f"{service}.{operation}:{outcome}": count
-                for (service, operation, outcome), count in sorted(self.calls.items())
+                for (service, operation, outcome), count in sorted(calls.items())
                 if outcome != "ok"
             },
         }

@@ -228,7 +228,7 @@ class Alarms(FunctionStep):
                 continue
             before = None if current is None else summary(current)
             changes.append(Change(self.name, name, "MetricAlarm", before, summary(wanted)))
-        notes = _firing_at_once(function.part(METRICS), ctx.targets.alarms)
+        notes = firing_at_once(function.part(METRICS), ctx.targets.alarms)
         return StepPlan(tuple(changes), tuple(unchanged), notes)
 
     async def apply(
@@ -285,7 +285,7 @@ class Alarms(FunctionStep):
         return render_value(value)
 
 
-def _firing_at_once(metrics: UsageMetrics, targets: AlarmTargets) -> tuple[str, ...]:
+def firing_at_once(metrics: UsageMetrics, targets: AlarmTargets) -> tuple[str, ...]:
     """An alarm whose threshold today's traffic already breaches fires the moment it exists."""
     notes: list[str] = []
     days = metrics.lookback_days

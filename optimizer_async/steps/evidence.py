@@ -127,8 +127,9 @@ class _Window:
     end: datetime
 
     @classmethod
-    def ending_now(cls, days: int) -> _Window:
-        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    def ending_at(cls, now: datetime, days: int) -> _Window:
+        """The `days` ending at the last whole hour before `now`."""
+        end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         return cls(end - timedelta(days=days), end)
 
     @property
@@ -251,14 +252,15 @@ def _number(value: str | None) -> float | None:
         return None
 
 
+def _query_slots(ctx: ReadContext) -> anyio.CapacityLimiter:
+    """The run's Logs Insights queries at once."""
+    return ctx.shared("logs-insights-queries", lambda: anyio.CapacityLimiter(_QUERIES_AT_ONCE))
+
+
 async def _run_query(
-    ctx: ReadContext, groups: Sequence[str], window: _Window
+    aws: Aws, slots: anyio.CapacityLimiter, groups: Sequence[str], window: _Window
 ) -> tuple[LogsScan, dict[str, ReportLines]]:
-    aws = ctx.aws
-    limiter: anyio.CapacityLimiter = ctx.shared(
-        "logs-insights-queries", lambda: anyio.CapacityLimiter(_QUERIES_AT_ONCE)
-    )
-    async with limiter:
+    async with slots:
         delays = _START_RETRY.delays()
         deadline = aws.clock.now() + aws.scaled(_START_RETRY.deadline)
         while True:
@@ -318,7 +320,7 @@ async def _fetch_logs(
         groups = sorted({key.log_group for key in batch})
         try:
             try:
-                scan, rows = await _run_query(ctx, groups, window)
+                scan, rows = await _run_query(ctx.aws, _query_slots(ctx), groups, window)
             except Exception as error:  # one missing group refuses the whole query
                 if not errors.is_not_found(error):
                     raise
@@ -329,7 +331,7 @@ async def _fetch_logs(
                 batch = [key for key in batch if key.log_group in existing]
                 if not batch:
                     return
-                scan, rows = await _run_query(ctx, sorted(existing), window)
+                scan, rows = await _run_query(ctx.aws, _query_slots(ctx), sorted(existing), window)
         except Exception as error:  # evidence is read best-effort: say what was missed
             failed = ReportLines(f"metrics only: Logs Insights failed ({errors.describe(error)})")
             for key in batch:
@@ -349,7 +351,7 @@ async def _fetch_logs(
 def _window(ctx: ReadContext) -> _Window:
     """The run's one window: every function's evidence covers the same hours."""
     days = ctx.targets.guardrails.lookback_days
-    return ctx.shared("evidence-window", lambda: _Window.ending_now(days))
+    return ctx.shared("evidence-window", lambda: _Window.ending_at(ctx.aws.clock.utcnow(), days))
 
 
 async def _metrics(ctx: ReadContext, function: FunctionState) -> UsageMetrics:
@@ -364,6 +366,37 @@ async def _metrics(ctx: ReadContext, function: FunctionState) -> UsageMetrics:
     if found is None:  # the fetch answers every key it is given
         raise RuntimeError(f"no metrics came back for {function.name}")
     return replace(found, memory_mb=function.memory_mb)
+
+
+async def usage_between(
+    aws: Aws, functions: Sequence[tuple[str, str]], start: datetime, end: datetime
+) -> dict[str, UsageMetrics]:
+    """The metrics of (function, log group) pairs over [start, end), whole minutes: what a
+    bake compares with the evidence. One GetMetricData per 62 functions."""
+    window = _Window(start, end)
+    keys = [_Key(function, log_group) for function, log_group in functions]
+    found: dict[str, UsageMetrics] = {}
+    for index in range(0, len(keys), _FUNCTIONS_PER_METRICS_CALL):
+        batch = keys[index : index + _FUNCTIONS_PER_METRICS_CALL]
+        days = math.ceil(window.seconds / 86_400)
+        found.update(
+            {key.function: m for key, m in (await _fetch_metrics(aws, batch, window, days)).items()}
+        )
+    return found
+
+
+async def report_lines_between(
+    aws: Aws, log_groups: Sequence[str], start: datetime, end: datetime
+) -> dict[str, ReportLines]:
+    """What the REPORT lines of these log groups say over [start, end), by log group; one
+    Logs Insights query per 50 groups, one at a time. A group without lines is left out."""
+    slots = anyio.CapacityLimiter(1)
+    window = _Window(start, end)
+    found: dict[str, ReportLines] = {}
+    for index in range(0, len(log_groups), _GROUPS_PER_QUERY):
+        batch = sorted(log_groups[index : index + _GROUPS_PER_QUERY])
+        found.update((await _run_query(aws, slots, batch, window))[1])
+    return found
 
 
 async def _existing(aws: Aws, groups: Sequence[str]) -> set[str]:

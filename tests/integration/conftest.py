@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +134,17 @@ def new_engine(
 
 class LinkedClock:
     """The optimizer's clock on a sandbox's virtual time: a sleep moves the sandbox on by
-    exactly that long, so waiters and windows meet at exact, countable moments."""
+    exactly that long, so waiters and windows meet at exact, countable moments. `utc`: the
+    sandbox's model time (`EmbeddedSandbox.model_now`), for metric windows."""
 
-    def __init__(self, sandbox_clock: ManualClock) -> None:
+    def __init__(
+        self, sandbox_clock: ManualClock, utc: Callable[[], datetime] | None = None
+    ) -> None:
         self.sandbox_clock = sandbox_clock
+        self._utc = utc
+
+    def utcnow(self) -> datetime:
+        return self._utc() if self._utc else datetime.now(UTC)
 
     def now(self) -> float:
         return self.sandbox_clock.now()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from optimizer_async.cli import parse_config
 from optimizer_async.sandbox.server import EmbeddedSandbox
 
 pytestmark = pytest.mark.sandbox_only
@@ -65,6 +66,11 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
         (["rollback", "--run-id", "20261127T000000Z-abcdef"], {}, "no run 20261127T000000Z-abcdef"),
         (["--suffix", "dev", "--lookback-days", "0"], {}, "--lookback-days must be between 1"),
         (["--suffix", "dev", "--max-scan-gb", "-1"], {}, "--max-scan-gb must not be negative"),
+        (["--suffix", "dev", "--bake", "2h", "--dry-run"], {}, "it cannot go with --dry-run"),
+        (["--suffix", "dev", "--bake", "soon"], {}, "--bake 'soon' is not a duration"),
+        (["--suffix", "dev", "--bake", "1h", "--time-scale", "4"], {}, "cannot go with --time"),
+        (["--suffix", "dev", "--bake", "30s"], {}, "--bake 30s must be between 1m and 24h"),
+        (["--suffix", "dev", "--bake", "25h"], {}, "--bake 25h must be between 1m and 24h"),
         (["iam-policy", "--for", "everything"], {}, "argument --for: invalid choice"),
         (["iam-policy", "--account", "12345"], {}, "--account '12345' is not a 12-digit"),
         (["iam-policy", "--suffix", "Dev"], {}, "environment suffix 'Dev' must be lower-case"),
@@ -194,3 +200,14 @@ def test_interrupt_exits_130(tmp_path: Path) -> None:
         process.kill()
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == "lambda-optimizer: interrupted"
+
+
+@pytest.mark.parametrize(
+    ("given", "duration_s", "poll_s"),
+    [("1h30m", 5400.0, 300.0), ("2h", 7200.0, 300.0), ("4m", 240.0, 60.0), ("10m", 600.0, 120.0)],
+)
+def test_bake_durations(given: str, duration_s: float, poll_s: float) -> None:
+    """Polled every whole minute up to five, at least four times in the bake."""
+    bake = parse_config(["--suffix", "dev", "--bake", given], {}).bake
+    assert bake is not None
+    assert (bake.duration_s, bake.poll_s) == (duration_s, poll_s)

@@ -19,6 +19,7 @@ from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.workload.profiles import NAMED, profile_for
 from optimizer_async.sandbox.workload.traffic import traffic
+from optimizer_async.steps.evidence import BYTES_PER_MB, REPORT_QUERY
 from tests.conftest import ClientFactory
 from tests.sandbox.helpers import control, evidence, model_now, outcomes, whole_hour
 
@@ -289,3 +290,13 @@ def test_a_latent_heavy_path_shows_only_after_its_delay(
     after = outcomes(sandbox, changed, changed + DAY)[latent]
     assert after["invocations"] > 0
     assert after["outOfMemory"] == pytest.approx(after["invocations"] * profile.latent_share)
+
+    logs = client("logs")  # the REPORT lines show it too: an invocation used all 1,024 MB
+    since = int(changed.timestamp()) + 1  # whole seconds after the change, at 1,024 MB only
+    bounds = {"startTime": since, "endTime": since + 86_400}
+    query = logs.start_query(
+        logGroupNames=[f"/aws/lambda/{latent}"], queryString=REPORT_QUERY, **bounds
+    )
+    (row,) = logs.get_query_results(queryId=query["queryId"])["results"]
+    cells = {cell["field"]: cell["value"] for cell in row}
+    assert float(cells["maxMemoryUsed"]) == 1024 * BYTES_PER_MB

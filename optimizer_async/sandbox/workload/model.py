@@ -84,6 +84,7 @@ class Piece:
     out_of_memory: float
     timeouts: float
     own_errors: float
+    heavy_share: float = 0.0  # invocations on the profile's latent heavy path (started)
 
     @property
     def errors(self) -> float:
@@ -275,10 +276,11 @@ class FunctionModel:
         invocations = ran.integral(start, end)
         throttles = throttled.integral(start, end)
         out_of_memory_share = profile.memory.share_above(config.memory_mb)
+        heavy_share = 0.0
         if self.latent_from is not None and start >= self.latent_from:
             heavy = 1.0 if profile.latent_memory_mb > config.memory_mb else 0.0
-            share = profile.latent_share
-            out_of_memory_share = (1 - share) * out_of_memory_share + share * heavy
+            heavy_share = profile.latent_share
+            out_of_memory_share = (1 - heavy_share) * out_of_memory_share + heavy_share * heavy
         timeout_share = profile.duration.share_above(config.timeout_s * 1000.0 / factor)
         survived = 1.0 - out_of_memory_share
         return Piece(
@@ -292,6 +294,7 @@ class FunctionModel:
             out_of_memory=invocations * out_of_memory_share,
             timeouts=invocations * survived * timeout_share,
             own_errors=invocations * survived * (1.0 - timeout_share) * profile.error_rate,
+            heavy_share=heavy_share,
         )
 
     def outcome(self, start: datetime, end: datetime) -> Outcome:

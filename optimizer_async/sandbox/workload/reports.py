@@ -154,9 +154,19 @@ def sample(function: FunctionModel, piece: Piece) -> list[tuple[str, float]]:
     if piece.invocations <= 0:
         return []
     lines: list[tuple[str, float]] = []
+    usual = piece.invocations * (1.0 - piece.heavy_share)
+    if piece.heavy_share:  # the latent heavy path: it uses all the memory it may
+        profile, config = function.profile, piece.config
+        heavy = ReportLine.of(
+            request_id(function.function_name, piece.start.isoformat(), "heavy"),
+            min(piece.cpu_factor * profile.duration_p99_ms, piece.timeout_ms),
+            config.memory_mb,
+            min(profile.latent_memory_mb, float(config.memory_mb)),
+        )
+        lines.append((heavy.format(), piece.invocations * piece.heavy_share))
     previous = 0.0
     for quantile in SAMPLE_QUANTILES:
-        share = (quantile - previous) * piece.invocations
+        share = (quantile - previous) * usual
         quantiles = (previous, quantile)
         previous = quantile
         for at_mean, part in ((True, 1.0 - _UPPER_END_SHARE), (False, _UPPER_END_SHARE)):
