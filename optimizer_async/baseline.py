@@ -71,6 +71,9 @@ def baseline_environment(suffix: str) -> dict[str, str]:
 # Environment variables the optimizer adds: Secrets Manager ARNs, never the secret values.
 DATABASE_URL_SECRET_ARN_VAR: Final = "DATABASE_URL_SECRET_ARN"  # noqa: S105 - a name
 API_KEY_SECRET_ARN_VAR: Final = "API_KEY_SECRET_ARN"  # noqa: S105 - a name
+# How long the handler keeps a secret it read (lambda/function/handler.py's
+# SECRET_CACHE_SECONDS): what its Secrets Manager calls cost depends on it.
+HANDLER_SECRET_CACHE_S: Final = 300
 
 # Dead-letter queue created by the optimizer.
 DLQ_MESSAGE_RETENTION_S: Final = 14 * 24 * 3600  # SQS maximum, 14 days

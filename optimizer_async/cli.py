@@ -18,6 +18,7 @@ from typing import Any, Final, NoReturn
 from optimizer_async import iam_policy, logs, plan_file
 from optimizer_async.config import (
     OUTPUT_FORMATS,
+    PRICE_SOURCES,
     BakeSettings,
     RunConfig,
     SandboxRequest,
@@ -43,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-COMMANDS: Final = ("apply", "rollback", "runs", "iam-policy")
+COMMANDS: Final = ("apply", "rollback", "runs", "savings", "iam-policy")
 _RUN_ID_RE: Final = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 _ACCOUNT_RE: Final = re.compile(r"\d{12}")
 _DURATION_RE: Final = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -121,6 +122,20 @@ def build_apply_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_savings_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} savings",
+        description="What a past run really saved, beside what it estimated: CloudWatch "
+        "usage before the run vs since it, the same length each, per invocation, scaled to "
+        "a month of today's traffic.",
+    )
+    add = parser.add_argument
+    add("--run-id", required=True, metavar="ID", help="the run to measure (see `runs`)")
+    add("--days", type=int, default=14, metavar="N", help="longest window each side (14)")
+    _common(parser)
+    return parser
+
+
 def build_runs_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=f"{PROG} runs", description="The recorded runs, newest first.")
     _reporting(parser)
@@ -162,6 +177,7 @@ def build_iam_policy_parser() -> argparse.ArgumentParser:
     add("--only", action="append", default=[], metavar="STEP[,STEP]")
     add("--skip", action="append", default=[], metavar="STEP[,STEP]")
     add("--state-bucket", metavar="s3://BUCKET[/PREFIX]", help="also the run records' bucket")
+    add("--prices", choices=PRICE_SOURCES, default="table", help="live: also the Price List API")
     return parser
 
 
@@ -197,6 +213,7 @@ def iam_policy_document(
         partition=args.partition,
         state_bucket=bucket,
         state_prefix=prefix,
+        live_prices=args.prices == "live",
     )
 
 
@@ -264,6 +281,18 @@ def build_parser() -> argparse.ArgumentParser:
         "its own evidence; roll back at once any that gets worse (errors, throttles, "
         "out-of-memory, timeouts, its new alarms)",
     )
+    add(
+        "--prices",
+        choices=PRICE_SOURCES,
+        default="table",
+        help="table: the dated price table (default); live: Lambda's prices from the AWS "
+        "Price List API (pricing:GetProducts), the table for the rest",
+    )
+    add(
+        "--free-tier",
+        action="store_true",
+        help="price the account's monthly free tier, once for the run (not per function)",
+    )
     add("--sandbox", action="store_true", help="start the embedded AWS sandbox and use it")
     add(
         "--seed",
@@ -315,6 +344,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         )
     if argv and argv[0] == "rollback":
         return _rollback_config(build_rollback_parser().parse_args(list(argv[1:])), environ)
+    if argv and argv[0] == "savings":
+        return _savings_config(build_savings_parser().parse_args(list(argv[1:])), environ)
     if argv and argv[0] == "apply":
         return _apply_config(build_apply_parser().parse_args(list(argv[1:])), environ)
     args = build_parser().parse_args(list(argv))
@@ -369,6 +400,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         skip=skip,
         plan_out=args.plan_out,
         bake=bake,
+        prices=args.prices,
+        free_tier=args.free_tier,
     )
 
 
@@ -403,6 +436,23 @@ def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Ru
         run_id=args.run_id,
         force=args.force,
         dry_run=args.dry_run,
+        **_common_config(args, region, endpoint, environ),
+    )
+
+
+def _savings_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+    if not _RUN_ID_RE.fullmatch(args.run_id):
+        raise UsageError(f"run id {args.run_id!r} is not one (e.g. 20261127T093018Z-90cad0)")
+    if not 1 <= args.days <= 455:  # CloudWatch keeps hourly data 455 days
+        raise UsageError("--days must be between 1 and 455")
+    if not args.state_bucket and not (args.state_dir / "runs" / args.run_id).is_dir():
+        raise UsageError(f"no run {args.run_id} in {args.state_dir} (see `{PROG} runs`)")
+    region, endpoint = _aws_options(args, environ)
+    return RunConfig(
+        suffixes=(),
+        command="savings",
+        run_id=args.run_id,
+        days=args.days,
         **_common_config(args, region, endpoint, environ),
     )
 

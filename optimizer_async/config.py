@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from optimizer_async.sandbox.config import Profile
 
 OutputFormat = Literal["table", "json", "markdown"]
-Command = Literal["run", "rollback", "runs", "apply"]
+PriceSource = Literal["table", "live"]
+PRICE_SOURCES: Final[tuple[PriceSource, ...]] = ("table", "live")
+Command = Literal["run", "rollback", "runs", "apply", "savings"]
 OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
 
 
@@ -76,3 +78,6 @@ class RunConfig:
     only: tuple[str, ...] = ()  # --only: registry names of the steps to run (else all)
     skip: tuple[str, ...] = ()  # --skip: registry names of steps not to run
     bake: BakeSettings | None = None  # --bake: watch changed functions after the run
+    free_tier: bool = False  # --free-tier: the account's free tier, applied once
+    prices: PriceSource = "table"  # --prices: the dated table, or the Price List API
+    days: int = 14  # savings: the longest window before and since the run

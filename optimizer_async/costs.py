@@ -41,15 +41,22 @@ class Money:
         that amount's low end."""
         summed: dict[str, tuple[Effect, float, float]] = {}
         for line in self.lines:
+            if not line.counts:
+                continue
             effect, amount, low = summed.get(line.label, (line.effect, 0.0, 0.0))
             line_low = line.monthly_usd if line.low_usd is None else line.low_usd
             summed[line.label] = (effect, amount + line.monthly_usd, low + line_low)
         return summed
 
     @property
+    def shown(self) -> tuple[MoneyLine, ...]:
+        """The lines beside the net (context, not savings)."""
+        return tuple(line for line in self.lines if not line.counts)
+
+    @property
     def bases(self) -> tuple[str, ...]:
         """What the figures assume, each once."""
-        return tuple(dict.fromkeys(line.basis for line in self.lines if line.basis))
+        return tuple(dict.fromkeys(line.basis for line in self.lines if line.basis and line.counts))
 
     def breakdown(self) -> str:
         """`compute $0.60-$1.00 - alarms $0.30`: what saves, then what adds."""

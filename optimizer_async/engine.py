@@ -31,6 +31,7 @@ from optimizer_async.plan import (
     plan_environment,
     plan_fleet,
 )
+from optimizer_async.pricing import PriceBook
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
 from optimizer_async.snapshot import before_image
 from optimizer_async.state import StateStore, run_key
@@ -62,6 +63,7 @@ class EngineSettings:
     dry_run: bool
     store: StateStore  # where before-images go, under runs/{run_id}/
     run_id: str
+    prices: PriceBook | None = None  # None: the dated table of each environment's region
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Engine:
         self.discovery = Discovery(aws, settings.function_bases, self.parts, settings.targets)
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
         self._iam_gate = IamGate()
+        self._account: dict[str, Any] = {}  # the account-scoped parts, once read
 
     # --- what a kind of run decides (a rollback overrides these) ------------------------------
 
@@ -146,6 +149,7 @@ class Engine:
 
         async def account() -> None:
             found.update(await self.discovery.account())
+            self._account = found
 
         async def environments() -> None:
             for suffix, inventory in (await self.discovery.environments(suffixes)).items():
@@ -351,7 +355,7 @@ class Engine:
                 and (o.status == "applied" and o.verified if verified_only else o.ok)
             ]
 
-        ctx = PlanContext(inventory, self.settings.targets)
+        ctx = PlanContext(inventory, self.settings.targets, self.settings.prices, self._account)
         own: list[Money] = []
         for step in self.settings.steps:
             if isinstance(step, EnvironmentStep):

@@ -97,7 +97,9 @@ WILDCARDS: Final[Mapping[str, str]] = {
     "lambda:GetAccountSettings": "account-level: the action has no resource type",
     "cloudwatch:GetMetricData": "CloudWatch has no resource-level permissions for metric reads",
     "logs:GetQueryResults": "a query is addressed by its id: the action has no resource type",
+    "pricing:GetProducts": "the Price List API has no resource types (`--prices live` only)",
 }
+PRICE_LIST_ACTION: Final = "pricing:GetProducts"
 # Actions granted on every log group of the account and region (`log-group:*`), and why.
 ACCOUNT_WIDE: Final[Mapping[str, str]] = {
     "logs:DescribeLogGroups": "a list call: AWS evaluates it on `log-group::log-stream:`",
@@ -158,6 +160,7 @@ def policy(
     partition: str = "aws",
     state_bucket: str | None = None,
     state_prefix: str = "",
+    live_prices: bool = False,
 ) -> PolicyDocument:
     """The least-privilege policy document for the optimizer's principal.
 
@@ -186,6 +189,8 @@ def policy(
                 partition=partition, state_bucket=state_bucket, state_prefix=prefix
             )
             grants.setdefault(action, set()).add(resource)
+    if live_prices and purpose != "rollback":  # a rollback prices nothing
+        grants.setdefault(PRICE_LIST_ACTION, set()).add("*")
     return {"Version": VERSION, "Statement": _statements(grants)}
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -19,7 +21,7 @@ from rich.text import Text
 
 from optimizer_async import pricing
 from optimizer_async.config import OutputFormat
-from optimizer_async.costs import Money
+from optimizer_async.costs import Money, usd_range
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome
 from optimizer_async.steps.base import render_value
 from optimizer_async.steps.registry import REGISTRY
@@ -43,6 +45,8 @@ class RunReport:
     plan_out: str | None = None  # a dry run with --plan-out: where the plan file went
     # --bake: {"duration_s", "polls", "rolled_back": {function: why}}
     bake: dict[str, Any] | None = None
+    account_money: Money = field(default_factory=Money)  # the account's tiers, free tier
+    prices: str = f"table {pricing.PRICES_AS_OF}"  # where the prices came from
 
     @property
     def command(self) -> str:
@@ -50,7 +54,8 @@ class RunReport:
 
     @property
     def savings(self) -> Money:
-        return Money.total(env.total_money for env in self.environments)
+        """Every environment's money, and the account's adjustments: the run's exact net."""
+        return Money.total([*(env.total_money for env in self.environments), self.account_money])
 
     @property
     def failed(self) -> list[EnvironmentOutcome]:
@@ -93,7 +98,9 @@ class RunReport:
                 "basis": "; ".join(savings.bases),
                 "estimated": self.dry_run,
                 "prices_as_of": pricing.PRICES_AS_OF,
-                "price_region": pricing.REGION,
+                "price_region": self.region,
+                "prices": self.prices,
+                "account_lines": [line.to_json() for line in self.account_money.lines],
             },
             "api_calls": self.api_calls,
         }
@@ -103,9 +110,10 @@ def _labels(money: Money) -> dict[str, float]:
     """`{label}_monthly_usd` for every label, and `{label}_monthly_usd_low` where ranged."""
     found: dict[str, float] = {}
     for label, (_, amount, low) in money.by_label().items():
-        found[f"{label}_monthly_usd"] = round(amount, 2)
+        key = re.sub(r"\W+", "_", label).strip("_")
+        found[f"{key}_monthly_usd"] = round(amount, 2)
         if abs(amount - low) >= 0.005:
-            found[f"{label}_monthly_usd_low"] = round(low, 2)
+            found[f"{key}_monthly_usd_low"] = round(low, 2)
     return found
 
 
@@ -228,6 +236,19 @@ def _sections(env: EnvironmentOutcome) -> list[Section]:
     changes: list[tuple[str, ...]] = list(_rows(env))
     if changes:
         sections.append(("changes", ("resource", "setting", "before", "after", "result"), changes))
+    money: list[tuple[str, ...]] = [
+        (
+            fn.name,
+            line.label,
+            line.effect,
+            usd_range(line.monthly_usd if line.low_usd is None else line.low_usd, line.monthly_usd),
+            ("assumed: " if line.assumed else "") + _inputs(line.inputs),
+        )
+        for fn in env.functions
+        for line in fn.money.lines
+    ]
+    if money:
+        sections.append(("money per month", ("function", "line", "", "USD", "from"), money))
     undone: list[tuple[str, ...]] = [
         (fn.name, fn.rolled_back) for fn in env.functions if fn.rolled_back
     ]
@@ -236,10 +257,27 @@ def _sections(env: EnvironmentOutcome) -> list[Section]:
     return sections
 
 
+def _inputs(inputs: Mapping[str, Any]) -> str:
+    """`memory_mb_before=3008, ...`: what a money line is made of, briefly."""
+
+    def number(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.6g}"
+        return str(value)
+
+    return ", ".join(
+        f"{key}={number(value)}" for key, value in inputs.items() if not isinstance(value, Mapping)
+    )
+
+
 def _steps_line(report: RunReport) -> str | None:
     """Which steps ran, when --only / --skip chose them (otherwise: all of them); where a
     plan file went."""
     lines = [f"steps: {', '.join(report.steps)}"] if report.selected else []
+    if report.prices and report.command == "run":
+        lines.append(
+            f"prices: {report.prices}, {report.region} (each line's source: --output json)"
+        )
     if report.bake is not None:
         undone = report.bake["rolled_back"]
         lines.append(
@@ -347,4 +385,39 @@ def render_runs(runs: list[dict[str, Any]], output: OutputFormat, location: str)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     console.print(table if rows else Text(f"no runs in {location}"))
+    return str(console.file.getvalue())  # type: ignore[attr-defined]
+
+
+def render_savings(document: dict[str, Any], output: OutputFormat) -> str:
+    """`lambda-optimizer savings`: realised beside estimated, per function and in total."""
+    if output == "json":
+        return json.dumps(document, indent=2, default=str) + "\n"
+    before, after = document["windows"]["before"], document["windows"]["after"]
+    title = (
+        f"run {document['run_id']}: realised savings per month, {document['prices']} prices; "
+        f"before {before[0]} - {before[1]}, since {after[0]} - {after[1]}"
+    )
+    headers = ("function", "memory MB", "estimated", "realised", "USD per invocation")
+    rows = [
+        (
+            fn["name"],
+            " -> ".join(str(m) for m in fn["memory_mb"]),
+            usd_range(*fn["estimated_monthly_usd"]),
+            f"${fn['realised_monthly_usd']:,.2f}",
+            " -> ".join(f"${v:.10f}".rstrip("0") for v in fn["inputs"]["usd_per_invocation"]),
+        )
+        for fn in document["functions"]
+    ]
+    total = ("total", "", usd_range(*document["estimated_monthly_usd"]),
+             f"${document['realised_monthly_usd']:,.2f}", "")  # fmt: skip
+    if output == "markdown":
+        lines = [f"# {title}", "", _markdown_row(headers), "|" + "---|" * len(headers)]
+        return "\n".join([*lines, *(_markdown_row(row) for row in [*rows, total])]) + "\n"
+    console = Console(file=io.StringIO(), width=160, force_terminal=False, no_color=True)
+    table = Table(title=title, title_justify="left")
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in [*rows, total]:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
     return str(console.file.getvalue())  # type: ignore[attr-defined]

@@ -16,14 +16,14 @@ from typing import Any, TextIO
 import anyio
 import structlog
 
-from optimizer_async import bake, logs, plan_file
+from optimizer_async import bake, bill, logs, plan_file, price_list, pricing, realised
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.clock import Clock
 from optimizer_async.config import BakeSettings, OutputFormat, RunConfig, UsageError
 from optimizer_async.costs import Money
 from optimizer_async.engine import Engine, EngineSettings, FleetRun
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
-from optimizer_async.report import RunReport, render, render_runs
+from optimizer_async.report import RunReport, render, render_runs, render_savings
 from optimizer_async.state import (
     LocalStateStore,
     S3StateStore,
@@ -51,6 +51,14 @@ async def open_store(config: RunConfig, aws: Aws) -> StateStore:
     store = S3StateStore(aws, config.state_bucket, config.state_prefix)
     await store.check()
     return store
+
+
+async def price_book(config: RunConfig, aws: Aws) -> pricing.PriceBook:
+    """The run's prices: the dated table for its region, or (`--prices live`) the Price List
+    API's, read once per run."""
+    if config.prices == "live":
+        return await price_list.live_book(aws, config.region)
+    return pricing.table(config.region)
 
 
 async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any]]:
@@ -89,7 +97,8 @@ async def _run(
     """A run with its record. `records`: a rollback's before-images when the caller has them
     already (the bake's); `trigger`: what started it, when not the command line."""
     run_id = new_run_id()
-    started_at, started, calls = datetime.now(UTC), time.monotonic(), aws.counter.mark()
+    # UTC from the run's clock: the sandbox's model time in tests, so a run can be backdated.
+    started_at, started, calls = aws.clock.utcnow(), time.monotonic(), aws.counter.mark()
     rollback, applying = config.command == "rollback", config.command == "apply"
     targets = config.targets
     if rollback and records is None:
@@ -129,6 +138,7 @@ async def _run(
             trigger=trigger,
         )
         await store.write(run_key(run_id, "run.json"), record)
+        book = await price_book(config, aws) if records is None else None
         settings = EngineSettings(
             targets=targets,
             steps=steps,
@@ -137,6 +147,7 @@ async def _run(
             dry_run=config.dry_run,
             store=store,
             run_id=run_id,
+            prices=book,
         )
         engine = (
             RecordedEngine(aws, settings, records, "apply" if applying else "undo", config.force)
@@ -168,11 +179,19 @@ async def _run(
             applied_plan=str(config.plan_file) if applying else None,
             plan_out=written,
             bake=baked,
+            account_money=Money()
+            if book is None
+            else bill.account_lines(
+                (line for env in fleet.environments for line in env.total_money.lines),
+                book,
+                config.free_tier,
+            ),
+            prices=book.origin if book else "",
         )
         await store.write(run_key(run_id, "report.json"), report.to_json())
         await store.write(
             run_key(run_id, "run.json"),
-            {**record, "status": report.status, "finished_at": datetime.now(UTC).isoformat()},
+            {**record, "status": report.status, "finished_at": aws.clock.utcnow().isoformat()},
         )
         log.info(
             "run.finished",
@@ -251,6 +270,26 @@ async def _list(config: RunConfig, aws_settings: AwsSettings) -> str:
         return render_runs(await list_runs(store), config.output, store.location)
 
 
+async def savings_document(
+    config: RunConfig, aws_settings: AwsSettings, clock: Clock | None = None
+) -> dict[str, Any]:
+    """What a recorded run really saved (`savings --run-id`)."""
+    assert config.run_id is not None
+    async with Aws.open(aws_settings, clock) as aws:
+        store = await open_store(config, aws)
+        run = await store.read(run_key(config.run_id, "run.json"))
+        report = await store.read(run_key(config.run_id, "report.json"))
+        if run is None or report is None:
+            raise RecordError(f"run {config.run_id} has no record in {store.location}")
+        if run.get("command") != "run" or run.get("dry_run"):
+            raise RecordError(f"run {config.run_id} changed nothing: nothing was saved")
+        return await realised.measure(aws, run, report, config.days)
+
+
+async def _savings(config: RunConfig, aws_settings: AwsSettings) -> str:
+    return render_savings(await savings_document(config, aws_settings), config.output)
+
+
 async def list_runs(store: StateStore) -> list[dict[str, Any]]:
     """Every recorded run, newest first, with how many environments it can roll back."""
     keys = await store.keys("runs")
@@ -310,8 +349,11 @@ def run(config: RunConfig) -> int:
                 if config.command == "runs":
                     sys.stdout.write(anyio.run(_list, config, settings))
                     return 0
+                if config.command == "savings":
+                    sys.stdout.write(anyio.run(_savings, config, settings))
+                    return 0
                 report = anyio.run(run_once, config, settings)
-            except (RecordError, StateBucketError) as error:  # found before any write
+            except (RecordError, StateBucketError, realised.TooSoonError) as error:
                 raise UsageError(str(error)) from None
             _emit(report, config)
             return report.exit_code

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_iam import IAMClient
     from types_aiobotocore_lambda import LambdaClient
     from types_aiobotocore_logs import CloudWatchLogsClient
+    from types_aiobotocore_pricing import PricingClient
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_secretsmanager import SecretsManagerClient
     from types_aiobotocore_sqs import SQSClient
@@ -48,7 +49,9 @@ R = TypeVar("R")
 
 log = structlog.get_logger("optimizer_async.aws")
 
-_ADAPTIVE_SERVICES: Final = frozenset({"iam", "sqs", "s3", "sts"})
+_ADAPTIVE_SERVICES: Final = frozenset({"iam", "sqs", "s3", "sts", "pricing"})
+# Services whose endpoint is in one region whatever the run's.
+_SERVICE_REGIONS: Final = {"pricing": "us-east-1"}
 # Pace at 90 % of a quota: our clock and AWS's never agree exactly.
 QUOTA_HEADROOM: Final = 0.9
 
@@ -174,6 +177,11 @@ class Aws:
     def sts(self) -> STSClient:
         return cast("STSClient", _Service(self, "sts"))
 
+    @property
+    def pricing(self) -> PricingClient:
+        """The Price List API (its endpoint is in us-east-1, whatever the run's region)."""
+        return cast("PricingClient", _Service(self, "pricing"))
+
     async def account_id(self) -> str:
         """The caller's account, asked once however many tasks ask at the same time."""
         async with self._account_lock:
@@ -199,9 +207,13 @@ class Aws:
                 connect_timeout=10,
                 read_timeout=60,
             )
+            region = _SERVICE_REGIONS.get(service, self.settings.region)
             client = await self._stack.enter_async_context(
                 self._session.client(  # type: ignore[call-overload]
-                    service, endpoint_url=self.settings.endpoint_url, config=config
+                    service,
+                    endpoint_url=self.settings.endpoint_url,
+                    config=config,
+                    region_name=region,
                 )
             )
             self._clients[service] = client

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from optimizer_async import naming, pricing
+from optimizer_async import naming
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
+from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -275,8 +276,7 @@ class Alarms(FunctionStep):
             for c in changes
             if c.before is None
         )
-        monthly = metrics * pricing.CLOUDWATCH_ALARM_METRIC_MONTH_USD
-        return (MoneyLine("alarms", "adds", monthly),)
+        return (monthly.alarms(metrics, ctx.prices),) if metrics else ()
 
     def render_value(self, setting: str, value: Json) -> str:
         if isinstance(value, Mapping) and {"watches", "comparison", "threshold"} <= set(value):

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Se
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 
+from optimizer_async import pricing
 from optimizer_async.aws.batching import BatchLoader
 from optimizer_async.inventory import (
     EnvironmentInventory,
@@ -31,6 +32,7 @@ from optimizer_async.inventory import (
     PartKey,
 )
 from optimizer_async.naming import EnvironmentNames
+from optimizer_async.pricing import PriceBook
 from optimizer_async.targets import Targets
 
 if TYPE_CHECKING:
@@ -137,7 +139,9 @@ class Decision:
         }
 
 
-Effect = Literal["saves", "adds"]
+# saves / adds count in the net; shown is context beside it (the request charge a change
+# leaves as it was, the exposure at a concurrency limit, a one-off scan).
+Effect = Literal["saves", "adds", "shown"]
 
 
 @dataclass(frozen=True)
@@ -151,14 +155,26 @@ class MoneyLine:
     # The low end where the evidence leaves a range (e.g. CPU-bound work runs longer on
     # less memory); None: the figure is settled.
     low_usd: float | None = None
+    inputs: Mapping[str, Json] = field(default_factory=dict)  # the figures it is made of
+    source: str | None = None  # where its price came from (page, or the Price List API)
+    assumed: bool = False  # it depends on usage the evidence did not have
+
+    @property
+    def counts(self) -> bool:
+        """Whether it is part of the net (a `shown` line is context)."""
+        return self.effect != "shown"
 
     @property
     def net_usd(self) -> float:
+        if not self.counts:
+            return 0.0
         return self.monthly_usd if self.effect == "saves" else -self.monthly_usd
 
     @property
     def net_low_usd(self) -> float:
         """The net at the low end of the range (the same as `net_usd` when settled)."""
+        if not self.counts:
+            return 0.0
         low = self.monthly_usd if self.low_usd is None else self.low_usd
         return low if self.effect == "saves" else -low
 
@@ -169,6 +185,9 @@ class MoneyLine:
             "monthly_usd": round(self.monthly_usd, 2),
             "low_usd": None if self.low_usd is None else round(self.low_usd, 2),
             "basis": self.basis,
+            "inputs": dict(self.inputs),
+            "source": self.source,
+            "assumed": self.assumed,
         }
 
 
@@ -220,10 +239,18 @@ class PlanContext:
 
     environment: EnvironmentInventory
     targets: Targets
+    # Pricing only: the prices (default: the dated table for the environment's region) and
+    # the account-scoped parts the run read (the account's concurrency, for exposure).
+    price_book: PriceBook | None = None
+    account: Mapping[str, Any] = field(default_factory=dict)
     names: EnvironmentNames = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "names", EnvironmentNames(self.environment.suffix))
+
+    @property
+    def prices(self) -> PriceBook:
+        return self.price_book or pricing.table(self.environment.region)
 
 
 @dataclass(frozen=True)

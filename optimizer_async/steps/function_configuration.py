@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from optimizer_async import baseline, pricing
+from optimizer_async import baseline
 from optimizer_async.aws import errors
 from optimizer_async.aws.waiters import IAM_PROPAGATION, wait_function_updated
 from optimizer_async.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.inventory import EnvironmentVariables, FunctionInventory, environment_error
+from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -50,10 +51,6 @@ TIMEOUT: Final = "Timeout"
 TRACING: Final = "TracingConfig.Mode"
 DEAD_LETTER: Final = "DeadLetterConfig.TargetArn"
 ENVIRONMENT_PREFIX: Final = "Environment.Variables."
-COMPUTE_BASIS: Final = (
-    "{days} days of CloudWatch usage; from duration x memory when fully CPU-bound (a CPU-bound "
-    "invocation runs longer on less memory) to duration unchanged (I/O-bound)"
-)
 _MAX_REREADS: Final = 5  # someone keeps changing the function: stop and report
 
 
@@ -234,21 +231,34 @@ class FunctionConfiguration(FunctionStep):
     def money(
         self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]
     ) -> tuple[MoneyLine, ...]:
-        """The GB-seconds no longer allocated, at the architecture's price: a range from a
-        fully CPU-bound function (runs longer on less memory below one vCPU) to an I/O-bound
-        one (runs as long as before). Lambda bills allocated memory for the billed duration."""
-        metrics = function.part(METRICS)
-        high = low = 0.0
-        seconds = metrics.duration_sum_ms / 1000.0 * pricing.DAYS_PER_MONTH / metrics.lookback_days
-        price = pricing.gb_second_price(function.state.architecture)
+        """Memory no longer allocated saves compute; tracing, a dead-letter queue and the
+        secrets the handler now reads add; the request charge and the evidence scan are
+        shown beside them."""
+        month, book = monthly.Month.of(function.part(METRICS)), ctx.prices
+        lines: list[MoneyLine] = []
+        secrets = 0
         for change in changes:
             if change.setting == MEMORY:
                 before, after = int(change.before), int(change.after)
-                high += (before - after) / 1024.0 * seconds * price
-                low += (before - after * cpu_slowdown(before, after)) / 1024.0 * seconds * price
-        basis = COMPUTE_BASIS.format(days=metrics.lookback_days)
-        settled = abs(high - low) < 0.005
-        return (MoneyLine("compute", "saves", high, basis, None if settled else low),)
+                lines.append(
+                    monthly.compute(month, book, function.state.architecture, before, after)
+                )
+            elif change.setting == TRACING and change.after == "Active":
+                lines.append(monthly.tracing(month, book))
+            elif change.setting == DEAD_LETTER and change.before is None:
+                lines.append(monthly.dead_letters(month, book))
+            elif change.setting.startswith(ENVIRONMENT_PREFIX) and change.before is None:
+                secrets += 1
+        if secrets:
+            cache_s = baseline.HANDLER_SECRET_CACHE_S
+            lines.append(monthly.secret_reads(month, book, secrets, cache_s))
+        lines.append(monthly.requests(month, book))
+        report_lines = function.parts.get(REPORT_LINES.name)
+        if isinstance(report_lines, ReportLines):
+            scan = monthly.evidence_scan(report_lines, book)
+            if scan is not None:
+                lines.append(scan)
+        return tuple(lines)
 
     def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
         state = function.state

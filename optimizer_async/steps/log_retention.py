@@ -12,17 +12,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from optimizer_async.aws import errors
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
+from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
     FunctionPart,
     FunctionStep,
+    MoneyLine,
     Permission,
     PlanContext,
     ReadContext,
     StepPlan,
 )
+from optimizer_async.steps.evidence import METRICS
 
 if TYPE_CHECKING:
     from optimizer_async.aws.gateway import Aws
@@ -76,6 +79,7 @@ LOG_GROUP: Final = LogGroupPart()
 class LogRetention(FunctionStep):
     name: ClassVar[str] = "log_retention"
     part = LOG_GROUP
+    uses = (METRICS,)  # the log group's ingestion, for the storage it will settle at
     writes = (
         ApiCall("logs", "PutRetentionPolicy"),
         ApiCall("logs", "CreateLogGroup"),
@@ -126,6 +130,22 @@ class LogRetention(FunctionStep):
             await logs.put_retention_policy(
                 logGroupName=change.resource, retentionInDays=int(change.after)
             )
+
+    def money(
+        self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]
+    ) -> tuple[MoneyLine, ...]:
+        """Stored logs fall to the steady state of the new retention."""
+        group, metrics = function.part(LOG_GROUP), function.part(METRICS)
+        per_day = metrics.ingested_bytes / max(metrics.lookback_days, 1)
+        stored = 0.0 if group is None else float(group.stored_bytes)
+        lines: list[MoneyLine] = []
+        for change in changes:
+            if change.after is not None:
+                days_before = None if change.before is None else int(change.before)
+                lines += monthly.log_storage(
+                    stored, per_day, days_before, int(change.after), ctx.prices
+                )
+        return tuple(lines)
 
     def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
         group = function.part(LOG_GROUP)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Final
 from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY
 from optimizer_async.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.inventory import FunctionInventory
+from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     AccountPart,
     ApiCall,
@@ -26,6 +27,7 @@ from optimizer_async.steps.base import (
     Decision,
     FleetContext,
     FunctionStep,
+    MoneyLine,
     Permission,
     PlanContext,
     ReadContext,
@@ -154,6 +156,25 @@ class ReservedConcurrency(FunctionStep):
                 await ctx.aws.lambda_.put_function_concurrency(
                     FunctionName=function.name, ReservedConcurrentExecutions=int(change.after)
                 )
+
+    def money(
+        self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]
+    ) -> tuple[MoneyLine, ...]:
+        """The cap bounds what the function can spend: shown before and after, not netted.
+        Without a reservation it can take all the account's unreserved concurrency."""
+        account = ctx.account.get(ACCOUNT_CONCURRENCY.name)
+        state = function.state
+        lines: list[MoneyLine] = []
+        for change in changes:
+            if change.after is None or change.before is not None:
+                continue
+            before = account.unreserved if isinstance(account, AccountConcurrency) else None
+            if before is None:
+                continue  # the account's concurrency was not read: no exposure to compare
+            lines += monthly.exposure(
+                before, int(change.after), state.memory_mb, state.architecture, ctx.prices
+            )
+        return tuple(lines)
 
     def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
         return function.state.reserved_concurrency

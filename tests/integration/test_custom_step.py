@@ -143,6 +143,9 @@ def test_a_step_defined_outside_the_product_runs_end_to_end(
         "monthly_usd": 0.01,
         "low_usd": None,
         "basis": "a made-up price",
+        "inputs": {},
+        "source": None,
+        "assumed": False,
     }
     assert tagging in fn["savings"]["lines"]
     assert run["savings"]["tagging_monthly_usd"] == 0.01

@@ -40,7 +40,15 @@ async def test_a_dry_run_plans_and_prices_without_writing(
         assert env.status == "planned"
         assert env.before_images is None
         assert env.total_money.net_usd > 0
-        assert {line.label for line in env.total_money.lines} == {"compute", "alarms"}
+        counted = {line.label for line in env.total_money.lines if line.counts}
+        assert counted == {
+            "compute",
+            "tracing",
+            "dead-letter queue",
+            "secret reads",
+            "log storage",
+            "alarms",
+        }
     assert not (tmp_path / "before-images").exists()
 
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from optimizer_async import baseline
@@ -45,3 +48,11 @@ def test_function_bases_never_collide_with_a_hyphenated_suffix() -> None:
 def test_retention_list_is_sorted_and_contains_the_target() -> None:
     assert list(limits.LOG_RETENTION_DAYS) == sorted(limits.LOG_RETENTION_DAYS)
     assert baseline.TARGET.log_retention_days in limits.LOG_RETENTION_DAYS
+
+
+def test_the_secret_cache_priced_is_the_handlers() -> None:
+    """Secret reads are priced at the handler's cache lifetime: the two must agree."""
+    handler = Path(__file__).resolve().parents[2] / "lambda" / "function" / "handler.py"
+    found = re.search(r"^SECRET_CACHE_SECONDS = (\d+)$", handler.read_text(), re.MULTILINE)
+    assert found is not None
+    assert int(found.group(1)) == baseline.HANDLER_SECRET_CACHE_S

@@ -197,7 +197,9 @@ def test_wildcards_stand_only_where_documented(purpose: Purpose, suffixes: tuple
                 assert re.fullmatch(r"arn:aws:logs:[^*]+:log-group:[^*]+:\*", resource)
                 assert resource.removesuffix(":*") in resources
     for action in (*WILDCARDS, *ACCOUNT_WIDE):  # the tables are not stale
-        assert action in _actions(_policy("apply", *suffixes))
+        assert action in _actions(_policy("apply", *suffixes, live_prices=True))
+    assert "pricing:GetProducts" not in _actions(_policy("apply", *suffixes))  # table prices
+    assert "pricing:GetProducts" not in _actions(_policy("rollback", live_prices=True))
 
 
 @pytest.mark.parametrize("purpose", PURPOSES)

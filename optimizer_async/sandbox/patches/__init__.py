@@ -19,6 +19,7 @@ from optimizer_async.sandbox.patches import (
     logs_insights,
     logs_retention,
     logs_stored_bytes,
+    price_list,
     workload_lambda,
 )
 from optimizer_async.sandbox.shaping import OperationHandler
@@ -38,4 +39,7 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     logs_insights.apply()
     cloudwatch_metrics.apply()
     iam_authorization.apply()
-    return {("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings}
+    return {
+        ("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings,
+        ("pricing", "GetProducts"): price_list.get_products,
+    }
