@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -37,6 +38,17 @@ _REGION_RE: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _ENDPOINT_RE: Final = re.compile(r"https?://[^\s/]+(/\S*)?")
 
 
+def _finite(text: str) -> float:
+    """A float option: a finite number (argparse's `float` takes nan and inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (no usage dump), raised rather than printed."""
 
@@ -63,7 +75,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add("--log-file", type=Path, metavar="F", help="write logs to F instead of stderr")
     add(
         "--time-scale",
-        type=float,
+        type=_finite,
         default=1.0,
         metavar="K",
         help="sandboxes only: the endpoint's clock runs K times faster",
@@ -270,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lookback-days", type=int, metavar="N", help="evidence window in days (14)")
     add(
         "--max-scan-gb",
-        type=float,
+        type=_finite,
         metavar="GB",
         help="Logs Insights budget of a run (50); beyond it, metrics-only evidence",
     )

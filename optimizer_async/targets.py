@@ -25,7 +25,10 @@ concurrency_peak_factor = 1.5 # reservation >= observed peak x this
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,11 +124,48 @@ def _section(data: dict[str, Any], name: str, cls: type) -> Any:
     if not isinstance(values, dict):
         raise ValueError(f"[{name}] must be a table")
     current = getattr(Targets(), name)
+    hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown key(s) in [{name}]: {', '.join(unknown)}")
-    return dataclasses.replace(current, **values)
+    for key, value in values.items():
+        _check_type(f"[{name}] {key}", value, hints[key])
+    try:
+        return dataclasses.replace(current, **values)
+    except ValueError as error:  # a range: say which section
+        raise ValueError(f"[{name}] {error}") from None
+
+
+def _check_type(where: str, value: Any, expected: Any) -> None:
+    """Types before ranges: a whole number where AWS takes one (not a float, not a bool),
+    finite numbers, text from its choices. TOML has no null, so optional means its type."""
+    options = [t for t in typing.get_args(expected) if t is not type(None)] or [expected]
+    wanted = (
+        options[0] if typing.get_origin(expected) in (types.UnionType, typing.Union) else expected
+    )
+    shown = (
+        repr(value)
+        if isinstance(value, str)
+        else str(value).lower()
+        if isinstance(value, bool)
+        else value
+    )
+    if typing.get_origin(wanted) is Literal:
+        choices = typing.get_args(wanted)
+        if value not in choices:
+            raise ValueError(f"{where} = {shown}: must be one of {', '.join(map(str, choices))}")
+        return
+    if wanted is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where} = {shown}: must be a whole number")
+    elif wanted is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} = {shown}: must be a number")
+        if not math.isfinite(value):
+            raise ValueError(f"{where} = {shown}: must be a finite number")
+    elif wanted is str and not isinstance(value, str):
+        raise ValueError(f"{where} = {shown}: must be text")
 
 
 def load_targets(path: Path) -> Targets:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from optimizer_async.cli import parse_config
+from optimizer_async.cli import main, parse_config
 from optimizer_async.sandbox.server import EmbeddedSandbox
 
 pytestmark = pytest.mark.sandbox_only
@@ -80,6 +80,9 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
         ),
         (["savings", "--run-id", "20261127T000000Z-abcdef"], {}, "no run 20261127T000000Z-abc"),
         (["--suffix", "dev", "--prices", "guess"], {}, "argument --prices: invalid choice"),
+        (["--suffix", "dev", "--max-scan-gb", "inf"], {}, "--max-scan-gb: must be a finite"),
+        (["--suffix", "dev", "--time-scale", "nan"], {}, "--time-scale: must be a finite"),
+        (["--suffix", "dev", "--concurrency", "2.5"], {}, "--concurrency: invalid int value"),
         (["iam-policy", "--for", "everything"], {}, "argument --for: invalid choice"),
         (["iam-policy", "--account", "12345"], {}, "--account '12345' is not a 12-digit"),
         (["iam-policy", "--suffix", "Dev"], {}, "environment suffix 'Dev' must be lower-case"),
@@ -138,6 +141,44 @@ def test_bad_targets_file_is_a_usage_error(sandbox: EmbeddedSandbox, tmp_path: P
     targets.write_text("[function]\nmemory = 512\n")
     result = _run(["--suffix", "dev", "--targets", str(targets)], sandbox.endpoint_url)
     assert "unknown key(s) in [function]: memory" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[function]\nmemory_mb = 1024.5", "[function] memory_mb = 1024.5: must be a whole number"),
+        ("[function]\ntimeout_s = 29.5", "[function] timeout_s = 29.5: must be a whole number"),
+        ("[function]\nreserved_concurrency = 49.5", "reserved_concurrency = 49.5: must be a whole"),
+        ('[function]\nmemory_mb = "1024"', "[function] memory_mb = '1024': must be a whole"),
+        ("[function]\nmemory_mb = true", "[function] memory_mb = true: must be a whole number"),
+        ("[function]\ntracing_mode = 1", "[function] tracing_mode = 1: must be text"),
+        ("[alarms]\nduration_threshold_ms = nan", "duration_threshold_ms = nan: must be a finite"),
+        ("[alarms]\nerror_rate_threshold_percent = inf", "= inf: must be a finite number"),
+        ('[guardrails]\nmode = "loose"', "mode = 'loose': must be one of adjust, strict, off"),
+        ("[guardrails]\nlookback_days = 7.5", "[guardrails] lookback_days = 7.5: must be a whole"),
+        ("[function]\nmemory_mb = 64", "[function] memory 64 MB is outside Lambda's 128-10240"),
+        ("[function\n", "targets file"),
+    ],
+)
+def test_targets_are_typed_before_ranges_and_nothing_is_called(
+    sandbox: EmbeddedSandbox,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    toml: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox.endpoint_url)
+    targets = tmp_path / "targets.toml"
+    targets.write_text(toml + "\n")
+    sandbox.reset_stats()
+    code = main(["--suffix", "dev", "--targets", str(targets)])
+    err = capsys.readouterr().err
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("lambda-optimizer: error: targets file ")
+    assert message in line
+    assert sandbox.stats()["total"] == 0
 
 
 def test_json_output_is_only_the_report_and_logs_are_json_lines(
