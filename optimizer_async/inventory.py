@@ -13,12 +13,20 @@ plan, report, logs and before-images carry names and hashes, never values.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 from optimizer_async.naming import log_group_name
+
+# The run's fingerprint key (the state store's; runner sets it). Unset: a key of this
+# process, so a fingerprint is never a bare, guessable hash.
+_PROCESS_KEY: Final = secrets.token_bytes(32)
+FINGERPRINT_KEY: ContextVar[bytes] = ContextVar("fingerprint_key", default=_PROCESS_KEY)
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -48,10 +56,12 @@ class EnvironmentVariables(Mapping[str, str]):
         """Existing variables byte for byte, plus additions whose names are not taken."""
         return {**additions, **self._variables}
 
-    def fingerprint(self) -> str:
-        """A hash that tells whether the values changed, without revealing them."""
+    def fingerprint(self, key: bytes | None = None) -> str:
+        """An HMAC that tells whether the values changed without revealing them: keyed (by
+        the state store's key, `FINGERPRINT_KEY`), so a guessed value cannot be confirmed
+        offline from a before-image."""
         canonical = json.dumps(self._variables, sort_keys=True).encode()
-        return hashlib.sha256(canonical).hexdigest()
+        return hmac.new(key or FINGERPRINT_KEY.get(), canonical, hashlib.sha256).hexdigest()
 
 
 def environment_error(config: Mapping[str, Any]) -> str | None:

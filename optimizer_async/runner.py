@@ -22,6 +22,7 @@ from optimizer_async.clock import Clock
 from optimizer_async.config import BakeSettings, OutputFormat, RunConfig, UsageError
 from optimizer_async.costs import Money
 from optimizer_async.engine import Engine, EngineSettings, FleetRun
+from optimizer_async.inventory import FINGERPRINT_KEY
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
 from optimizer_async.report import RunReport, render, render_runs, render_savings
 from optimizer_async.state import (
@@ -29,6 +30,7 @@ from optimizer_async.state import (
     S3StateStore,
     StateBucketError,
     StateStore,
+    fingerprint_key,
     run_key,
     write_atomically,
 )
@@ -127,6 +129,7 @@ async def _run(
         "steps": [step.name for step in steps],
         "status": "running",
     }
+    FINGERPRINT_KEY.set(await fingerprint_key(store))  # this task's context, and its children's
     with structlog.contextvars.bound_contextvars(run_id=run_id):
         log.info(
             "run.started",

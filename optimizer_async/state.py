@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,9 +91,17 @@ class LocalStateStore:
         return sorted(key for key in found if not Path(key).name.startswith("."))
 
 
+def _private_directories(directory: Path) -> None:
+    """Make `directory` and each missing parent 0700 (mkdir's mode applies to the last only)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)
+
+
 def write_atomically(target: Path, payload: str) -> str:
     """Write `payload` to `target` so that a crash leaves the old file or the new, whole."""
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_directories(target.parent)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.")
     try:
         with os.fdopen(descriptor, "w") as handle:
@@ -110,6 +119,20 @@ def write_atomically(target: Path, payload: str) -> str:
     finally:
         os.close(directory)
     return str(target)
+
+
+FINGERPRINT_KEY_NAME: Final = ".fingerprint-key.json"  # hidden from `runs` (a dot name)
+
+
+async def fingerprint_key(store: StateStore) -> bytes:
+    """The store's HMAC key for variable fingerprints, made on first use and kept beside
+    the state (0600 on disk; encrypted like every object in a bucket)."""
+    found = await store.read(FINGERPRINT_KEY_NAME)
+    if found is not None:
+        return bytes.fromhex(str(found["key"]))
+    key = secrets.token_bytes(32)
+    await store.write(FINGERPRINT_KEY_NAME, {"key": key.hex(), "use": "HMAC-SHA256 of variables"})
+    return key
 
 
 _STATE_OBJECT_ARN: Final = "arn:{partition}:s3:::{state_bucket}/{state_prefix}*"

@@ -256,6 +256,11 @@ def test_before_images_are_saved_owner_only_without_values(
     path = Path(report["environments"][0]["before_images"])
     assert path.is_relative_to(tmp_path / "state")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    state = tmp_path / "state"
+    for directory in (state, *(d for d in state.rglob("*") if d.is_dir())):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory  # every level
+    key = state / ".fingerprint-key.json"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
     image = json.loads(path.read_text())
     (function,) = image["functions"]
     assert (function["memory_mb"], function["timeout_s"]) == (3008, 300)

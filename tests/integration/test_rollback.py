@@ -17,6 +17,7 @@ import pytest
 from optimizer_async.inventory import EnvironmentVariables
 from optimizer_async.naming import EnvironmentNames
 from optimizer_async.sandbox.server import EmbeddedSandbox
+from optimizer_async.state import FINGERPRINT_KEY_NAME
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique
 
@@ -29,7 +30,17 @@ def _image(report: dict[str, Any]) -> dict[str, Any]:
     return image
 
 
-def assert_as_before(client: ClientFactory, image: dict[str, Any]) -> None:
+def state_key(root: Path) -> bytes:
+    """The state dir's fingerprint key (HMAC of the variables in before-images)."""
+    return bytes.fromhex(json.loads((root / FINGERPRINT_KEY_NAME).read_text())["key"])
+
+
+def _key(report: dict[str, Any]) -> bytes:
+    (env,) = report["environments"]
+    return state_key(Path(env["before_images"]).parents[3])  # {root}/runs/{id}/before-images
+
+
+def assert_as_before(client: ClientFactory, image: dict[str, Any], key: bytes) -> None:
     """Every setting the optimizer manages, read with boto3, equals the before-image."""
     lam, logs, cw, sqs, iam = (client(s) for s in ("lambda", "logs", "cloudwatch", "sqs", "iam"))
     names = EnvironmentNames(image["suffix"])
@@ -45,7 +56,7 @@ def assert_as_before(client: ClientFactory, image: dict[str, Any]) -> None:
         assert reserved == function["reserved_concurrency"]
         variables = EnvironmentVariables(config["Environment"]["Variables"])
         assert sorted(variables) == function["environment_variable_names"]
-        assert variables.fingerprint() == function["environment_fingerprint"]  # byte for byte
+        assert variables.fingerprint(key) == function["environment_fingerprint"]  # byte for byte
         group = function["log_group"]
         found = logs.describe_log_groups(logGroupNamePrefix=group["name"])["logGroups"]
         assert [g.get("retentionInDays") for g in found] == [group["retention_days"]]
@@ -63,8 +74,8 @@ def assert_as_before(client: ClientFactory, image: dict[str, Any]) -> None:
         assert urls == []
     else:
         attributes = sqs.get_queue_attributes(QueueUrl=urls[0], AttributeNames=["All"])
-        for key in ("MessageRetentionPeriod", "SqsManagedSseEnabled"):
-            assert attributes["Attributes"].get(key) == queue["attributes"].get(key)
+        for attribute in ("MessageRetentionPeriod", "SqsManagedSseEnabled"):
+            assert attributes["Attributes"].get(attribute) == queue["attributes"].get(attribute)
     for policy in image["role_policies"]:
         inline = iam.list_role_policies(RoleName=policy["role_name"])["PolicyNames"]
         assert (policy["policy_name"] in inline) == (policy["document"] is not None)
@@ -102,7 +113,7 @@ def test_a_run_rolled_back_is_as_before_and_a_second_rollback_writes_nothing(
     changes += [c for e in rollback["environments"] for c in e["changes"]]
     assert changes
     assert all((c["status"], c["verified"]) == ("applied", True) for c in changes)
-    assert_as_before(client, image)
+    assert_as_before(client, image, _key(run))
     queue = client("sqs").get_queue_url(QueueName=names.dead_letter_queue)  # kept: it was there
     assert queue["QueueUrl"]
     described = client("cloudwatch").describe_alarms(AlarmNames=[f"duration-{function}"])
@@ -143,7 +154,7 @@ def test_what_someone_changed_since_is_refused_unless_forced(
 
     code, forced = optimize("rollback", "--run-id", run["run_id"], "--force")
     assert code == 0, forced
-    assert_as_before(client, _image(run))
+    assert_as_before(client, _image(run), _key(run))
 
 
 def test_a_rollback_dry_run_writes_nothing_and_runs_lists_what_can_be_undone(
@@ -201,4 +212,4 @@ def test_a_run_killed_mid_apply_leaves_what_rollback_needs(
     code, rollback = optimize("rollback", "--run-id", run_dir.name)
     assert code == 0, json.dumps(rollback, indent=1)
     for image in images.values():
-        assert_as_before(client, image)
+        assert_as_before(client, image, state_key(tmp_path / "state"))

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from optimizer_async.state import FINGERPRINT_KEY_NAME
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique
 from tests.integration.test_rollback import assert_as_before
@@ -55,7 +56,10 @@ def test_records_in_the_bucket_roll_back_with_no_local_state(
 
     code, rollback = optimize("rollback", "--run-id", run["run_id"], "--state-bucket", where)
     assert code == 0, rollback
-    assert_as_before(client, image)
+    stored_key = s3.get_object(Bucket=bucket, Key=f"team-a/{FINGERPRINT_KEY_NAME}")
+    assert stored_key["ServerSideEncryption"] == "AES256"
+    key = bytes.fromhex(json.loads(stored_key["Body"].read())["key"])
+    assert_as_before(client, image, key)
     code, listed = optimize("runs", "--state-bucket", where)
     assert code == 0
     assert {r["run_id"] for r in listed["runs"]} == {run["run_id"], rollback["run_id"]}

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+
 from optimizer_async.inventory import EnvironmentVariables, function_state
 
 
@@ -63,3 +67,14 @@ def test_variable_values_never_print() -> None:
     assert "secret" not in str(variables)
     assert "DSN" in repr(variables)
     assert variables.fingerprint() != EnvironmentVariables({"DSN": "other"}).fingerprint()
+
+
+def test_fingerprints_are_keyed_so_a_guess_cannot_be_confirmed_offline() -> None:
+    """An HMAC under the state's key: the bare SHA-256 of the values is not it, and another
+    key gives another fingerprint of the same values."""
+    variables = EnvironmentVariables({"DSN": "postgres://u:secret@h/db"})
+    canonical = json.dumps({"DSN": "postgres://u:secret@h/db"}, sort_keys=True).encode()
+    key = b"k" * 32
+    assert variables.fingerprint(key) == hmac.new(key, canonical, hashlib.sha256).hexdigest()
+    assert variables.fingerprint(key) != hashlib.sha256(canonical).hexdigest()
+    assert variables.fingerprint(key) != variables.fingerprint(b"j" * 32)
