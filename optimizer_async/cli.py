@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from optimizer_async import iam_policy, logs, plan_file
+from optimizer_async import iam_policy, logs, plan_file, signals
 from optimizer_async.config import (
     OUTPUT_FORMATS,
     PRICE_SOURCES,
@@ -562,7 +562,18 @@ def _step_names(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    signals.install()  # first: whatever the process inherited (SIGINT ignored, say)
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except signals.Stopped as stopped:
+        print(f"{PROG}: interrupted by {stopped}", file=sys.stderr)
+        return stopped.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted by SIGINT", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str]) -> int:
     try:
         if argv and argv[0] == "iam-policy":
             document = iam_policy_document(argv[1:], os.environ)
@@ -587,6 +598,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:  # found by the run before any AWS call (a run left nothing)
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED

@@ -33,6 +33,7 @@ from optimizer_async.plan import (
 )
 from optimizer_async.pricing import PriceBook
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
+from optimizer_async.signals import StopRequest
 from optimizer_async.snapshot import before_image
 from optimizer_async.state import StateStore, run_key
 from optimizer_async.steps.base import (
@@ -64,6 +65,7 @@ class EngineSettings:
     store: StateStore  # where before-images go, under runs/{run_id}/
     run_id: str
     prices: PriceBook | None = None  # None: the dated table of each environment's region
+    stop: StopRequest | None = None  # once requested, no new write starts
 
 
 @dataclass
@@ -90,6 +92,8 @@ class Engine:
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
         self._iam_gate = IamGate()
         self._account: dict[str, Any] = {}  # the account-scoped parts, once read
+        self._run: FleetRun | None = None  # filled as the run goes: what `partial` reports
+        self._outcomes: dict[str, EnvironmentOutcome] = {}
 
     # --- what a kind of run decides (a rollback overrides these) ------------------------------
 
@@ -119,7 +123,7 @@ class Engine:
         inventories, plans, account = await self.discover_and_plan(suffixes)
         fleet = plan_fleet(plans, FleetContext(account), self.settings.steps)
         run = FleetRun(fleet, account=account, inventories=inventories)
-        outcomes: dict[str, EnvironmentOutcome] = {}
+        self._run, outcomes = run, self._outcomes
 
         async def one(env_plan: EnvironmentPlan) -> None:
             inventory = inventories.get(env_plan.suffix)
@@ -138,6 +142,25 @@ class Engine:
             for env_plan in fleet.environments:
                 group.start_soon(one, env_plan)
         run.environments = [outcomes[env.suffix] for env in fleet.environments]
+        return run
+
+    def partial(self) -> FleetRun:
+        """What an abandoned run got to: every change not applied and verified is failed,
+        with why (the stop)."""
+        run = self._run or FleetRun(Plan(()), account=self._account)
+        stop = self.settings.stop
+        why = f"not finished: stopped by {stop.name}" if stop and stop.requested else "abandoned"
+        run.environments = [
+            self._outcomes[env.suffix]
+            for env in run.plan.environments
+            if env.suffix in self._outcomes
+        ]
+        for env in run.environments:
+            for change in env.all_changes():
+                if change.status == "planned" or (
+                    change.status == "applied" and change.verified is None
+                ):
+                    change.status, change.error = "failed", why
         return run
 
     async def discover_and_plan(
@@ -204,6 +227,9 @@ class Engine:
                 if not step_plan.changes or step_plan.blocked:
                     return
                 outcomes = [results[c.key] for c in step_plan.changes]
+                if self._stopping(outcomes):
+                    failures[slot] = "stopped"
+                    return
                 for dependency in self._dependencies(step, slot[1], plan):
                     await finished[dependency].wait()
                     if dependency in failures:
@@ -214,6 +240,9 @@ class Engine:
                             )
                         failures[slot] = f"{dependency[0]} failed"
                         return
+                if self._stopping(outcomes):
+                    failures[slot] = "stopped"
+                    return
                 error = await self._run_step(step, fn, step_plan.changes, ctx, outcomes)
                 if error:
                     failures[slot] = error
@@ -239,6 +268,15 @@ class Engine:
         await self._verify(inventory, outcome)
         if self.priced:
             self._price(outcome, inventory, verified_only=True)
+
+    def _stopping(self, outcomes: list[ChangeOutcome]) -> bool:
+        """Asked to stop: the changes not started yet are failed, saying so."""
+        stop = self.settings.stop
+        if stop is None or not stop.requested:
+            return False
+        for result in outcomes:
+            result.status, result.error = "failed", f"not started: stopped by {stop.name}"
+        return True
 
     def _dependencies(self, step: Step, function: str | None, plan: EnvironmentPlan) -> list[_Slot]:
         """The step runs the `after` steps must have finished, in this environment."""

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import shutil
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +48,7 @@ class RunReport:
     bake: dict[str, Any] | None = None
     account_money: Money = field(default_factory=Money)  # the account's tiers, free tier
     prices: str = f"table {pricing.PRICES_AS_OF}"  # where the prices came from
+    stopped_by: int | None = None  # the signal that stopped the run, if one did
 
     @property
     def command(self) -> str:
@@ -72,6 +74,8 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
+        if self.stopped_by is not None:
+            return 128 + self.stopped_by  # 130 SIGINT, 143 SIGTERM
         return 1 if self.failed else 0
 
     def to_json(self) -> dict[str, Any]:
@@ -86,6 +90,7 @@ class RunReport:
             "elapsed_s": round(self.elapsed_s, 3),
             "command": self.command,
             "rollback_of": self.rollback_of,
+            "stopped_by": None if self.stopped_by is None else signal.Signals(self.stopped_by).name,
             "applied_plan": self.applied_plan,
             "plan_out": self.plan_out,
             "bake": self.bake,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 import anyio
 import structlog
 
-from optimizer_async import bake, bill, logs, plan_file, price_list, pricing, realised
+from optimizer_async import bake, bill, logs, plan_file, price_list, pricing, realised, signals
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.clock import Clock
 from optimizer_async.config import BakeSettings, OutputFormat, RunConfig, UsageError
@@ -25,6 +26,7 @@ from optimizer_async.engine import Engine, EngineSettings, FleetRun
 from optimizer_async.inventory import FINGERPRINT_KEY
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
 from optimizer_async.report import RunReport, render, render_runs, render_savings
+from optimizer_async.signals import StopRequest
 from optimizer_async.state import (
     LocalStateStore,
     S3StateStore,
@@ -80,13 +82,24 @@ async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any
 
 
 async def run_once(
-    config: RunConfig, aws_settings: AwsSettings, clock: Clock | None = None
+    config: RunConfig,
+    aws_settings: AwsSettings,
+    clock: Clock | None = None,
+    stop: StopRequest | None = None,
+    signals_: bool = False,
 ) -> RunReport:
     """One discover-plan-(apply-verify[-bake]) pass over the configured environments; for
-    `rollback` and `apply`, over those the record names. `clock`: the gateway's (tests)."""
-    async with Aws.open(aws_settings, clock) as aws:
-        store = await open_store(config, aws)
-        return await _run(aws, store, config)
+    `rollback` and `apply`, over those the record names. `clock`: the gateway's (tests);
+    `stop`: asks the run to stop; `signals_`: SIGINT and SIGTERM ask it (the command line)."""
+    stop = stop or StopRequest()
+    async with anyio.create_task_group() as watching:
+        if signals_:
+            watching.start_soon(signals.watch, stop)
+        async with Aws.open(aws_settings, clock) as aws:
+            store = await open_store(config, aws)
+            report = await _run(aws, store, config, stop=stop)
+        watching.cancel_scope.cancel()
+    return report
 
 
 async def _run(
@@ -95,6 +108,7 @@ async def _run(
     config: RunConfig,
     records: dict[str, dict[str, Any]] | None = None,
     trigger: str | None = None,
+    stop: StopRequest | None = None,
 ) -> RunReport:
     """A run with its record. `records`: a rollback's before-images when the caller has them
     already (the bake's); `trigger`: what started it, when not the command line."""
@@ -151,13 +165,19 @@ async def _run(
             store=store,
             run_id=run_id,
             prices=book,
+            stop=stop,
         )
         engine = (
             RecordedEngine(aws, settings, records, "apply" if applying else "undo", config.force)
             if records is not None
             else Engine(aws, settings)
         )
-        fleet = await engine.run(suffixes)
+        stop = stop or StopRequest()
+        with stop.guard() as running:
+            fleet = await engine.run(suffixes)
+        if running.cancelled_caught:  # abandoned after a stop: report what it got to
+            fleet = engine.partial()
+            log.warning("run.abandoned", signal=stop.name)
         written = None
         if config.plan_out is not None:
             document = plan_file.plan_document(
@@ -166,8 +186,10 @@ async def _run(
             payload = json.dumps(document, indent=2, sort_keys=True, default=str)
             written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
         baked = None
-        if config.bake is not None and not config.dry_run and records is None:
-            baked = await _bake(aws, store, config, run_id, fleet, steps, config.bake)
+        bakes = config.bake is not None and not config.dry_run and records is None
+        if bakes and config.bake is not None and not stop.requested:
+            with stop.guard():
+                baked = await _bake(aws, store, config, run_id, fleet, steps, config.bake)
         report = RunReport(
             run_id=run_id,
             dry_run=config.dry_run,
@@ -190,6 +212,7 @@ async def _run(
                 config.free_tier,
             ),
             prices=book.origin if book else "",
+            stopped_by=stop.signum,
         )
         await store.write(run_key(run_id, "report.json"), report.to_json())
         await store.write(
@@ -308,6 +331,13 @@ async def list_runs(store: StateStore) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda run: str(run["run_id"]), reverse=True)
 
 
+def _say_stopped(report: RunReport) -> None:
+    if report.stopped_by is not None:
+        name = signal.Signals(report.stopped_by).name
+        print(f"lambda-optimizer: interrupted by {name}: the report says what was done and "
+              "what was not", file=sys.stderr)  # fmt: skip
+
+
 def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> None:
     if heading and config.output != "json":
         print(f"\n=== {heading} ===")
@@ -355,10 +385,13 @@ def run(config: RunConfig) -> int:
                 if config.command == "savings":
                     sys.stdout.write(anyio.run(_savings, config, settings))
                     return 0
-                report = anyio.run(run_once, config, settings)
+                report = anyio.run(run_once, config, settings, None, None, True)
             except (RecordError, StateBucketError, realised.TooSoonError) as error:
                 raise UsageError(str(error)) from None
+            finally:
+                signals.install()  # the event loop restored the defaults: ours again
             _emit(report, config)
+            _say_stopped(report)
             return report.exit_code
         return _run_in_sandbox(config, settings)
 
@@ -385,8 +418,12 @@ def _run_in_sandbox(config: RunConfig, settings: AwsSettings) -> int:
         sandbox.reset_stats()
         settings = replace(settings, endpoint_url=sandbox.endpoint_url, credentials=credentials)
         if not config.demo:
-            report = anyio.run(run_once, config, settings)
+            try:
+                report = anyio.run(run_once, config, settings, None, None, True)
+            finally:
+                signals.install()
             _emit(report, config)
+            _say_stopped(report)
             return report.exit_code
         phases = (
             ("1/3 dry run: what would change, and what it would save", True),
@@ -395,7 +432,14 @@ def _run_in_sandbox(config: RunConfig, settings: AwsSettings) -> int:
         )
         exit_code = 0
         for heading, dry_run in phases:
-            report = anyio.run(run_once, replace(config, dry_run=dry_run), settings)
+            try:
+                phase = replace(config, dry_run=dry_run)
+                report = anyio.run(run_once, phase, settings, None, None, True)
+            finally:
+                signals.install()
             _emit(report, config, heading)
+            if report.stopped_by is not None:
+                _say_stopped(report)
+                return report.exit_code
             exit_code = max(exit_code, report.exit_code)
         return exit_code

@@ -227,29 +227,55 @@ def test_three_entry_points_are_one_program() -> None:
     assert "--dry-run" in outputs[0]
 
 
-def test_interrupt_exits_130(tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job of a script starts
+
+
+@pytest.mark.parametrize(
+    ("signum", "inherit_ignored"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["SIGINT", "SIGINT-while-inherited-ignored", "SIGTERM"],
+)
+def test_a_signal_stops_the_run_with_its_report(
+    tmp_path: Path, signum: signal.Signals, inherit_ignored: bool
+) -> None:
+    """Mid-apply, SIGINT or SIGTERM (even with SIGINT ignored by the parent): no new write
+    starts, the report is written and printed, exit 128 + the signal, one line saying so."""
     environ = {
         k: v for k, v in os.environ.items() if k not in ("ENVIRONMENT_SUFFIX", "AWS_ENDPOINT_URL")
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "optimizer_async", "--sandbox", "--seed", "dev",
-         "--sandbox-profile", "aws", "--log-format", "json", "--state-dir", str(tmp_path)],
+         "--sandbox-profile", "aws", "--log-format", "json", "--state-dir", str(tmp_path),
+         "--output", "json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=environ,
+        preexec_fn=_ignore_sigint if inherit_ignored else None,
     )  # fmt: skip
     try:
         assert process.stderr is not None
         for line in process.stderr:  # interrupt mid-apply: after the first write has begun
             if json.loads(line)["event"] == "environment.before_image_saved":
                 break
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130
-    assert stderr.strip().splitlines()[-1] == "lambda-optimizer: interrupted"
+    assert process.returncode == 128 + signum
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"lambda-optimizer: interrupted by {signum.name}"), last
+    report = json.loads(stdout)
+    assert report["stopped_by"] == signum.name
+    (recorded,) = (tmp_path / "runs").glob("*/report.json")
+    assert json.loads(recorded.read_text())["stopped_by"] == signum.name
+    changes = [c for e in report["environments"] for f in e["functions"] for c in f["changes"]]
+    assert changes
+    unfinished = [c for c in changes if c["status"] != "applied"]
+    assert all(
+        c["error"].startswith(("not started: stopped by", "not finished")) for c in unfinished
+    )
 
 
 @pytest.mark.parametrize(
