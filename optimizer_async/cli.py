@@ -410,7 +410,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         demo=args.demo,
         only=only,
         skip=skip,
-        plan_out=args.plan_out,
+        plan_out=_writable(args.plan_out, "--plan-out"),
         bake=bake,
         prices=args.prices,
         free_tier=args.free_tier,
@@ -524,13 +524,32 @@ def _common_config(
         "profile": environ.get("AWS_PROFILE") or None,
         "concurrency": args.concurrency,
         "output": args.output,
-        "report_file": args.report_file,
+        "report_file": _writable(args.report_file, "--report-file"),
         "log_format": log_format,
         "log_level": args.log_level,
-        "log_file": args.log_file,
+        "log_file": _writable(args.log_file, "--log-file"),
         "state_dir": args.state_dir,
         "time_scale": args.time_scale,
     }
+
+
+def _writable(path: Path | None, option: str) -> Path | None:
+    """An output file the run can write, checked before any AWS call (a converged run must
+    not end in exit 1 because its report had nowhere to go)."""
+    if path is None:
+        return None
+    if path.exists():
+        if path.is_dir():
+            raise UsageError(f"{option} {path} is a directory, not a file")
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{option} {path} is not writable")
+        return path
+    parent = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: {parent} is not writable")
+    return path
 
 
 def _with_guardrail_flags(targets: Targets, args: argparse.Namespace) -> Targets:

@@ -170,8 +170,14 @@ class Engine:
         plans: dict[str, EnvironmentPlan] = {}
         found: dict[str, Any] = {}
 
+        account_error: list[str] = []
+
         async def account() -> None:
-            found.update(await self.discovery.account())
+            try:
+                found.update(await self.discovery.account())
+            except Exception as error:  # e.g. AccessDenied: no environment can be planned safely
+                account_error.append(f"account settings unreadable: {errors.describe(error)}")
+                log.error("account.read_failed", error=account_error[0])
             self._account = found
 
         async def environments() -> None:
@@ -194,6 +200,8 @@ class Engine:
         async with anyio.create_task_group() as group:
             group.start_soon(account)
             group.start_soon(environments)
+        if account_error:
+            plans = {suffix: failed_environment(suffix, account_error[0]) for suffix in suffixes}
         return inventories, [plans[s] for s in suffixes], found
 
     # --- one environment ----------------------------------------------------------------

@@ -12,13 +12,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import anyio
 import structlog
 
 from optimizer_async import bake, bill, logs, plan_file, price_list, pricing, realised, signals
-from optimizer_async.aws.gateway import Aws, AwsSettings
+from optimizer_async.aws import errors
+from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
 from optimizer_async.clock import Clock
 from optimizer_async.config import BakeSettings, OutputFormat, RunConfig, UsageError
 from optimizer_async.costs import Money
@@ -96,6 +97,7 @@ async def run_once(
         if signals_:
             watching.start_soon(signals.watch, stop)
         async with Aws.open(aws_settings, clock) as aws:
+            await aws.preflight()
             store = await open_store(config, aws)
             report = await _run(aws, store, config, stop=stop)
         watching.cancel_scope.cancel()
@@ -368,32 +370,58 @@ def _log_stream(path: Path | None) -> Iterator[TextIO]:
 
 
 def run(config: RunConfig) -> int:
+    """The command: its exit code; AWS or the environment failing is one line and exit 1
+    (the traceback only at --log-level debug)."""
     with _log_stream(config.log_file) as stream:
         logs.configure(config.log_format, config.log_level, stream)
-        settings = AwsSettings(
-            region=config.region,
-            endpoint_url=config.endpoint_url,
-            profile=config.profile,
-            time_scale=config.time_scale,
-            max_connections=max(16, config.concurrency * 2),
-        )
-        if config.sandbox is None:
-            try:
-                if config.command == "runs":
-                    sys.stdout.write(anyio.run(_list, config, settings))
-                    return 0
-                if config.command == "savings":
-                    sys.stdout.write(anyio.run(_savings, config, settings))
-                    return 0
-                report = anyio.run(run_once, config, settings, None, None, True)
-            except (RecordError, StateBucketError, realised.TooSoonError) as error:
+        try:
+            return _command(config)
+        except (UsageError, signals.Stopped, KeyboardInterrupt):
+            raise
+        except Exception as raised:
+            error = _cause(raised)
+            if isinstance(error, (UsageError, *_FOUND_BEFORE_ANY_WRITE)):
                 raise UsageError(str(error)) from None
-            finally:
-                signals.install()  # the event loop restored the defaults: ours again
-            _emit(report, config)
-            _say_stopped(report)
-            return report.exit_code
+            log.debug("run.failed", exc_info=raised)
+            text = str(error) if isinstance(error, Unavailable) else errors.describe(error)
+            print(f"lambda-optimizer: {text}", file=sys.stderr)
+            return 1
+
+
+# Refusals a run makes before its first write: bad input, reported as such (exit 2).
+_FOUND_BEFORE_ANY_WRITE: Final = (RecordError, StateBucketError, realised.TooSoonError)
+
+
+def _cause(error: BaseException) -> BaseException:
+    """The first real error inside task groups' exception groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+def _command(config: RunConfig) -> int:
+    settings = AwsSettings(
+        region=config.region,
+        endpoint_url=config.endpoint_url,
+        profile=config.profile,
+        time_scale=config.time_scale,
+        max_connections=max(16, config.concurrency * 2),
+    )
+    if config.sandbox is not None:
         return _run_in_sandbox(config, settings)
+    try:
+        if config.command == "runs":
+            sys.stdout.write(anyio.run(_list, config, settings))
+            return 0
+        if config.command == "savings":
+            sys.stdout.write(anyio.run(_savings, config, settings))
+            return 0
+        report = anyio.run(run_once, config, settings, None, None, True)
+    finally:
+        signals.install()  # the event loop restored the defaults: ours again
+    _emit(report, config)
+    _say_stopped(report)
+    return report.exit_code
 
 
 def _run_in_sandbox(config: RunConfig, settings: AwsSettings) -> int:

@@ -67,6 +67,36 @@ class AwsSettings:
     max_attempts: int = 8
 
 
+class Unavailable(Exception):
+    """AWS cannot be used as configured (credentials, profile, region, endpoint): what to do."""
+
+
+def unavailable(error: BaseException, settings: AwsSettings) -> str:
+    """One line for the user, by the error's kind (botocore's class names, no import)."""
+    kind = type(error).__name__
+    where = settings.endpoint_url or f"AWS in {settings.region}"
+    if kind == "NoCredentialsError":
+        return ("no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or run where a role provides them")  # fmt: skip
+    if kind == "ProfileNotFound":
+        return f"AWS profile {settings.profile!r} is not configured (see ~/.aws/config)"
+    if kind in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError"):
+        hint = (
+            "is the endpoint running?"
+            if settings.endpoint_url
+            else f"is {settings.region!r} a region this account can use?"
+        )
+        return f"cannot reach {where}: {hint}"
+    code = errors.error_code(error)
+    if code is None:  # not an AWS error answer: a page, garbage, a timeout mid-answer
+        return f"{where} did not answer like AWS ({kind}): check AWS_ENDPOINT_URL"
+    refused = ("InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken",
+               "UnrecognizedClientException")  # fmt: skip
+    if code in refused:
+        return f"the AWS credentials were refused ({code}): renew them or pick another profile"
+    return f"cannot use {where}: {errors.describe(error)}"
+
+
 class CallCounter:
     """Calls by (service, operation, outcome); `attempts` includes botocore's retries."""
 
@@ -130,12 +160,15 @@ class Aws:
     @asynccontextmanager
     async def open(cls, settings: AwsSettings, clock: Clock | None = None) -> AsyncIterator[Aws]:
         access_key, secret_key = settings.credentials or (None, None)
-        session = aioboto3.Session(
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            region_name=settings.region,
-            profile_name=settings.profile,
-        )
+        try:
+            session = aioboto3.Session(
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                region_name=settings.region,
+                profile_name=settings.profile,
+            )
+        except Exception as error:  # an unknown profile is found here
+            raise Unavailable(unavailable(error, settings)) from error
         async with AsyncExitStack() as stack:
             yield cls(settings, session, stack, clock)
 
@@ -181,6 +214,24 @@ class Aws:
     def pricing(self) -> PricingClient:
         """The Price List API (its endpoint is in us-east-1, whatever the run's region)."""
         return cast("PricingClient", _Service(self, "pricing"))
+
+    async def preflight(self) -> str:
+        """Who the caller is, asked once without retries and with a short connect timeout,
+        before anything else: a missing credential, an unknown profile, an unreachable or
+        non-AWS endpoint fail here in seconds, as `Unavailable` with what to do."""
+        config = AioConfig(
+            retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=20
+        )
+        try:
+            async with self._session.client(
+                "sts", endpoint_url=self.settings.endpoint_url, config=config
+            ) as sts:
+                identity = await sts.get_caller_identity()
+        except Exception as error:
+            raise Unavailable(unavailable(error, self.settings)) from error
+        async with self._account_lock:
+            self._account_id = str(identity["Account"])
+        return self._account_id
 
     async def account_id(self) -> str:
         """The caller's account, asked once however many tasks ask at the same time."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -81,6 +84,13 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
         (["savings", "--run-id", "20261127T000000Z-abcdef"], {}, "no run 20261127T000000Z-abc"),
         (["--suffix", "dev", "--prices", "guess"], {}, "argument --prices: invalid choice"),
         (["--suffix", "dev", "--max-scan-gb", "inf"], {}, "--max-scan-gb: must be a finite"),
+        (["--suffix", "dev", "--log-file", "/etc/hostname/x.log"], {}, "/etc/hostname is a file"),
+        (["--suffix", "dev", "--report-file", "/tmp"], {}, "--report-file /tmp is a directory"),
+        (
+            ["--suffix", "dev", "--dry-run", "--plan-out", "/etc/hostname/p.json"],
+            {},
+            "--plan-out /etc/hostname/p.json: /etc/hostname is a file, not a directory",
+        ),
         (["--suffix", "dev", "--time-scale", "nan"], {}, "--time-scale: must be a finite"),
         (["--suffix", "dev", "--concurrency", "2.5"], {}, "--concurrency: invalid int value"),
         (["iam-policy", "--for", "everything"], {}, "argument --for: invalid choice"),
@@ -287,3 +297,70 @@ def test_bake_durations(given: str, duration_s: float, poll_s: float) -> None:
     bake = parse_config(["--suffix", "dev", "--bake", given], {}).bake
     assert bake is not None
     assert (bake.duration_s, bake.poll_s) == (duration_s, poll_s)
+
+
+class _NotAws(http.server.BaseHTTPRequestHandler):
+    """Any web server: answers every request with a page."""
+
+    def do_POST(self) -> None:
+        body = b"<html><body>hello</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the block ends
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("no credentials", "lambda-optimizer: no AWS credentials: set AWS_PROFILE"),
+        ("unknown profile", "lambda-optimizer: AWS profile 'nope' is not configured"),
+        ("closed port", "lambda-optimizer: cannot reach http://127.0.0.1:"),
+        ("not AWS", "did not answer like AWS (KeyError): check AWS_ENDPOINT_URL"),
+    ],
+)
+def test_aws_unusable_is_one_line_and_exit_1(
+    sandbox: EmbeddedSandbox, tmp_path: Path, case: str, message: str
+) -> None:
+    env = {"AWS_EC2_METADATA_DISABLED": "true"}
+    endpoint = sandbox.endpoint_url
+    server = None
+    if case == "no credentials":
+        env |= {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                "AWS_CONFIG_FILE": str(tmp_path / "none")}  # fmt: skip
+    elif case == "unknown profile":
+        env |= {"AWS_PROFILE": "nope", "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    elif case == "closed port":
+        endpoint = f"http://127.0.0.1:{_closed_port()}"
+    else:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotAws)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    credentials = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE")
+    keep_credentials = case not in ("no credentials", "unknown profile")
+    environ = {k: v for k, v in os.environ.items() if keep_credentials or k not in credentials}
+    environ |= env | {"AWS_ENDPOINT_URL": endpoint}
+    environ.pop("ENVIRONMENT_SUFFIX", None)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "optimizer_async", "--suffix", "dev", "--dry-run",
+             "--state-dir", str(tmp_path / "state")],
+            capture_output=True, text=True, env=environ, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        if server is not None:
+            server.shutdown()
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert message in line
+    assert result.stdout == ""
