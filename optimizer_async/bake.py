@@ -8,9 +8,9 @@ one GetMetricData per 62 functions), the REPORT lines of the same window (Logs I
 out-of-memory shows as Max Memory Used reaching the memory size, a timeout as a billed
 duration reaching the timeout) and the state of the alarms the run created.
 
-A function got worse when, with enough invocations to tell (`min_invocations`):
-- its error rate rose more than `error_rate_points` percentage points over its own;
-- its throttle rate rose more than `throttle_rate_points` points over its own;
+A function got worse when:
+- its error rate rose more than `error_rate_points` percentage points over its own, or its
+  throttle rate more than `throttle_rate_points` (either with `min_invocations` at least);
 - an invocation ran out of memory, or into the timeout, where none did before;
 - an alarm this run created went to ALARM, unless the plan said it would fire at once.
 It is rolled back at once (the rest keep baking), from its before-image, by a rollback run
@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -33,6 +33,7 @@ import structlog
 
 from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws
+from optimizer_async.clock import next_minute
 from optimizer_async.config import BakeSettings
 from optimizer_async.engine import FleetRun
 from optimizer_async.steps.alarms import Alarms, firing_at_once
@@ -54,6 +55,7 @@ __all__ = ["BakeResult", "BakeSettings", "Seen", "Watched", "judge", "watch", "w
 # Lambda reports a timed-out invocation's Duration at its timeout; allow for rounding.
 _AT_THE_TIMEOUT: Final = 0.99
 _ALARMS_PER_CALL: Final = 100  # DescribeAlarms' AlarmNames limit
+LATE_S: Final = 180  # CloudWatch's metrics and Lambda's logs arrive up to a few minutes late
 
 
 @dataclass(frozen=True)
@@ -211,24 +213,28 @@ class BakeResult:
 async def watch(
     aws: Aws, functions: Sequence[Watched], settings: BakeSettings, roll_back: RollBack
 ) -> BakeResult:
-    """Poll until the bake ends; roll back each function that got worse as soon as seen."""
+    """Poll until the bake ends; roll back each function that got worse as soon as seen.
+    Polls fall at start + k x poll_s; the last reads up to the end once CloudWatch's and the
+    logs' late minutes have arrived (`LATE_S` after it)."""
     result = BakeResult()
     if not functions:
         return result
-    start = _next_minute(aws.clock.utcnow())
+    start = next_minute(aws.clock.utcnow())
     ends = start + timedelta(seconds=settings.duration_s)
     healthy = {w.function: w for w in functions}
+    lines = _LinesSoFar(start)
     log.info("bake.started", functions=len(functions), until=ends.isoformat())
     polls = itertools.count(1)
-    while healthy:  # polls at start + k x poll_s, the last at the end
-        at = min(start + timedelta(seconds=next(polls) * settings.poll_s), ends)
+    while healthy:
+        at = start + timedelta(seconds=next(polls) * settings.poll_s)
+        last = at >= ends
+        at, end = (ends + timedelta(seconds=LATE_S), ends) if last else (at, _minute(at))
         wait = (at - aws.clock.utcnow()).total_seconds()
         if wait > 0:
             await aws.sleep(wait)
-        end = _minute(at)
         if end > start:
             result.polls += 1
-            seen = await _observe(aws, list(healthy.values()), start, end)
+            seen = await _observe(aws, list(healthy.values()), start, end, lines)
             worse = {
                 name: reason
                 for name, w in healthy.items()
@@ -242,26 +248,63 @@ async def watch(
                     if failures.get(name):
                         result.rollback_errors[name] = str(failures[name])
                     del healthy[name]
-        if at >= ends:
+        if last:
             break
     log.info("bake.finished", polls=result.polls, rolled_back=sorted(result.worse))
     return result
 
 
+class _LinesSoFar:
+    """The REPORT lines' maxima since the bake began, read a new stretch per poll (the
+    maxima of the stretches are the window's: no minute is scanned twice)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.read_to = start
+        self.found: dict[str, ReportLines] = {}
+
+    async def update(
+        self, aws: Aws, groups: Sequence[str], end: datetime
+    ) -> dict[str, ReportLines]:
+        if end > self.read_to:
+            try:
+                fresh = await report_lines_between(aws, groups, self.read_to, end)
+            except Exception as error:  # judge from the metrics; read this stretch next time
+                log.warning("bake.report_lines_unread", error=errors.describe(error))
+                return self.found
+            for group, new in fresh.items():
+                self.found[group] = _merged(self.found.get(group), new)
+            self.read_to = end
+        return self.found
+
+
+def _merged(old: ReportLines | None, new: ReportLines) -> ReportLines:
+    if old is None:
+        return new
+    return replace(
+        new,
+        memory_max_mb=_highest(old.memory_max_mb, new.memory_max_mb),
+        billed_duration_max_ms=_highest(old.billed_duration_max_ms, new.billed_duration_max_ms),
+    )
+
+
+def _highest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
 async def _observe(
-    aws: Aws, functions: Sequence[Watched], start: datetime, end: datetime
+    aws: Aws,
+    functions: Sequence[Watched],
+    start: datetime,
+    end: datetime,
+    lines: _LinesSoFar,
 ) -> dict[str, Seen]:
     metrics = await usage_between(aws, [(w.function, w.log_group) for w in functions], start, end)
-    try:
-        lines = await report_lines_between(aws, [w.log_group for w in functions], start, end)
-    except Exception as error:  # e.g. a log group gone: judge from the metrics alone
-        log.warning("bake.report_lines_unread", error=errors.describe(error))
-        lines = {}
+    found = await lines.update(aws, [w.log_group for w in functions], end)
     firing = await _in_alarm(aws, [a for w in functions for a in w.alarms])
     return {
         w.function: Seen(
             metrics[w.function],
-            lines.get(w.log_group),
+            found.get(w.log_group),
             tuple(alarm for alarm in w.alarms if alarm in firing),
         )
         for w in functions
@@ -285,8 +328,3 @@ async def _in_alarm(aws: Aws, names: Sequence[str]) -> set[str]:
 
 def _minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
-
-
-def _next_minute(moment: datetime) -> datetime:
-    floor = _minute(moment)
-    return floor if floor == moment else floor + timedelta(minutes=1)

@@ -7,7 +7,7 @@ instead of depending on how fast the machine is.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import anyio
@@ -38,3 +38,9 @@ class EventLoopClock:
 
     def utcnow(self) -> datetime:
         return datetime.now(UTC)
+
+
+def next_minute(moment: datetime) -> datetime:
+    """The first whole minute at or after `moment` (CloudWatch's metrics are per minute)."""
+    floor = moment.replace(second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(minutes=1)

@@ -22,15 +22,12 @@ if TYPE_CHECKING:
     from optimizer_async.aws.gateway import Aws
 
 SERVICE_CODE: Final = "AWSLambda"
-ENDPOINT_REGION: Final = "us-east-1"  # the Price List API's, for every region priced
 # The offer's product groups -> the table's price keys.
 GROUPS: Final[Mapping[str, str]] = {
     "AWS-Lambda-Duration": f"{pricing.DURATION}.x86_64",
     "AWS-Lambda-Duration-ARM": f"{pricing.DURATION}.arm64",
     "AWS-Lambda-Requests": pricing.REQUESTS,
 }
-# What `iam-policy --prices live` adds: the Price List API has no resource types.
-PERMISSION: Final = ("pricing:GetProducts", "*")
 
 
 class PriceListError(Exception):

@@ -18,7 +18,6 @@ from typing import Final
 
 PRICES_AS_OF: Final = "2026-11-01"
 DEFAULT_REGION: Final = "us-east-1"
-REGION: Final = DEFAULT_REGION  # the table's reference region
 DAYS_PER_MONTH: Final = 365.25 / 12
 SECONDS_PER_MONTH: Final = DAYS_PER_MONTH * 86_400
 GB: Final = 1e9  # CloudWatch Logs bills decimal gigabytes
@@ -56,7 +55,6 @@ class Price:
     tiers: tuple[Tier, ...]
     source: str  # the page (or API answer) it comes from
     free_per_month: float = 0.0  # the account-wide monthly free tier, in units
-    free_shared_with: str | None = None  # another key whose usage the free tier also covers
 
     @property
     def usd(self) -> float:
@@ -97,21 +95,23 @@ def _flat(key: str, unit: str, usd: float, source: str, free: float = 0.0) -> Pr
     return Price(key, unit, (Tier(None, usd),), source, free)
 
 
-def _duration(architecture: str, tiers: tuple[float, float, float]) -> Price:
-    first, second, beyond = tiers
+def _duration(
+    architecture: str, prices: tuple[float, float, float], ends: tuple[float, float]
+) -> Price:
+    first, second, beyond = prices
     return Price(
         f"{DURATION}.{architecture}",
         "GB-second",
-        (Tier(6e9, first), Tier(15e9, second), Tier(None, beyond)),
+        (Tier(ends[0], first), Tier(ends[1], second), Tier(None, beyond)),
         _LAMBDA_PAGE,
-        free_per_month=400_000,  # GB-seconds, x86_64 and arm64 together
-        free_shared_with=f"{DURATION}.{'arm64' if architecture == 'x86_64' else 'x86_64'}",
+        free_per_month=400_000,  # GB-seconds, x86_64 and arm64 together (bill.py)
     )
 
 
 _US_EAST_1: Final[tuple[Price, ...]] = (
-    _duration("x86_64", (0.0000166667, 0.000015, 0.0000133334)),
-    _duration("arm64", (0.0000133334, 0.0000120001, 0.0000106667)),
+    # x86_64: first 6 B GB-seconds a month, next 9 B, over 15 B; arm64: 7.5 B, 11.25 B, 18.75 B.
+    _duration("x86_64", (0.0000166667, 0.000015, 0.0000133334), (6e9, 15e9)),
+    _duration("arm64", (0.0000133334, 0.0000120001, 0.0000106667), (7.5e9, 18.75e9)),
     _flat(REQUESTS, "request", 0.20 / 1e6, _LAMBDA_PAGE, free=1_000_000),
     _flat(ALARM_METRIC, "metric-month", 0.10, _CLOUDWATCH_PAGE, free=10),
     # CloudWatch Logs' free 5 GB is shared by ingestion, storage and scans: left out.
@@ -144,13 +144,5 @@ def table(region: str) -> PriceBook:
     return PriceBook(region, prices, origin)
 
 
-def gb_second_price(architecture: str, book: PriceBook | None = None) -> float:
-    """The first-tier price of a GB-second on `architecture`."""
-    return (book or table(DEFAULT_REGION)).duration(architecture).usd
-
-
-# Kept for the modules that price one thing with the reference table.
-LAMBDA_REQUEST_USD: Final = table(DEFAULT_REGION)[REQUESTS].usd
-CLOUDWATCH_ALARM_METRIC_MONTH_USD: Final = table(DEFAULT_REGION)[ALARM_METRIC].usd
-LOGS_STORAGE_GB_MONTH_USD: Final = table(DEFAULT_REGION)[LOGS_STORAGE].usd
+# The evidence scan's own figure (evidence.LogsScan); money lines use the region's price.
 LOGS_INSIGHTS_SCANNED_GB_USD: Final = table(DEFAULT_REGION)[LOGS_INSIGHTS].usd

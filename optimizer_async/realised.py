@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from optimizer_async import pricing
 from optimizer_async.aws.gateway import Aws
+from optimizer_async.clock import next_minute
 from optimizer_async.naming import log_group_name
 from optimizer_async.steps.evidence import UsageMetrics, usage_between
 from optimizer_async.steps.function_configuration import MEMORY
@@ -61,6 +62,8 @@ def changed_functions(report: Mapping[str, Any]) -> list[Changed]:
     found: list[Changed] = []
     for env in report.get("environments", []):
         for fn in env.get("functions", []):
+            if fn.get("rolled_back"):  # the bake undid it: it runs as before
+                continue
             memory = [
                 c
                 for c in fn.get("changes", [])
@@ -90,14 +93,16 @@ def changed_functions(report: Mapping[str, Any]) -> list[Changed]:
 def windows(
     started: datetime, finished: datetime, now: datetime, days: int
 ) -> tuple[tuple[datetime, datetime], tuple[datetime, datetime]]:
-    """(before, after): equal lengths in whole minutes, before the run and since it."""
-    after_start = _ceil_minute(finished)
+    """(before, after): equal lengths in whole hours, before the run and since it. Whole
+    hours because CloudWatch serves data older than 15 days only in 5-minute periods, older
+    than 63 days in hours (the read asks one period per window)."""
+    after_start = next_minute(finished)
     length = min(timedelta(days=days), now - after_start)
-    length = timedelta(minutes=length // timedelta(minutes=1))
+    length = timedelta(hours=length // timedelta(hours=1))
     if length < MIN_AGE:
+        minutes = max(now - finished, timedelta()) // timedelta(minutes=1)
         raise TooSoonError(
-            f"the run finished {max(now - finished, timedelta()) // timedelta(minutes=1)} "
-            f"minutes ago: at least {MIN_AGE // timedelta(minutes=1)} are needed to measure it"
+            f"the run finished {minutes} minutes ago: an hour of traffic since it is needed"
         )
     before_end = started.replace(second=0, microsecond=0)
     return (before_end - length, before_end), (after_start, after_start + length)
@@ -128,8 +133,12 @@ async def measure(
     used_after = await usage_between(aws, keys, *after) if keys else {}
     month = pricing.SECONDS_PER_MONTH / (after[1] - after[0]).total_seconds()
     found: list[Realised] = []
+    quiet: list[str] = []
     for c in changed:
         was, now = used_before[c.function], used_after[c.function]
+        if was.invocations <= 0 or now.invocations <= 0:  # no traffic to compare
+            quiet.append(c.function)
+            continue
         found.append(
             Realised(
                 c,
@@ -140,7 +149,9 @@ async def measure(
                 now.invocations * month,
             )
         )
-    return document(str(run["run_id"]), book, before, after, found)
+    measured = document(str(run["run_id"]), book, before, after, found)
+    measured["not_measured"] = dict.fromkeys(quiet, "no invocations in one of the windows")
+    return measured
 
 
 def document(
@@ -188,8 +199,3 @@ def document(
         ],
         "realised_monthly_usd": round(sum(r.monthly_usd for r in found), 2),
     }
-
-
-def _ceil_minute(moment: datetime) -> datetime:
-    floor = moment.replace(second=0, microsecond=0)
-    return floor if floor == moment else floor + timedelta(minutes=1)

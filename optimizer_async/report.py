@@ -76,7 +76,8 @@ class RunReport:
     def exit_code(self) -> int:
         if self.stopped_by is not None:
             return 128 + self.stopped_by  # 130 SIGINT, 143 SIGTERM
-        return 1 if self.failed else 0
+        bake_failed = self.bake is not None and self.bake.get("error")
+        return 1 if self.failed or bake_failed else 0
 
     def to_json(self) -> dict[str, Any]:
         savings = self.savings
@@ -285,10 +286,13 @@ def _steps_line(report: RunReport) -> str | None:
         )
     if report.bake is not None:
         undone = report.bake["rolled_back"]
-        lines.append(
-            f"baked {report.bake['duration_s'] / 60:g} min ({report.bake['polls']} polls): "
-            + (f"rolled back {', '.join(sorted(undone))}" if undone else "every change held")
-        )
+        if report.bake.get("error"):
+            lines.append(f"the bake failed: {report.bake['error']}; the changes stand")
+        else:
+            lines.append(
+                f"baked {report.bake['duration_s'] / 60:g} min ({report.bake['polls']} polls): "
+                + (f"rolled back {', '.join(sorted(undone))}" if undone else "every change held")
+            )
     if report.plan_out:
         lines.append(f"plan written to {report.plan_out}: review it, then apply it with "
                      f"`lambda-optimizer apply {report.plan_out}`")  # fmt: skip

@@ -8,6 +8,7 @@ import secrets
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -97,9 +98,10 @@ async def run_once(
         if signals_:
             watching.start_soon(signals.watch, stop)
         async with Aws.open(aws_settings, clock) as aws:
+            calls = aws.counter.mark()  # the run's report counts the preflight too
             await aws.preflight()
             store = await open_store(config, aws)
-            report = await _run(aws, store, config, stop=stop)
+            report = await _run(aws, store, config, stop=stop, since=calls)
         watching.cancel_scope.cancel()
     return report
 
@@ -111,12 +113,14 @@ async def _run(
     records: dict[str, dict[str, Any]] | None = None,
     trigger: str | None = None,
     stop: StopRequest | None = None,
+    since: tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str]]] | None = None,
 ) -> RunReport:
     """A run with its record. `records`: a rollback's before-images when the caller has them
     already (the bake's); `trigger`: what started it, when not the command line."""
     run_id = new_run_id()
     # UTC from the run's clock: the sandbox's model time in tests, so a run can be backdated.
-    started_at, started, calls = aws.clock.utcnow(), time.monotonic(), aws.counter.mark()
+    started_at, started = aws.clock.utcnow(), time.monotonic()
+    calls = since or aws.counter.mark()
     rollback, applying = config.command == "rollback", config.command == "apply"
     targets = config.targets
     if rollback and records is None:
@@ -132,6 +136,8 @@ async def _run(
     else:
         steps = REGISTRY.select(config.only, config.skip)
         suffixes, bases = config.suffixes, config.function_bases
+    # Prices before the record: a Price List failure leaves no run stuck at "running".
+    book = await price_book(config, aws) if records is None else None
     record = {
         "run_id": run_id,
         "command": config.command,
@@ -157,7 +163,6 @@ async def _run(
             trigger=trigger,
         )
         await store.write(run_key(run_id, "run.json"), record)
-        book = await price_book(config, aws) if records is None else None
         settings = EngineSettings(
             targets=targets,
             steps=steps,
@@ -190,8 +195,13 @@ async def _run(
         baked = None
         bakes = config.bake is not None and not config.dry_run and records is None
         if bakes and config.bake is not None and not stop.requested:
-            with stop.guard():
-                baked = await _bake(aws, store, config, run_id, fleet, steps, config.bake)
+            try:
+                with stop.guard():
+                    baked = await _bake(aws, store, config, run_id, fleet, steps, config.bake)
+            except Exception as error:  # the changes stand; the report must still be written
+                reason = errors.describe(error)
+                log.error("bake.failed", error=reason)
+                baked = {"duration_s": config.bake.duration_s, "error": reason, "rolled_back": {}}
         report = RunReport(
             run_id=run_id,
             dry_run=config.dry_run,
@@ -244,13 +254,17 @@ async def _bake(
 
     async def roll_back(worse: Sequence[bake.Watched]) -> dict[str, str | None]:
         records: dict[str, dict[str, Any]] = {}
+        missing: dict[str, str | None] = {}
         for suffix in sorted({w.suffix for w in worse}):
             image = await store.read(run_key(run_id, "before-images", f"{suffix}.json"))
-            if image is None:  # cannot happen: the image is written before any change
-                continue
             names = {w.function for w in worse if w.suffix == suffix}
-            changes = [c for c in image.get("changes", []) if c.get("function") in names]
-            records[suffix] = {**image, "changes": changes}
+            changes = [c for c in (image or {}).get("changes", []) if c.get("function") in names]
+            for name in names - {str(c.get("function")) for c in changes}:
+                missing[name] = f"no recorded change of {name} in {store.where(run_key(run_id))}"
+            if image is not None and changes:
+                records[suffix] = {**image, "changes": changes}
+        if not records:
+            return missing
         undo = replace(
             config, command="rollback", run_id=run_id, force=False, bake=None, plan_out=None
         )
@@ -263,7 +277,7 @@ async def _bake(
             for fn in env.functions
             if fn.status == "failed" or env.error
         }
-        return {w.function: failures.get(w.function) for w in worse}
+        return {w.function: missing.get(w.function) or failures.get(w.function) for w in worse}
 
     result = await bake.watch(
         aws,
@@ -309,7 +323,7 @@ async def savings_document(
         report = await store.read(run_key(config.run_id, "report.json"))
         if run is None or report is None:
             raise RecordError(f"run {config.run_id} has no record in {store.location}")
-        if run.get("command") != "run" or run.get("dry_run"):
+        if run.get("command") not in ("run", "apply") or run.get("dry_run"):
             raise RecordError(f"run {config.run_id} changed nothing: nothing was saved")
         return await realised.measure(aws, run, report, config.days)
 

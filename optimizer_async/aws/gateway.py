@@ -228,7 +228,9 @@ class Aws:
             ) as sts:
                 identity = await sts.get_caller_identity()
         except Exception as error:
+            self.counter.record("sts", "GetCallerIdentity", f"error:{type(error).__name__}", 1)
             raise Unavailable(unavailable(error, self.settings)) from error
+        self.counter.record("sts", "GetCallerIdentity", "ok", 1)
         async with self._account_lock:
             self._account_id = str(identity["Account"])
         return self._account_id

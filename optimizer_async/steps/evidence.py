@@ -395,7 +395,14 @@ async def report_lines_between(
     found: dict[str, ReportLines] = {}
     for index in range(0, len(log_groups), _GROUPS_PER_QUERY):
         batch = sorted(log_groups[index : index + _GROUPS_PER_QUERY])
-        found.update((await _run_query(aws, slots, batch, window))[1])
+        try:
+            found.update((await _run_query(aws, slots, batch, window))[1])
+        except Exception as error:  # one missing group refuses the query: ask without it
+            if not errors.is_not_found(error):
+                raise
+            existing = sorted(await _existing(aws, batch))
+            if existing:
+                found.update((await _run_query(aws, slots, existing, window))[1])
     return found
 
 

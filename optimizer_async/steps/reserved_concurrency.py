@@ -131,18 +131,27 @@ class ReservedConcurrency(FunctionStep):
         if account is None:
             return list(plans)
         budget = account.unreserved - MIN_UNRESERVED_CONCURRENCY
+        asking = [sum(int(c.after) for c in plan.changes) for plan in plans]
+        fits = [False] * len(plans)
+        left_over = budget
+        for index, wanted in enumerate(asking):
+            if wanted and wanted <= left_over:
+                fits[index], left_over = True, left_over - wanted
+        asked = sum(1 for wanted in asking if wanted)
+        # The limit that would hold every reservation: what is reserved already, all asked
+        # for, and the floor AWS keeps unreserved.
+        reserved = account.limit - account.unreserved
+        enough = reserved + sum(asking) + MIN_UNRESERVED_CONCURRENCY
         guarded: list[StepPlan] = []
-        for plan in plans:
-            wanted = sum(int(c.after) for c in plan.changes)
-            if wanted and wanted > budget:
-                left = budget + MIN_UNRESERVED_CONCURRENCY - wanted
+        for plan, wanted, fit in zip(plans, asking, fits, strict=True):
+            if wanted and not fit:
                 reason = (
-                    f"reserving {wanted} would leave the account's unreserved concurrency at "
-                    f"{left}, below AWS's minimum of {MIN_UNRESERVED_CONCURRENCY}"
+                    f"reserving {wanted} would leave the account's unreserved concurrency below "
+                    f"AWS's minimum of {MIN_UNRESERVED_CONCURRENCY}: {sum(fits)} of {asked} "
+                    f"reservations fit the account's limit of {account.limit}; a limit of "
+                    f"{enough} would fit them all (Service Quotas: Lambda concurrent executions)"
                 )
                 plan = replace(plan, blocked=reason)
-            else:
-                budget -= wanted
             guarded.append(plan)
         return guarded
 

@@ -191,6 +191,29 @@ def test_targets_are_typed_before_ranges_and_nothing_is_called(
     assert sandbox.stats()["total"] == 0
 
 
+@pytest.mark.parametrize(
+    "suffix",
+    ["../etc", "dev;rm -rf /", "a" * 80, "d\u00e9v", "$(id)", "dev\ndev", "pr-1*", "-dev", ""],
+)
+def test_hostile_suffixes_are_refused_in_one_line_before_any_call(
+    sandbox: EmbeddedSandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    suffix: str,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", sandbox.endpoint_url)
+    monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)
+    sandbox.reset_stats()
+    code = main(["--suffix", suffix, "--dry-run"])
+    captured = capsys.readouterr()
+    assert code == 2
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith("lambda-optimizer: error: ")
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+    assert sandbox.stats()["total"] == 0
+
+
 def test_json_output_is_only_the_report_and_logs_are_json_lines(
     sandbox: EmbeddedSandbox, tmp_path: Path
 ) -> None:

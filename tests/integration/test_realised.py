@@ -67,7 +67,7 @@ async def test_realised_savings_are_the_arithmetic_of_the_two_windows(
         report = await run_once(config, settings, linked)
         assert report.exit_code == 0
         measure = replace(config, command="savings", run_id=report.run_id, days=7)
-        with pytest.raises(TooSoonError, match="at least 60 are needed"):
+        with pytest.raises(TooSoonError, match="an hour of traffic since it is needed"):
             await savings_document(measure, settings, linked)
         clock.advance(WEEK)  # a week of traffic at the new settings
         document = await savings_document(measure, settings, linked)
@@ -85,10 +85,12 @@ async def test_realised_savings_are_the_arithmetic_of_the_two_windows(
     expected = (per_call_before - per_call_after) * month
     assert fn["realised_monthly_usd"] == pytest.approx(expected, abs=0.01)
     assert document["realised_monthly_usd"] == fn["realised_monthly_usd"]
+    assert document["not_measured"] == {}
 
     # Same lengths, before the run and after it; a week at most.
     before = document["windows"]["before"]
     assert (end - start).total_seconds() <= WEEK
+    assert (end - start).total_seconds() % 3600 == 0  # whole hours: CloudWatch's old-data periods
     assert datetime.fromisoformat(before[1]) - datetime.fromisoformat(before[0]) == end - start
     assert datetime.fromisoformat(before[1]) <= report.started_at <= start
     # steady's work is partly CPU-bound: what it saved lies inside the estimated range.

@@ -265,7 +265,11 @@ def test_fleet_guardrail_keeps_unreserved_concurrency_above_100() -> None:
     ]
     # 260 - 100 = 160 can be reserved: three functions of 50 fit (110 left), the fourth does not.
     assert [name for name, _ in blocked] == ["lambda-function2-b"]
-    assert "unreserved concurrency at 60, below AWS's minimum of 100" in blocked[0][1]
+    assert "unreserved concurrency below AWS's minimum of 100" in blocked[0][1]
+    # The summary an operator needs: how many fit, and the limit that would fit them all:
+    # 740 reserved already + 4 x 50 asked + the 100 kept unreserved.
+    assert "3 of 4 reservations fit the account's limit of 1000" in blocked[0][1]
+    assert "a limit of 1040 would fit them all" in blocked[0][1]
 
 
 def test_plan_for_every_baseline_value_matches_the_single_source() -> None:

@@ -60,7 +60,10 @@ def test_arm64_is_priced_apart_from_x86_64() -> None:
     assert arm.usd == 0.0000133334
     assert _cents(arm.cost(1_500_000, free=True)) == _cents(1_100_000 * 0.0000133334) == 14.67
     assert arm.cost(7e9) < x86.cost(7e9)
-    assert _cents(arm.cost(7e9)) == _cents(6e9 * 0.0000133334 + 1e9 * 0.0000120001)
+    # arm64's tiers end later: 7.5 billion GB-seconds at the first price, then 11.25 billion.
+    assert _cents(arm.cost(7e9)) == _cents(7e9 * 0.0000133334)
+    assert _cents(arm.cost(8e9)) == _cents(7.5e9 * 0.0000133334 + 0.5e9 * 0.0000120001)
+    assert [tier.up_to for tier in arm.tiers] == [7.5e9, 18.75e9, None]
 
 
 def test_regions_differ_where_aws_lists_other_prices() -> None:

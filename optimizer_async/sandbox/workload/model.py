@@ -396,11 +396,11 @@ class WorkloadModel:
         key = (region, function_name)
         with self._lock:
             existing = self._functions.get(key)
-            model = (
-                FunctionModel.start(region, function_name, profile, config, at)
-                if existing is None
-                else replace(existing, profile=profile)
-            )
+            if existing is None:
+                model = FunctionModel.start(region, function_name, profile, config, at)
+            else:  # a new profile's latent path starts from now, as on a first attach
+                fresh = FunctionModel.start(region, function_name, profile, config, at)
+                model = replace(existing, profile=profile, latent_from=fresh.latent_from)
             self._functions[key] = model
             return model
 
