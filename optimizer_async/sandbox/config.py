@@ -9,7 +9,15 @@ from typing import Any, Final, Literal
 Profile = Literal["none", "aws"]
 PROFILES: Final[tuple[Profile, ...]] = ("none", "aws")
 
-FaultKind = Literal["throttle", "internal_error", "unavailable", "connection_reset", "slow"]
+FaultKind = Literal[
+    "throttle",
+    "internal_error",
+    "unavailable",
+    "connection_reset",
+    "slow",
+    "reset_after_commit",
+    "error_after_commit",
+]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "throttle",
     "internal_error",
@@ -17,6 +25,10 @@ FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
     "connection_reset",
     "slow",
 )
+# The call is served - a write is applied - and then its answer is lost: the connection
+# reset, or a 500 instead of the answer. Retries then meet their own write (412, exists).
+AFTER_COMMIT_KINDS: Final[tuple[FaultKind, ...]] = ("reset_after_commit", "error_after_commit")
+ALL_FAULT_KINDS: Final[tuple[FaultKind, ...]] = FAULT_KINDS + AFTER_COMMIT_KINDS
 
 
 @dataclass(frozen=True)
@@ -55,9 +67,9 @@ class SandboxConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 1")
-        unknown = set(self.fault_kinds) - set(FAULT_KINDS)
+        unknown = set(self.fault_kinds) - set(ALL_FAULT_KINDS)
         if unknown or not self.fault_kinds:
-            raise ValueError(f"fault kinds must be among {', '.join(FAULT_KINDS)}")
+            raise ValueError(f"fault kinds must be among {', '.join(ALL_FAULT_KINDS)}")
         for name in (
             "latency_median_ms",
             "slow_response_s",

@@ -42,7 +42,7 @@ from urllib.parse import parse_qs
 
 from optimizer_async.aws.quotas import bucket_for
 from optimizer_async.sandbox import protocols
-from optimizer_async.sandbox.config import SandboxConfig
+from optimizer_async.sandbox.config import AFTER_COMMIT_KINDS, SandboxConfig
 from optimizer_async.sandbox.protocols import CallId, ErrorReply
 from optimizer_async.sandbox.runtime import SandboxRuntime
 
@@ -98,6 +98,8 @@ class ShapingApp:
             return _reply(start_response, protocols.throttle_error(call.service))
 
         fault = runtime.pick_fault()
+        if fault in AFTER_COMMIT_KINDS:
+            return self._lost_after_commit(call, body, environ, start_response, fault)
         if fault is not None:
             stats.record(call.service, call.operation, f"fault:{fault}")
             if fault == "throttle":
@@ -146,6 +148,25 @@ class ShapingApp:
             call.service, call.operation, _outcome(call, status, captured["headers"], payload)
         )
         return [payload]
+
+    def _lost_after_commit(
+        self,
+        call: CallId,
+        body: bytes,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        fault: str,
+    ) -> Iterable[bytes]:
+        """Serve the call whole (a write is applied), then lose its answer."""
+        self._runtime.stats.record(call.service, call.operation, f"fault:{fault}")
+        handler = self._handlers.get((call.service, call.operation))
+        if handler is not None:
+            handler(call, body)
+        else:
+            b"".join(self._moto(environ, lambda *args: None))  # applied, answer dropped
+        if fault == "reset_after_commit":
+            _reset_connection(environ)
+        return _reply(start_response, protocols.internal_error(call.service))
 
     # --- control API ---------------------------------------------------------------------
 

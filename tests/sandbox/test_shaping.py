@@ -262,3 +262,18 @@ def test_latency_is_added_and_scaled_by_the_clock(
     spread = waits(latency_median_ms=80.0)  # log-normal: every call differs
     assert len(set(spread)) == 5
     assert all(wait > 0 for wait in spread)
+
+
+@pytest.mark.parametrize("kind", ["reset_after_commit", "error_after_commit"])
+def test_an_after_commit_fault_applies_the_write_and_loses_its_answer(
+    client: ClientFactory, sandbox: EmbeddedSandbox, kind: str
+) -> None:
+    """AWS sometimes commits a write and then the answer is lost: the write is there."""
+    sqs = client("sqs", attempts=1)
+    with (
+        sandbox.configured(fault_rate=1.0, fault_kinds=(kind,)),
+        pytest.raises((ClientError, ConnectionClosedError, EndpointConnectionError)),
+    ):
+        sqs.create_queue(QueueName="written-anyway")
+    assert sandbox.stats()["by_outcome"] == {f"fault:{kind}": 1}
+    assert client("sqs").list_queues(QueueNamePrefix="written-anyway")["QueueUrls"]
