@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-localstack lint bench sandbox clean
+.PHONY: setup demo test test-localstack lint chaos bench sandbox clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+
+# The fault matrix and the SIGKILL crash suite (minutes; a seeded subset runs in `make test`).
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos.matrix
 
 # Runs the integration tests against LocalStack (needs Docker; see docker-compose.yml).
 test-localstack: $(STAMP)
