@@ -117,7 +117,7 @@ async def _run(
 ) -> RunReport:
     """A run with its record. `records`: a rollback's before-images when the caller has them
     already (the bake's); `trigger`: what started it, when not the command line."""
-    run_id = new_run_id()
+    run_id, stop = new_run_id(), stop or StopRequest()
     # UTC from the run's clock: the sandbox's model time in tests, so a run can be backdated.
     started_at, started = aws.clock.utcnow(), time.monotonic()
     calls = since or aws.counter.mark()
@@ -179,7 +179,6 @@ async def _run(
             if records is not None
             else Engine(aws, settings)
         )
-        stop = stop or StopRequest()
         with stop.guard() as running:
             fleet = await engine.run(suffixes)
         if running.cancelled_caught:  # abandoned after a stop: report what it got to
@@ -193,8 +192,7 @@ async def _run(
             payload = json.dumps(document, indent=2, sort_keys=True, default=str)
             written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
         baked = None
-        bakes = config.bake is not None and not config.dry_run and records is None
-        if bakes and config.bake is not None and not stop.requested:
+        if config.bake is not None and not (config.dry_run or records or stop.requested):
             try:
                 with stop.guard():
                     baked = await _bake(aws, store, config, run_id, fleet, steps, config.bake)
