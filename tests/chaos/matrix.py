@@ -161,7 +161,7 @@ def crash(sandbox: EmbeddedSandbox, seed: int, summary: Summary) -> None:
     """SIGKILL at a seeded moment mid-run; rollback restores what the images recorded."""
     sandbox.reset()
     Seeder(sandbox.endpoint_url, credentials=(ACCESS_KEY_ID, SECRET_ACCESS_KEY)).seed(SUFFIXES)
-    delay = random.Random(seed).uniform(0.5, 4.0)
+    delay = random.Random(seed).uniform(2.0, 6.0)  # start-up takes about 2 s
     summary.crashes += 1
     with tempfile.TemporaryDirectory() as state, sandbox.configured(update_s=2.0):
         process = subprocess.Popen(
