@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
+import anyio
 import structlog
 
 from optimizer_async.aws import errors
@@ -36,6 +37,7 @@ from optimizer_async.aws.gateway import Aws
 from optimizer_async.clock import next_minute
 from optimizer_async.config import BakeSettings
 from optimizer_async.engine import FleetRun
+from optimizer_async.signals import StopRequest
 from optimizer_async.steps.alarms import Alarms, firing_at_once
 from optimizer_async.steps.base import FunctionStep
 from optimizer_async.steps.evidence import (
@@ -208,10 +210,15 @@ class BakeResult:
     worse: dict[str, str] = field(default_factory=dict)
     rollback_errors: dict[str, str] = field(default_factory=dict)
     polls: int = 0
+    stopped: bool = False  # a stop signal ended it early
 
 
 async def watch(
-    aws: Aws, functions: Sequence[Watched], settings: BakeSettings, roll_back: RollBack
+    aws: Aws,
+    functions: Sequence[Watched],
+    settings: BakeSettings,
+    roll_back: RollBack,
+    stop: StopRequest | None = None,
 ) -> BakeResult:
     """Poll until the bake ends; roll back each function that got worse as soon as seen.
     Polls fall at start + k x poll_s; the last reads up to the end once CloudWatch's and the
@@ -225,13 +232,16 @@ async def watch(
     lines = _LinesSoFar(start)
     log.info("bake.started", functions=len(functions), until=ends.isoformat())
     polls = itertools.count(1)
-    while healthy:
+    while healthy and not (stop and stop.requested):
         at = start + timedelta(seconds=next(polls) * settings.poll_s)
         last = at >= ends
         at, end = (ends + timedelta(seconds=LATE_S), ends) if last else (at, _minute(at))
         wait = (at - aws.clock.utcnow()).total_seconds()
         if wait > 0:
             await aws.sleep(wait)
+        if stop and stop.requested:  # asked to stop: what was judged so far stands
+            result.stopped = True
+            break
         if end > start:
             result.polls += 1
             seen = await _observe(aws, list(healthy.values()), start, end, lines)
@@ -242,7 +252,8 @@ async def watch(
             }
             if worse:
                 log.warning("bake.worse", functions=worse)
-                failures = await roll_back([healthy[name] for name in worse])
+                with anyio.CancelScope(shield=True):  # a rollback begun is finished
+                    failures = await roll_back([healthy[name] for name in worse])
                 for name, reason in worse.items():
                     result.worse[name] = reason
                     if failures.get(name):
@@ -255,19 +266,20 @@ async def watch(
 
 
 class _LinesSoFar:
-    """The REPORT lines' maxima since the bake began, read a new stretch per poll (the
-    maxima of the stretches are the window's: no minute is scanned twice)."""
+    """The REPORT lines' maxima since the bake began, read a new stretch per poll, from
+    `LATE_S` before the last one's end (lines arrive late; maxima merge idempotently)."""
 
     def __init__(self, start: datetime) -> None:
-        self.read_to = start
+        self.start = self.read_to = start
         self.found: dict[str, ReportLines] = {}
 
     async def update(
         self, aws: Aws, groups: Sequence[str], end: datetime
     ) -> dict[str, ReportLines]:
         if end > self.read_to:
+            since = max(self.start, self.read_to - timedelta(seconds=LATE_S))  # late lines
             try:
-                fresh = await report_lines_between(aws, groups, self.read_to, end)
+                fresh = await report_lines_between(aws, groups, since, end)
             except Exception as error:  # judge from the metrics; read this stretch next time
                 log.warning("bake.report_lines_unread", error=errors.describe(error))
                 return self.found

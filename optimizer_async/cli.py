@@ -538,13 +538,16 @@ def _writable(path: Path | None, option: str) -> Path | None:
     not end in exit 1 because its report had nowhere to go)."""
     if path is None:
         return None
-    if path.exists():
-        if path.is_dir():
-            raise UsageError(f"{option} {path} is a directory, not a file")
-        if not os.access(path, os.W_OK):
-            raise UsageError(f"{option} {path} is not writable")
-        return path
-    parent = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    try:
+        if path.exists():
+            if path.is_dir():
+                raise UsageError(f"{option} {path} is a directory, not a file")
+            if not os.access(path, os.W_OK):
+                raise UsageError(f"{option} {path} is not writable")
+            return path
+        parent = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    except OSError as error:  # e.g. a directory we may not even look into
+        raise UsageError(f"{option} {path}: {error.strerror or error}") from None
     if not parent.is_dir():
         raise UsageError(f"{option} {path}: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -145,11 +145,12 @@ class Engine:
         return run
 
     def partial(self) -> FleetRun:
-        """What an abandoned run got to: every change not applied and verified is failed,
-        with why (the stop)."""
+        """What an abandoned run got to. A change applied but not re-read says so; one that
+        was under way may have been made (the report says to re-run or roll back); money
+        counts only what was verified."""
         run = self._run or FleetRun(Plan(()), account=self._account)
         stop = self.settings.stop
-        why = f"not finished: stopped by {stop.name}" if stop and stop.requested else "abandoned"
+        by = f"stopped by {stop.name}" if stop and stop.requested else "abandoned"
         run.environments = [
             self._outcomes[env.suffix]
             for env in run.plan.environments
@@ -157,10 +158,16 @@ class Engine:
         ]
         for env in run.environments:
             for change in env.all_changes():
-                if change.status == "planned" or (
-                    change.status == "applied" and change.verified is None
-                ):
-                    change.status, change.error = "failed", why
+                if change.status == "applied" and change.verified is None:
+                    change.error = f"applied, not verified: {by}"
+                elif change.status == "planned":
+                    change.status = "failed"
+                    change.error = (
+                        f"not finished: {by} (its write may have been made: re-run, or roll back)"
+                    )
+            inventory = run.inventories.get(env.suffix)
+            if inventory is not None and self.priced:
+                self._price(env, inventory, verified_only=True)
         return run
 
     async def discover_and_plan(

@@ -65,6 +65,8 @@ class RunReport:
 
     @property
     def status(self) -> str:
+        if self.stopped_by is not None:
+            return "stopped"
         if self.failed:
             return "failed"
         statuses = {env.status for env in self.environments}

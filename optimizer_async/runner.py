@@ -7,6 +7,7 @@ import json
 import secrets
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -95,8 +96,8 @@ async def run_once(
     `stop`: asks the run to stop; `signals_`: SIGINT and SIGTERM ask it (the command line)."""
     stop = stop or StopRequest()
     async with anyio.create_task_group() as watching:
-        if signals_:
-            watching.start_soon(signals.watch, stop)
+        if signals_ and threading.current_thread() is threading.main_thread():
+            await watching.start(signals.watch, stop)
         async with Aws.open(aws_settings, clock) as aws:
             calls = aws.counter.mark()  # the run's report counts the preflight too
             await aws.preflight()
@@ -185,7 +186,7 @@ async def _run(
             fleet = engine.partial()
             log.warning("run.abandoned", signal=stop.name)
         written = None
-        if config.plan_out is not None:
+        if config.plan_out is not None and not stop.requested:  # never a plan cut short
             document = plan_file.plan_document(
                 run_id, config.region, fleet.plan, fleet.inventories, steps, targets
             )
@@ -195,7 +196,7 @@ async def _run(
         if config.bake is not None and not (config.dry_run or records or stop.requested):
             try:
                 with stop.guard():
-                    baked = await _bake(aws, store, config, run_id, fleet, steps, config.bake)
+                    baked = await _bake(aws, store, config, run_id, fleet, steps, config.bake, stop)
             except Exception as error:  # the changes stand; the report must still be written
                 reason = errors.describe(error)
                 log.error("bake.failed", error=reason)
@@ -246,6 +247,7 @@ async def _bake(
     fleet: FleetRun,
     steps: Sequence[Step],
     settings: BakeSettings,
+    stop: StopRequest,
 ) -> dict[str, Any]:
     """Watch what the run changed; roll back at once, by a rollback run of its own, each
     function that got worse. Marks those functions' outcomes; the bake's summary."""
@@ -282,6 +284,7 @@ async def _bake(
         bake.watched(fleet, {step.name: step for step in steps}, config.targets),
         settings,
         roll_back,
+        stop,
     )
     for env in fleet.environments:
         for fn in env.functions:
@@ -295,6 +298,7 @@ async def _bake(
     return {
         "duration_s": settings.duration_s,
         "polls": result.polls,
+        "stopped": result.stopped,
         "rolled_back": {
             fn.name: fn.rolled_back
             for env in fleet.environments
@@ -388,9 +392,12 @@ def run(config: RunConfig) -> int:
         logs.configure(config.log_format, config.log_level, stream)
         try:
             return _command(config)
-        except (UsageError, signals.Stopped, KeyboardInterrupt):
-            raise
-        except Exception as raised:
+        except BaseException as raised:
+            stopped = signals.stopped_in(raised)  # also from inside a task group
+            if stopped is not None:
+                raise stopped from None
+            if not isinstance(raised, (Exception, BaseExceptionGroup)):
+                raise  # SystemExit and the like
             error = _cause(raised)
             if isinstance(error, (UsageError, *_FOUND_BEFORE_ANY_WRITE)):
                 raise UsageError(str(error)) from None

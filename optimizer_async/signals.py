@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Final
 
 import anyio
+import anyio.abc
 
 HANDLED: Final = (signal.SIGINT, signal.SIGTERM)
 GRACE_S: Final = 10.0  # in-flight calls may finish for this long after a stop is asked
@@ -52,12 +53,15 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.abandoned = False
         self._scopes: list[anyio.CancelScope] = []
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[anyio.CancelScope]:
         """A scope `abandon` cancels (already cancelled if the run was abandoned)."""
         scope = anyio.CancelScope()
+        if self.abandoned:
+            scope.cancel()
         self._scopes.append(scope)
         try:
             with scope:
@@ -66,7 +70,8 @@ class StopRequest:
             self._scopes.remove(scope)
 
     def abandon(self) -> None:
-        """Give up what is in flight."""
+        """Give up what is in flight, and whatever would start after."""
+        self.abandoned = True
         for scope in self._scopes:
             scope.cancel()
 
@@ -79,16 +84,39 @@ class StopRequest:
         return "" if self.signum is None else signal.Signals(self.signum).name
 
 
-async def watch(stop: StopRequest, grace_s: float = GRACE_S) -> None:
+async def watch(
+    stop: StopRequest,
+    grace_s: float = GRACE_S,
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     """Take SIGINT and SIGTERM for the run: the first asks it to stop (no new writes) and
-    abandons what is in flight after `grace_s`; a second abandons at once."""
-    with anyio.open_signal_receiver(*HANDLED) as received:
-        async for signum in received:
-            stop.signum = int(signum)
-            break
-        with anyio.move_on_after(grace_s):
-            async for _ in received:
+    abandons what is in flight after `grace_s`; a second abandons at once. Started with
+    `TaskGroup.start`: the run begins once the signals are taken over; when it ends, the
+    `Stopped` handlers are back (the event loop would leave SIGTERM's default: death)."""
+    try:
+        with anyio.open_signal_receiver(*HANDLED) as received:
+            task_status.started()
+            async for signum in received:
+                stop.signum = int(signum)
                 break
-        stop.abandon()
-        async for _ in received:  # until the run ends: later signals change nothing
-            pass
+            with anyio.move_on_after(grace_s):
+                async for _ in received:
+                    break
+            stop.abandon()
+            async for _ in received:  # until the run ends: later signals change nothing
+                pass
+    finally:
+        install()
+
+
+def stopped_in(error: BaseException) -> Stopped | KeyboardInterrupt | None:
+    """The stop inside an exception (task groups wrap what their tasks raise)."""
+    if isinstance(error, (Stopped, KeyboardInterrupt)):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = stopped_in(inner)
+            if found is not None:
+                return found
+    return None

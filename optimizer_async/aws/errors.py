@@ -61,6 +61,22 @@ def is_stale_revision(error: BaseException) -> bool:
     return error_code(error) == STALE_REVISION
 
 
+THROTTLE_CODES: Final = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A throttle or a server error: the same call may pass a moment later."""
+    response = getattr(error, "response", None)
+    status = (
+        response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(response, Mapping)
+        else None
+    )
+    return error_code(error) in THROTTLE_CODES or (isinstance(status, int) and status >= 500)
+
+
 def is_iam_propagation(error: BaseException) -> bool:
     """A permission just granted that Lambda cannot see yet (retry it; it will pass)."""
     return error_code(error) == "InvalidParameterValueException" and any(

@@ -50,6 +50,7 @@ R = TypeVar("R")
 log = structlog.get_logger("optimizer_async.aws")
 
 _ADAPTIVE_SERVICES: Final = frozenset({"iam", "sqs", "s3", "sts", "pricing"})
+_PREFLIGHT_ATTEMPTS: Final = 3  # only for throttles and server errors, never connections
 # Services whose endpoint is in one region whatever the run's.
 _SERVICE_REGIONS: Final = {"pricing": "us-east-1"}
 # Pace at 90 % of a quota: our clock and AWS's never agree exactly.
@@ -87,8 +88,10 @@ def unavailable(error: BaseException, settings: AwsSettings) -> str:
             else f"is {settings.region!r} a region this account can use?"
         )
         return f"cannot reach {where}: {hint}"
+    if kind == "ReadTimeoutError":
+        return f"{where} took too long to answer: try again, or check the network"
     code = errors.error_code(error)
-    if code is None:  # not an AWS error answer: a page, garbage, a timeout mid-answer
+    if code is None:  # not an AWS error answer: a page, garbage
         return f"{where} did not answer like AWS ({kind}): check AWS_ENDPOINT_URL"
     refused = ("InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken",
                "UnrecognizedClientException")  # fmt: skip
@@ -226,7 +229,14 @@ class Aws:
             async with self._session.client(
                 "sts", endpoint_url=self.settings.endpoint_url, config=config
             ) as sts:
-                identity = await sts.get_caller_identity()
+                for attempt in range(_PREFLIGHT_ATTEMPTS):  # a throttle or a 5xx: again
+                    try:
+                        identity = await sts.get_caller_identity()
+                        break
+                    except Exception as error:
+                        if attempt + 1 == _PREFLIGHT_ATTEMPTS or not errors.is_transient(error):
+                            raise
+                        await self.sleep(0.5 * 2**attempt)
         except Exception as error:
             self.counter.record("sts", "GetCallerIdentity", f"error:{type(error).__name__}", 1)
             raise Unavailable(unavailable(error, self.settings)) from error

@@ -157,10 +157,15 @@ class ShapingApp:
         start_response: StartResponse,
         fault: str,
     ) -> Iterable[bytes]:
-        """Serve the call whole (a write is applied), then lose its answer."""
+        """Serve the call whole (a write is applied), then lose its answer. Authorised as
+        any call (moto authorises its own; the sandbox's handlers here)."""
         self._runtime.stats.record(call.service, call.operation, f"fault:{fault}")
         handler = self._handlers.get((call.service, call.operation))
         if handler is not None:
+            denied = self._authorize(call, environ, body) if self._authorize else None
+            if denied is not None:
+                start_response(_status_line(denied.status), denied.headers)
+                return [denied.body]
             handler(call, body)
         else:
             b"".join(self._moto(environ, lambda *args: None))  # applied, answer dropped

@@ -8,8 +8,8 @@ optimizer with the faults on, then checks:
 - nothing is lost: every variable a function had is there byte for byte;
 - nothing is duplicated: one queue, one of each alarm, no repeated inline policy;
 - a second run, faults off, converges.
-Crash suite: the optimizer in a child process is killed (SIGKILL) at a seeded moment; then
-`rollback` restores every setting of its before-images, and a re-run converges.
+Crash suite: the optimizer in a child process is killed (SIGKILL) a seeded moment after its
+first before-image is saved; then `rollback` restores every setting of its before-images.
 
 Prints one JSON summary; exits 1 if anything was lost, duplicated or unreported.
 `python -m tests.chaos.matrix [--seeds N] [--crashes N]`.
@@ -64,13 +64,14 @@ class Summary:
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     unreported: list[str] = field(default_factory=list)
+    not_converged_on_rerun: list[str] = field(default_factory=list)
     crashes: int = 0
     crashes_before_any_write: int = 0  # killed before the first before-image: nothing to undo
     crashes_restored: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.unreported)
+        return not (self.lost or self.duplicated or self.unreported or self.not_converged_on_rerun)
 
 
 def _optimize(*args: str) -> tuple[int, dict[str, Any]]:
@@ -112,9 +113,19 @@ def _check(endpoint: str, before: dict[str, dict[str, str]], name: str, summary:
         names_seen = [a["AlarmName"] for a in alarms if a["AlarmName"].endswith(f"-{suffix}")]
         if len(names_seen) != len(set(names_seen)):
             summary.duplicated.append(f"{name}: repeated alarms for {suffix}")
-        policies = iam.list_role_policies(RoleName=names.role)["PolicyNames"]
-        if len(policies) != len(set(policies)):
-            summary.duplicated.append(f"{name}: repeated inline policies for {suffix}")
+        for policy in iam.list_role_policies(RoleName=names.role)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=names.role, PolicyName=policy)
+            statements = document["PolicyDocument"].get("Statement", [])
+            texts = [json.dumps(statement, sort_keys=True) for statement in statements]
+            if len(texts) != len(set(texts)):
+                summary.duplicated.append(f"{name}: repeated statements in {policy}")
+        watched = [
+            json.dumps([a.get("MetricName"), a.get("Dimensions"), a.get("Metrics")], sort_keys=True)
+            for a in alarms
+            if a["AlarmName"].endswith(f"-{suffix}")
+        ]
+        if len(watched) != len(set(watched)):
+            summary.duplicated.append(f"{name}: two alarms watch the same metric for {suffix}")
 
 
 def _changes(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -154,6 +165,8 @@ def scenario(sandbox: EmbeddedSandbox, name: str, faults: dict[str, Any], summar
     summary.runs += 1
     if code == 0:
         summary.converged_on_rerun += 1
+    else:
+        summary.not_converged_on_rerun.append(f"{name}: re-run exited {code}")
     _check(sandbox.endpoint_url, before, f"{name} (re-run)", summary)
 
 
@@ -161,7 +174,7 @@ def crash(sandbox: EmbeddedSandbox, seed: int, summary: Summary) -> None:
     """SIGKILL at a seeded moment mid-run; rollback restores what the images recorded."""
     sandbox.reset()
     Seeder(sandbox.endpoint_url, credentials=(ACCESS_KEY_ID, SECRET_ACCESS_KEY)).seed(SUFFIXES)
-    delay = random.Random(seed).uniform(2.0, 6.0)  # start-up takes about 2 s
+    delay = random.Random(seed).uniform(0.0, 3.0)  # after the first before-image is saved
     summary.crashes += 1
     with tempfile.TemporaryDirectory() as state, sandbox.configured(update_s=2.0):
         process = subprocess.Popen(
@@ -169,12 +182,19 @@ def crash(sandbox: EmbeddedSandbox, seed: int, summary: Summary) -> None:
              "--state-dir", state, "--log-level", "error"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ),
         )  # fmt: skip
-        time.sleep(delay)  # a seeded moment: somewhere in discovery, apply or verification
+        images = Path(state) / "runs"
+        deadline = time.monotonic() + 120
+        while not list(images.glob("*/before-images/*.json")) and process.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        time.sleep(delay)  # a seeded moment into the writes
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         runs = list((Path(state) / "runs").glob("*/before-images/*.json"))
-        if not runs:  # killed before the first write: nothing to restore
+        if not runs:  # it never saved a before-image: nothing was checked
             summary.crashes_before_any_write += 1
+            summary.unreported.append(f"crash {seed}: no before-image was ever written")
             return
         run_id = runs[0].parents[1].name
         code, _ = _optimize("rollback", "--run-id", run_id, "--state-dir", state)

@@ -106,5 +106,5 @@ async def test_healthy_functions_bake_to_the_end_and_keep_their_changes(
 ) -> None:
     (steady,), report, _ = await _baked(sandbox, tmp_path, ("steady",), HOUR)
     assert report.exit_code == 0
-    assert report.bake == {"duration_s": HOUR, "polls": 12, "rolled_back": {}}
+    assert report.bake == {"duration_s": HOUR, "polls": 12, "rolled_back": {}, "stopped": False}
     assert client("lambda").get_function_configuration(FunctionName=steady)["MemorySize"] < 3008

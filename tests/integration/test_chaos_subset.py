@@ -8,6 +8,7 @@ twice, and a second run (no faults) converges everything.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -65,8 +66,13 @@ def test_answers_lost_after_commit_never_double_apply(
         assert [a["AlarmName"] for a in alarms["MetricAlarms"]] == [error_rate_alarm_name(function)]
         alarms = cloudwatch.describe_alarms(AlarmNamePrefix=f"duration-{function}")
         assert [a["AlarmName"] for a in alarms["MetricAlarms"]] == [duration_alarm_name(function)]
-        policies = iam.list_role_policies(RoleName=names.role)["PolicyNames"]
-        assert len(policies) == len(set(policies))
+        for policy in iam.list_role_policies(RoleName=names.role)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=names.role, PolicyName=policy)
+            statements = [
+                json.dumps(statement, sort_keys=True)
+                for statement in document["PolicyDocument"]["Statement"]
+            ]
+            assert len(statements) == len(set(statements)), policy  # no statement twice
 
     code, third = optimize("--suffix", ",".join(SUFFIXES))
     assert (code, third["status"]) == (0, "nothing_to_do")
