@@ -437,10 +437,7 @@ def _bake(value: str | None, dry_run: bool) -> BakeSettings | None:
 
 
 def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
-    if not _RUN_ID_RE.fullmatch(args.run_id):
-        raise UsageError(f"run id {args.run_id!r} is not one (e.g. 20261127T093018Z-90cad0)")
-    if not args.state_bucket and not (args.state_dir / "runs" / args.run_id).is_dir():
-        raise UsageError(f"no run {args.run_id} in {args.state_dir} (see `{PROG} runs`)")
+    _known_run(args)
     region, endpoint = _aws_options(args, environ)
     return RunConfig(
         suffixes=(),
@@ -452,13 +449,18 @@ def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Ru
     )
 
 
-def _savings_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+def _known_run(args: argparse.Namespace) -> None:
+    """`--run-id` names a run, and (without a state bucket) one the state dir holds."""
     if not _RUN_ID_RE.fullmatch(args.run_id):
         raise UsageError(f"run id {args.run_id!r} is not one (e.g. 20261127T093018Z-90cad0)")
-    if not 1 <= args.days <= 455:  # CloudWatch keeps hourly data 455 days
-        raise UsageError("--days must be between 1 and 455")
     if not args.state_bucket and not (args.state_dir / "runs" / args.run_id).is_dir():
         raise UsageError(f"no run {args.run_id} in {args.state_dir} (see `{PROG} runs`)")
+
+
+def _savings_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+    if not 1 <= args.days <= 455:  # CloudWatch keeps hourly data 455 days
+        raise UsageError("--days must be between 1 and 455")
+    _known_run(args)
     region, endpoint = _aws_options(args, environ)
     return RunConfig(
         suffixes=(),
