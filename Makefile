@@ -30,6 +30,11 @@ lint: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos.matrix
 
+# The fleet benchmark (about ten minutes): one JSON document on stdout and in bench/results/.
+# BENCH_ARGS: e.g. `-E 20 -F 2 --no-scale` for a quick look, `--quota cloudwatch.PutMetricAlarm=10`.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 # Runs the integration tests against LocalStack (needs Docker; see docker-compose.yml).
 test-localstack: $(STAMP)
 	docker compose up -d --wait localstack

@@ -1,0 +1,62 @@
+"""The benchmark's pieces: the sequential reference reaches our end state, and `make bench`'s
+orchestration runs end to end on a tiny fleet (never a timing: bench/ prints those)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import run
+from bench.endstate import EndState
+from bench.sequential import Reference
+from optimizer_async import baseline
+from tests.integration.conftest import Optimize, Unique
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_reference_and_the_optimizer_reach_the_same_end_state(
+    seed: Any,
+    optimize: Optimize,
+    unique: Unique,
+    endpoint_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    theirs, ours = seed(unique("seq"), unique("opt"), functions_per_env=2)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
+    bases = baseline.function_bases(2)
+    reader = EndState()
+    assert reader.read(theirs, bases) == reader.read(ours, bases)  # both at baseline
+
+    Reference(time_scale=100.0).optimise(theirs, bases)
+    after = reader.read(theirs, bases)
+    assert after != reader.read(ours, bases)  # the comparison sees a difference
+    assert {f["memory_mb"] for f in after["functions"]} == {baseline.TARGET.memory_mb}
+    assert {len(f["alarms"]) for f in after["functions"]} == {2}
+
+    code, _ = optimize("--suffix", ours, "--function-base", bases[0], "--function-base", bases[1])
+    assert code == 0
+    assert reader.read(ours, bases) == after
+
+
+@pytest.mark.sandbox_only
+def test_a_tiny_bench_runs_every_phase_and_both_tools_agree(tmp_path: Path) -> None:
+    settings = run.Settings(
+        environments=2,
+        functions_per_env=1,
+        time_scale=20.0,
+        read_time_scale=20.0,
+        sequential_environments=2,
+        scales=(),
+    )
+    result = run.fleet(settings, tmp_path)
+
+    assert result["end_state"] == {"compared": 2, "equal": True, "differing": []}
+    phases = result["phases"]
+    assert set(phases) == {"sequential", "dry_run", "run", "rerun"}
+    assert {name: p["failures"] for name, p in phases.items()} == dict.fromkeys(phases, 0)
+    assert phases["dry_run"]["status"] == "planned"
+    assert phases["run"]["status"] == "converged"
+    assert phases["rerun"]["status"] == "nothing_to_do"
