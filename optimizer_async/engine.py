@@ -20,6 +20,7 @@ import structlog
 from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.aws.iam_gate import IamGate
+from optimizer_async.aws.learned import LearnedWait
 from optimizer_async.costs import Money
 from optimizer_async.discovery import Discovery, parts_of
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
@@ -90,7 +91,8 @@ class Engine:
         self.parts = self._parts()
         self.discovery = Discovery(aws, settings.function_bases, self.parts, settings.targets)
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
-        self._iam_gate = IamGate()
+        self._iam_gate = IamGate(aws.clock)
+        self._update_wait = LearnedWait()  # how long this run's function updates take
         self._account: dict[str, Any] = {}  # the account-scoped parts, once read
         self._run: FleetRun | None = None  # filled as the run goes: what `partial` reports
         self._outcomes: dict[str, EnvironmentOutcome] = {}
@@ -317,7 +319,7 @@ class Engine:
         scope = {"step": step.name} | ({} if fn is None else {"function": fn.name})
         with structlog.contextvars.bound_contextvars(**scope):  # AWS calls inside carry it too
             started = anyio.current_time()
-            apply_ctx = ApplyContext(self.aws, ctx, log, self._iam_gate)
+            apply_ctx = ApplyContext(self.aws, ctx, log, self._iam_gate, self._update_wait)
             try:
                 await self._apply(step, apply_ctx, fn, changes)
             except Exception as error:

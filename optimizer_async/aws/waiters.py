@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
+from optimizer_async.aws.learned import LearnedWait
+
 if TYPE_CHECKING:
     from optimizer_async.aws.gateway import Aws
 
@@ -89,9 +91,15 @@ async def _poll(
 
 
 async def wait_function_updated(
-    aws: Aws, function_name: str, backoff: Backoff = FUNCTION_UPDATED
+    aws: Aws,
+    function_name: str,
+    backoff: Backoff = FUNCTION_UPDATED,
+    learned: LearnedWait | None = None,
 ) -> dict[str, Any]:
-    """GetFunction's answer once LastUpdateStatus is Successful (and State is settled)."""
+    """GetFunction's answer once LastUpdateStatus is Successful (and State is settled).
+
+    With `learned` (the run's update times so far), the first poll waits until an update
+    has usually settled, so one poll is usually enough (aws/learned.py)."""
     attempt = 0
 
     async def read() -> tuple[dict[str, Any] | None, str]:
@@ -120,7 +128,13 @@ async def wait_function_updated(
         settled = status == "Successful" and state in _SETTLED_STATES
         return (answer if settled else None), str(status)
 
-    return await _poll(aws, backoff, function_name, read)
+    if learned is None:
+        return await _poll(aws, backoff, function_name, read)
+    started = aws.clock.now()
+    async with learned.paced(aws.clock, started):
+        answer = await _poll(aws, backoff, function_name, read)
+    learned.observe(aws.clock.now() - started)
+    return answer
 
 
 # Logs Insights queries over days of logs take seconds to minutes; GetQueryResults has a

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from optimizer_async.aws.gateway import Aws
     from optimizer_async.aws.iam_gate import IamGate
+    from optimizer_async.aws.learned import LearnedWait
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -271,6 +272,7 @@ class ApplyContext:
     plan: PlanContext
     log: structlog.stdlib.BoundLogger
     iam_gate: IamGate
+    update_wait: LearnedWait  # how long the run's function updates take to settle
 
 
 # --- parts -------------------------------------------------------------------------------

@@ -226,7 +226,7 @@ class FunctionConfiguration(FunctionStep):
                         await aws.sleep(delay)
                     else:
                         raise
-        await wait_function_updated(aws, state.name)
+        await wait_function_updated(aws, state.name, learned=ctx.update_wait)
 
     def money(
         self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]

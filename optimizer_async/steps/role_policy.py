@@ -159,6 +159,7 @@ class RolePolicy(EnvironmentStep):
             await ctx.aws.iam.put_role_policy(
                 RoleName=role_name, PolicyName=policy_name, PolicyDocument=json.dumps(change.after)
             )
+            ctx.iam_gate.written(role_name)  # Lambda sees it once IAM has propagated it
 
     def current(self, ctx: PlanContext, change: Change) -> Any:
         for policy in ctx.environment.part(ROLE_POLICIES):

@@ -11,6 +11,7 @@ import structlog
 
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.aws.iam_gate import IamGate
+from optimizer_async.aws.learned import LearnedWait
 from optimizer_async.discovery import Discovery
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
@@ -141,7 +142,7 @@ async def test_concurrent_edit_is_merged_not_overwritten(
             c for c in step.plan(ctx, fn).changes if c.setting.startswith("Environment.")
         )
         log = structlog.get_logger("test")
-        await step.apply(ApplyContext(aws, ctx, log, IamGate()), fn, changes)
+        await step.apply(ApplyContext(aws, ctx, log, IamGate(aws.clock), LearnedWait()), fn, changes)
         calls = dict(aws.counter.calls)
 
     assert calls[("lambda", "UpdateFunctionConfiguration", "PreconditionFailedException")] == 1

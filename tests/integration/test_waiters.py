@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from optimizer_async.aws.gateway import Aws, AwsSettings
+from optimizer_async.aws.learned import LearnedWait
 from optimizer_async.aws.waiters import Backoff, UpdateFailed, WaiterTimeout, wait_function_updated
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
@@ -103,3 +104,23 @@ async def test_a_logs_insights_query_is_polled_until_complete(
     assert answer["results"]
     polls = virtual.aws.counter.calls[("logs", "GetQueryResults", "ok")]
     assert polls == 4  # Running at 0, 0.5 and 1.0; Complete at exactly 1.5
+
+
+async def test_once_learned_each_update_is_polled_once(
+    virtual: Virtual, sandbox: EmbeddedSandbox, client: ClientFactory
+) -> None:
+    learned = LearnedWait()
+    lam = client("lambda")
+    with sandbox.configured(update_s=1.0):
+        lam.update_function_configuration(FunctionName=FUNCTION, MemorySize=1024)
+        await wait_function_updated(virtual.aws, FUNCTION, EVERY_QUARTER_SECOND, learned)
+        assert virtual.polls() == 5  # the first probes: 0, 0.25, 0.5, 0.75, 1.0
+        assert learned.learned == 1.0
+        for memory in (512, 768, 896):
+            lam.update_function_configuration(FunctionName=FUNCTION, MemorySize=memory)
+            answer = await wait_function_updated(
+                virtual.aws, FUNCTION, EVERY_QUARTER_SECOND, learned
+            )
+            assert answer["Configuration"]["MemorySize"] == memory
+    assert virtual.polls() == 5 + 3  # then one poll each, a learned second after the update
+    assert virtual.clock.sleeps[-3:] == (1.0, 1.0, 1.0)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import anyio
 
 from optimizer_async.aws.iam_gate import IamGate
+from optimizer_async.clock import EventLoopClock
 
 
 async def test_first_through_probes_others_wait_then_go_together() -> None:
-    gate = IamGate()
+    gate = IamGate(EventLoopClock())
     events: list[str] = []
     probing, release = anyio.Event(), anyio.Event()
 
@@ -35,7 +36,7 @@ async def test_first_through_probes_others_wait_then_go_together() -> None:
 
 
 async def test_a_failed_probe_still_lets_the_others_try() -> None:
-    gate = IamGate()
+    gate = IamGate(EventLoopClock())
     tried: list[str] = []
     probing = anyio.Event()
 
