@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from optimizer_async.aws import quotas
 from optimizer_async.aws.quotas import BUCKETS
 
 Mode = Literal["run", "read"]
@@ -127,13 +128,5 @@ def floor(
 
 
 def parse_quota(text: str) -> tuple[str, float]:
-    """`BUCKET=RATE`, as given on the command line."""
-    name, sep, value = text.partition("=")
-    if not sep:
-        raise ValueError(f"--quota takes BUCKET=RATE, not {text!r}")
-    try:
-        rate = float(value)
-    except ValueError:
-        raise ValueError(f"--quota {name}: {value!r} is not a number") from None
-    rates({name: rate})  # checks the name and the rate
-    return name, rate
+    """`BUCKET=RATE`, as the optimizer's --quota takes it."""
+    return quotas.parse_override(text)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from optimizer_async import iam_policy, logs, plan_file, signals
+from optimizer_async.aws import quotas
 from optimizer_async.config import (
     OUTPUT_FORMATS,
     PRICE_SOURCES,
@@ -79,6 +80,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         metavar="K",
         help="sandboxes only: the endpoint's clock runs K times faster",
+    )
+    add(
+        "--quota",
+        action="append",
+        default=[],
+        metavar="BUCKET=RATE",
+        help="an API rate quota the account has raised, in requests/s (repeatable; "
+        "buckets: optimizer_async/aws/quotas.py, e.g. cloudwatch.PutMetricAlarm=10)",
     )
 
 
@@ -532,7 +541,15 @@ def _common_config(
         "log_file": _writable(args.log_file, "--log-file"),
         "state_dir": args.state_dir,
         "time_scale": args.time_scale,
+        "quotas": _quotas(args.quota),
     }
+
+
+def _quotas(texts: list[str]) -> tuple[tuple[str, float], ...]:
+    try:
+        return tuple(dict(quotas.parse_override(text) for text in texts).items())
+    except ValueError as error:
+        raise UsageError(f"--quota: {error}") from None
 
 
 def _writable(path: Path | None, option: str) -> Path | None:

@@ -66,6 +66,7 @@ class RunConfig:
     log_file: Path | None = None
     state_dir: Path = Path(".lambda-optimizer")
     time_scale: float = 1.0
+    quotas: tuple[tuple[str, float], ...] = ()  # --quota: (bucket, rate) the account raised
     sandbox: SandboxRequest | None = None
     demo: bool = False
     command: Command = "run"

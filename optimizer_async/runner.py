@@ -424,6 +424,7 @@ def _command(config: RunConfig) -> int:
         endpoint_url=config.endpoint_url,
         profile=config.profile,
         time_scale=config.time_scale,
+        quotas=config.quotas,
         max_connections=max(16, config.concurrency * 2),
     )
     if config.sandbox is not None:

@@ -64,6 +64,7 @@ class AwsSettings:
     profile: str | None = None
     credentials: tuple[str, str] | None = None  # else the standard credential chain
     time_scale: float = 1.0  # > 1 only against a sandbox whose clock runs faster
+    quotas: tuple[tuple[str, float], ...] = ()  # (bucket, rate): an account's raised quotas
     max_connections: int = 64
     max_attempts: int = 8
 
@@ -288,7 +289,8 @@ class Aws:
             return None
         limiter = self._limiters.get(bucket.name)
         if limiter is None:
-            rate = bucket.rate_per_s * self.settings.time_scale * QUOTA_HEADROOM
+            raised = dict(self.settings.quotas)
+            rate = quotas.rate_of(bucket, raised) * self.settings.time_scale * QUOTA_HEADROOM
             limiter = AsyncLimiter(max(rate, 0.1), 1.0)
             self._limiters[bucket.name] = limiter
         return limiter

@@ -9,6 +9,7 @@ SQS and IAM publish no per-operation rates: no bucket here, adaptive retry cover
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -48,6 +49,30 @@ _BY_OPERATION: Final = {
     (bucket.service, operation): bucket for bucket in BUCKETS for operation in bucket.operations
 }
 _CATCH_ALL: Final = {bucket.service: bucket for bucket in BUCKETS if not bucket.operations}
+
+
+BUCKET_NAMES: Final = tuple(bucket.name for bucket in BUCKETS)
+
+
+def parse_override(text: str) -> tuple[str, float]:
+    """`BUCKET=RATE`: an account's raised quota (requests per second) for one bucket."""
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise ValueError(f"a quota is BUCKET=RATE, not {text!r}")
+    if name not in BUCKET_NAMES:
+        raise ValueError(f"no quota bucket {name!r} (one of: {', '.join(BUCKET_NAMES)})")
+    try:
+        rate = float(value)
+    except ValueError:
+        raise ValueError(f"quota {name}: {value!r} is not a number") from None
+    if not (rate > 0 and rate != float("inf")):
+        raise ValueError(f"quota {name}: the rate must be a positive number")
+    return name, rate
+
+
+def rate_of(bucket: QuotaBucket, overrides: Mapping[str, float]) -> float:
+    """The bucket's requests per second: AWS's default, unless the account raised it."""
+    return overrides.get(bucket.name, bucket.rate_per_s)
 
 
 def bucket_for(service: str, operation: str) -> QuotaBucket | None:

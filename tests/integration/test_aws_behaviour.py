@@ -142,7 +142,9 @@ async def test_concurrent_edit_is_merged_not_overwritten(
             c for c in step.plan(ctx, fn).changes if c.setting.startswith("Environment.")
         )
         log = structlog.get_logger("test")
-        await step.apply(ApplyContext(aws, ctx, log, IamGate(aws.clock), LearnedWait()), fn, changes)
+        await step.apply(
+            ApplyContext(aws, ctx, log, IamGate(aws.clock), LearnedWait()), fn, changes
+        )
         calls = dict(aws.counter.calls)
 
     assert calls[("lambda", "UpdateFunctionConfiguration", "PreconditionFailedException")] == 1

@@ -8,8 +8,8 @@ from typing import Any
 import anyio
 import pytest
 
-from optimizer_async.aws.gateway import Aws
-from tests.conftest import ClientFactory
+from optimizer_async.aws.gateway import QUOTA_HEADROOM, Aws, AwsSettings
+from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import Unique
 
 
@@ -67,3 +67,15 @@ async def test_the_account_is_asked_once_however_many_ask(aws: Aws) -> None:
     assert len(set(found)) == 1
     assert len(found[0]) == 12
     assert _calls(aws) == {("sts", "GetCallerIdentity", "ok"): 1}
+
+
+async def test_a_raised_quota_sets_its_buckets_pace_and_no_other(endpoint_url: str) -> None:
+    raised = (("cloudwatch.PutMetricAlarm", 20.0),)
+    settings = AwsSettings(region=REGION, endpoint_url=endpoint_url, quotas=raised)
+    async with Aws.open(settings) as aws:
+        alarms = aws._limiter("cloudwatch", "PutMetricAlarm")
+        retention = aws._limiter("logs", "PutRetentionPolicy")
+    assert alarms is not None
+    assert retention is not None
+    assert alarms.max_rate == pytest.approx(20.0 * QUOTA_HEADROOM)
+    assert retention.max_rate == pytest.approx(5.0 * QUOTA_HEADROOM)  # AWS's default

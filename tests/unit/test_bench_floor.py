@@ -47,9 +47,10 @@ def test_aws_delays_set_the_floor_of_a_small_fleet() -> None:
     ("text", "message"),
     [
         ("cloudwatch.PutMetricAlarm", "BUCKET=RATE"),
+        ("cloudwatch.PutMetricAlarm=inf", "must be a positive number"),
         ("nope=3", "no quota bucket 'nope'"),
         ("logs.PutRetentionPolicy=fast", "is not a number"),
-        ("logs.PutRetentionPolicy=0", "must be positive"),
+        ("logs.PutRetentionPolicy=0", "must be a positive number"),
     ],
 )
 def test_bad_quota_overrides_are_refused_with_the_reason(text: str, message: str) -> None:
