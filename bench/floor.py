@@ -14,11 +14,13 @@ from our own call log - so our counts can be held against it:
 Quota buckets run side by side, so the bucket floor is the slowest bucket: its minimum calls
 over its rate. Rates come from `optimizer_async.aws.quotas`, overridable for an account whose
 quotas were raised (`--quota BUCKET=RATE`). AWS's own delays add a path no tool can shorten:
-the evidence (a Logs Insights query) comes before any decision, and a function's update can
-start only once IAM shows its role's new permission and ends seconds later. So
+a function's logs can be queried only once its configuration has said where it logs
+(LoggingConfig may name any group), the evidence (a Logs Insights query) comes before any
+decision, and a function's update can start only once IAM shows its role's new permission
+and ends seconds later. So
 
     floor = evidence query + max(bucket floor, IAM propagation + one update)   (a run)
-    floor = max(bucket floor, evidence query)                                   (reads)
+    floor = max(bucket floor, GetFunction bucket + evidence query)              (reads)
 """
 
 from __future__ import annotations
@@ -118,8 +120,9 @@ def floor(
     bottleneck = max(seconds, key=lambda name: seconds[name])
     slowest = seconds[bottleneck]
     if mode == "read":
-        if delays.evidence_s > slowest:
-            return Floor(delays.evidence_s, "evidence query", minimum)
+        last_read = seconds["lambda.GetFunction"] + delays.evidence_s
+        if last_read > slowest:
+            return Floor(last_read, "lambda.GetFunction + evidence query", minimum)
         return Floor(slowest, bottleneck, minimum)
     path = delays.iam_propagation_s + delays.update_s
     if path > slowest:

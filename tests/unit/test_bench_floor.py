@@ -38,7 +38,9 @@ def test_aws_delays_set_the_floor_of_a_small_fleet() -> None:
     delays = floor.Delays(evidence_s=1.5, iam_propagation_s=4.0, update_s=2.5)
     small = floor.JobShape(environments=1, functions_per_env=1)
     assert floor.floor(small, "run", delays=delays).seconds == pytest.approx(8.0)
-    assert floor.floor(small, "read", delays=delays).bottleneck == "evidence query"
+    read = floor.floor(small, "read", delays=delays)
+    assert read.bottleneck == "lambda.GetFunction + evidence query"
+    assert read.seconds == pytest.approx(0.01 + 1.5)
     big = floor.floor(SHAPE, "run", delays=delays)
     assert big.seconds == pytest.approx(1.5 + 1000 / 3)
 
