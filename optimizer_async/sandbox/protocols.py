@@ -3,6 +3,11 @@
 Requests are identified the way AWS's front end would: the SigV4 credential scope names the
 service and region, and the service's wire protocol (from botocore's own model) names the
 operation. Errors are rendered so that botocore parses them exactly as it parses AWS's.
+
+A request's protocol is the one it speaks: recent SDKs talk JSON to CloudWatch (AWS JSON
+1.0, `X-Amz-Target: GraniteServiceVersion20100801.<Operation>`) where older ones use the
+query protocol; its errors then come back in JSON (`__type`), with the query code in
+`x-amzn-query-error` as AWS sends it. The botocore models are loaded once per service.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ _SIGNING_NAME_TO_SERVICE: Final = {"monitoring": "cloudwatch", "email": "ses"}
 _CREDENTIAL_RE: Final = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _ACCESS_KEY_RE: Final = re.compile(r"Credential=([^/]+)/")
 UNKNOWN: Final = "Unknown"
+_JSON_CONTENT_TYPES: Final = ("application/x-amz-json-1.0", "application/x-amz-json-1.1")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class CallId:
     service: str
     region: str
     operation: str
+    protocol: str | None = None  # the wire protocol of this request (None: the model's)
 
 
 @dataclass(frozen=True)
@@ -163,9 +170,11 @@ def identify(environ: Mapping[str, Any], body: bytes) -> CallId:
     service = _SIGNING_NAME_TO_SERVICE.get(signing_name, signing_name)
 
     target = environ.get("HTTP_X_AMZ_TARGET", "")
-    if target:
-        return CallId(service, region, target.rsplit(".", 1)[-1])
     protocol = protocol_of(service)
+    if target:
+        content_type = environ.get("CONTENT_TYPE", "")
+        spoken = "json" if content_type.startswith(_JSON_CONTENT_TYPES) else protocol
+        return CallId(service, region, target.rsplit(".", 1)[-1], spoken)
     if protocol in ("query", "ec2"):
         action = query.get("Action") or parse_qs(body.decode("utf-8", "replace")).get("Action")
         return CallId(service, region, action[0] if action else UNKNOWN)
@@ -191,25 +200,30 @@ _SERVER_ERROR: Final = {"lambda": "ServiceException", "s3": "InternalError"}
 _UNAVAILABLE: Final = {"lambda": "ServiceUnavailableException", "s3": "ServiceUnavailable"}
 
 
-def throttle_error(service: str) -> ErrorReply:
+def throttle_error(service: str, protocol: str | None = None) -> ErrorReply:
     status, code = _THROTTLE.get(service, (400, "ThrottlingException"))
-    return render_error(service, status, code, "Rate exceeded")
+    return render_error(service, status, code, "Rate exceeded", protocol)
 
 
-def internal_error(service: str) -> ErrorReply:
+def internal_error(service: str, protocol: str | None = None) -> ErrorReply:
     code = _SERVER_ERROR.get(service, "InternalFailure")
-    return render_error(service, 500, code, "We encountered an internal error. Please try again.")
+    message = "We encountered an internal error. Please try again."
+    return render_error(service, 500, code, message, protocol)
 
 
-def unavailable_error(service: str) -> ErrorReply:
+def unavailable_error(service: str, protocol: str | None = None) -> ErrorReply:
     code = _UNAVAILABLE.get(service, "ServiceUnavailable")
-    return render_error(service, 503, code, "Service is unavailable. Please try again later.")
+    message = "Service is unavailable. Please try again later."
+    return render_error(service, 503, code, message, protocol)
 
 
-def render_error(service: str, status: int, code: str, message: str) -> ErrorReply:
-    """An error body and headers as the service's protocol carries them."""
+def render_error(
+    service: str, status: int, code: str, message: str, protocol: str | None = None
+) -> ErrorReply:
+    """An error body and headers as the service's protocol (or the request's) carries them."""
     request_id = str(uuid.uuid4())
-    protocol = protocol_of(service)
+    model_protocol = protocol_of(service)
+    protocol = protocol or model_protocol
     headers = [("x-amzn-RequestId", request_id)]
     if protocol == "rest-json":
         headers += [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)]
@@ -219,8 +233,12 @@ def render_error(service: str, status: int, code: str, message: str) -> ErrorRep
             payload["Reason"] = "CallerRateLimitExceeded"
         return ErrorReply(status, headers, json.dumps(payload).encode())
     if protocol == "json":
-        version = _service_model(service).metadata.get("jsonVersion", "1.1")  # type: ignore[union-attr]
+        model = _service_model(service)
+        version = model.metadata.get("jsonVersion", "1.0") if model is not None else "1.1"
         headers.append(("Content-Type", f"application/x-amz-json-{version}"))
+        if model_protocol == "query":  # AWS's query-compatible JSON: the query code too
+            kind = "Sender" if status < 500 else "Receiver"
+            headers.append(("x-amzn-query-error", f"{code};{kind}"))
         body = json.dumps({"__type": code, "message": message}).encode()
         return ErrorReply(status, headers, body)
     if protocol == "rest-xml":

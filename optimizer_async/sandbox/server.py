@@ -11,14 +11,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from moto.moto_api._internal.models import moto_api_backend
-from moto.moto_server.werkzeug_app import (
-    DomainDispatcherApplication,
-    MotoRequestHandler,
-    create_backend_app,
-)
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from optimizer_async.sandbox import patches, runtime
+from optimizer_async.sandbox import dispatch, patches, runtime
 from optimizer_async.sandbox.clock import Clock
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.patches import iam_authorization, workload_lambda
@@ -34,7 +30,10 @@ SECRET_ACCESS_KEY = "sandbox"  # noqa: S105 - not a secret: the sandbox accepts 
 
 
 class _QuietHandler(MotoRequestHandler):
-    """No access log line per request; errors still reach the log."""
+    """No access log line per request; errors still reach the log. TCP_NODELAY: werkzeug
+    sends headers and body in two writes, which Nagle's algorithm would hold back."""
+
+    disable_nagle_algorithm = True
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         return
@@ -70,8 +69,9 @@ class EmbeddedSandbox:
 
     def start(self) -> str:
         handlers = patches.apply_all()
+        dispatch.speed_up_moto()
         app = ShapingApp(
-            DomainDispatcherApplication(create_backend_app),
+            dispatch.CachingDispatcher(),
             self.runtime,
             handlers,
             reset=self.reset,

@@ -3,7 +3,10 @@
 Per request, in this order: identify the call; throttle it if its quota bucket is empty
 (in the service's own error shape); maybe inject a fault; add the call's latency; answer
 from a sandbox handler (operations moto lacks; authorised first, as moto authorises its
-own) or from moto; count the outcome. Quotas and
+own) or from moto; count the outcome. moto's answer is read whole before it is sent: an
+exception anywhere inside (moto's or a patch's), or a server error no AWS client could
+parse (an HTML page), goes out as the service's internal error in its protocol's shape
+(500 InternalFailure; Lambda's ServiceException, S3's InternalError), counted as such. Quotas and
 waits run on the runtime's clock, so tests can put them on virtual time.
 
 Control endpoints (not AWS calls, never counted):
@@ -32,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import socket
 import struct
 from collections.abc import Callable, Iterable
@@ -56,6 +60,8 @@ Authorize = Callable[[CallId, dict[str, Any], bytes], ErrorReply | None]
 AttachWorkload = Callable[[str, str, str], object]
 
 _CONTROL_PREFIX: Final = "/_sandbox/"
+_UNSHAPED: Final = "error:" + protocols.UNKNOWN  # an error no AWS client could parse
+log = logging.getLogger(__name__)
 
 
 class ShapingApp:
@@ -95,7 +101,7 @@ class ShapingApp:
         bucket = bucket_for(call.service, call.operation)
         if config.rate_limits and bucket is not None and not runtime.allow(call.region, bucket):
             stats.record(call.service, call.operation, "throttled")
-            return _reply(start_response, protocols.throttle_error(call.service))
+            return _reply(start_response, protocols.throttle_error(call.service, call.protocol))
 
         fault = runtime.pick_fault()
         if fault in AFTER_COMMIT_KINDS:
@@ -103,11 +109,13 @@ class ShapingApp:
         if fault is not None:
             stats.record(call.service, call.operation, f"fault:{fault}")
             if fault == "throttle":
-                return _reply(start_response, protocols.throttle_error(call.service))
+                return _reply(start_response, protocols.throttle_error(call.service, call.protocol))
             if fault == "internal_error":
-                return _reply(start_response, protocols.internal_error(call.service))
+                return _reply(start_response, protocols.internal_error(call.service, call.protocol))
             if fault == "unavailable":
-                return _reply(start_response, protocols.unavailable_error(call.service))
+                return _reply(
+                    start_response, protocols.unavailable_error(call.service, call.protocol)
+                )
             if fault == "connection_reset":
                 _reset_connection(environ)
             late = config.scaled(config.slow_response_s)  # "slow": late but correct
@@ -130,24 +138,36 @@ class ShapingApp:
             start_response(_status_line(status), headers)
             return [payload]
 
+        status, headers, payload = self._call_moto(call, environ)
+        if fault is None:
+            stats.record(call.service, call.operation, _outcome(call, status, headers, payload))
+        start_response(_status_line(status), headers)
+        return [payload]
+
+    def _call_moto(
+        self, call: CallId, environ: dict[str, Any]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """moto's whole answer; any exception (moto's or a patch's), or a server error that
+        is not in the protocol's shape, becomes AWS's internal error instead."""
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
-            captured["status"], captured["headers"] = int(status.split()[0]), headers
-            return start_response(status, headers, *args)
+            captured["status"], captured["headers"] = int(status.split()[0]), list(headers)
+            return lambda data: None  # moto never writes through it
 
-        result = self._moto(environ, capture)
-        if fault is not None:
-            return result
-        status = captured.get("status", 500)
-        if status < 400:
-            stats.record(call.service, call.operation, "ok")
-            return result
-        payload = b"".join(result)
-        stats.record(
-            call.service, call.operation, _outcome(call, status, captured["headers"], payload)
-        )
-        return [payload]
+        payload = b""
+        try:
+            payload = b"".join(self._moto(environ, capture))
+        except Exception:
+            log.exception("sandbox: %s.%s raised", call.service, call.operation)
+            captured.clear()
+        status: int | None = captured.get("status")
+        if status is not None and (
+            status < 500 or _outcome(call, status, captured["headers"], payload) != _UNSHAPED
+        ):
+            return status, captured["headers"], payload
+        error = protocols.internal_error(call.service, call.protocol)
+        return error.status, error.headers, error.body
 
     def _lost_after_commit(
         self,
@@ -168,10 +188,10 @@ class ShapingApp:
                 return [denied.body]
             handler(call, body)
         else:
-            b"".join(self._moto(environ, lambda *args: None))  # applied, answer dropped
+            self._call_moto(call, environ)  # applied, answer dropped
         if fault == "reset_after_commit":
             _reset_connection(environ)
-        return _reply(start_response, protocols.internal_error(call.service))
+        return _reply(start_response, protocols.internal_error(call.service, call.protocol))
 
     # --- control API ---------------------------------------------------------------------
 
@@ -261,7 +281,8 @@ def _outcome(call: CallId, status: int, headers: list[tuple[str, str]], body: by
     if status < 400:
         return "ok"
     lowered = {name.lower(): value for name, value in headers}
-    return "error:" + protocols.error_code_of(protocols.protocol_of(call.service), lowered, body)
+    protocol = call.protocol or protocols.protocol_of(call.service)
+    return "error:" + protocols.error_code_of(protocol, lowered, body)
 
 
 def _status_line(status: int) -> str:

@@ -8,6 +8,8 @@ workload model in test_workload.py and test_insights.py).
 from __future__ import annotations
 
 from optimizer_async.sandbox.patches import (
+    cloudwatch_index,
+    cloudwatch_json,
     cloudwatch_metrics,
     iam_authorization,
     lambda_concurrency,
@@ -19,6 +21,7 @@ from optimizer_async.sandbox.patches import (
     logs_insights,
     logs_retention,
     logs_stored_bytes,
+    moto_query_parser,
     price_list,
     workload_lambda,
 )
@@ -37,7 +40,10 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     logs_retention.apply()
     logs_stored_bytes.apply()
     logs_insights.apply()
+    cloudwatch_index.apply()  # under the model's answers: it serves what the model does not
     cloudwatch_metrics.apply()
+    cloudwatch_json.apply()
+    moto_query_parser.apply()
     iam_authorization.apply()
     return {
         ("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings,

@@ -1,0 +1,127 @@
+"""moto's service dispatcher, with the per-request work it repeats done once.
+
+moto 5.2.5's DomainDispatcherApplication works out the backend of every request under one
+process-wide lock, and on the way lists moto's package directory (a stat per backend, some
+250 per request): a third of the sandbox's CPU per call. The backend of a SigV4-signed
+request depends only on its credential scope (and, for S3, on S3 Control's path or host),
+so for the services this product calls the answer is remembered per scope. Anything else
+(unsigned requests, moto's own API, services moto routes by path or target) goes the
+original way. Flask-CORS headers, which no AWS client reads, are left out.
+
+`speed_up_moto` caches what moto recomputes per request (see there).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+import sys
+from collections.abc import Iterable
+from typing import Any, Final
+
+from flask import Flask
+from moto.core import responses as moto_responses
+from moto.core import utils as moto_utils
+from moto.moto_api._internal import mock_random
+from moto.moto_server import werkzeug_app
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+_SCOPE: Final = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+# SigV4 signing names whose backend moto finds from the scope alone.
+_PLAIN_SIGNING_NAMES: Final = frozenset(
+    {"lambda", "monitoring", "logs", "iam", "s3", "sqs", "secretsmanager", "sts", "pricing"}
+)
+
+
+def _route_key(environ: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """What decides the backend of a request, when that is its scope alone; else None."""
+    match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if match is None:
+        return None
+    region, signing_name = match.groups()
+    if signing_name not in _PLAIN_SIGNING_NAMES:
+        return None
+    path = environ.get("PATH_INFO", "")
+    if path.startswith(("/moto-api", "/latest/")) or path == "/favicon.ico":
+        return None
+    s3_control = signing_name == "s3" and (
+        path.startswith("/v20180820/") or "s3-control" in environ.get("HTTP_HOST", "")
+    )
+    return signing_name, region, s3_control
+
+
+class CachingDispatcher(DomainDispatcherApplication):
+    """DomainDispatcherApplication that remembers each credential scope's backend app."""
+
+    def __init__(self) -> None:
+        super().__init__(_create_app)
+        self._by_scope: dict[tuple[str, str, bool], Flask] = {}
+
+    def get_application(self, environ: dict[str, Any]) -> Flask:
+        key = _route_key(environ)
+        if key is None:
+            return super().get_application(environ)
+        app = self._by_scope.get(key)
+        if app is None:
+            app = super().get_application(environ)
+            self._by_scope[key] = app  # one dict store: safe across request threads
+        return app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        app: Iterable[bytes] = self.get_application(environ)(environ, start_response)
+        return app
+
+
+def _create_app(service: Any) -> Flask:
+    """moto's backend app, without the CORS layer (read from moto's setting at creation)."""
+    settings = vars(werkzeug_app)
+    previous = settings["DISABLE_GLOBAL_CORS"]
+    settings["DISABLE_GLOBAL_CORS"] = True
+    try:
+        return create_backend_app(service)
+    finally:
+        settings["DISABLE_GLOBAL_CORS"] = previous
+
+
+_method_names: dict[tuple[type, int], list[str]] = {}
+
+
+def _cached_method_names(clazz: Any) -> list[str]:
+    """moto lists a response class's methods with inspect on every call: once per class.
+
+    Keyed by the class dict's size too, so a method a patch adds later is seen.
+    """
+    key = (clazz, len(vars(clazz)))
+    names = _method_names.get(key)
+    if names is None:
+        names = _method_names[key] = _original_method_names(clazz)
+    return names
+
+
+_original_method_names = moto_utils.method_names_from_class
+_original_camelcase = moto_utils.camelcase_to_underscores
+_cached_camelcase = functools.lru_cache(maxsize=8192)(_original_camelcase)
+# 62 letters and digits, repeated over the 256 byte values: a byte is one character.
+_REQUEST_ID_CHARS: Final = bytes((string.ascii_letters + string.digits) * 5, "ascii")[:256]
+
+
+def _request_id(headers: dict[str, Any] | None = None) -> str:
+    """moto's 52-character request id, from 52 random bytes rather than 52 random choices."""
+    request_id = mock_random.randbytes(52).translate(_REQUEST_ID_CHARS).decode("ascii")
+    if isinstance(headers, dict):
+        headers["x-amzn-requestid"] = request_id
+    return request_id
+
+
+def speed_up_moto() -> None:
+    """Cache what moto recomputes per request (idempotent): its response classes' method
+    names, camelCase-to-snake_case names, and request ids drawn a cheaper way."""
+    names = vars(moto_responses)
+    names["method_names_from_class"] = _cached_method_names
+    names["gen_amzn_requestid_long"] = _request_id
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.") and getattr(module, "camelcase_to_underscores", None) is (
+            _original_camelcase
+        ):
+            vars(module)["camelcase_to_underscores"] = _cached_camelcase
