@@ -1,11 +1,11 @@
 """`python -m optimizer_async.sandbox serve ...`: the sandbox as a standalone AWS endpoint.
 
-`serve` seeds first, through an internal endpoint on an ephemeral 127.0.0.1 port, and only
-then listens on the requested port; moto's state is process-wide, so that port serves the
-seeded account. Whatever connects to it sees every seeded resource, so a script may wait
-for the port (or for the "sandbox ready" line on stdout) and start at once. Meanwhile the
-requested port is bound but not listening: connections are refused until the account is
-complete, and a busy port fails at once rather than after seeding.
+`serve` seeds first, straight into this process's moto backends (direct_seeder: the HTTP
+Seeder's resources without its HTTP calls), and only then listens on the requested port.
+Whatever connects to it sees every seeded resource, so a script may wait for the port (or
+for the "sandbox ready" line on stdout) and start at once. Meanwhile the requested port is
+bound but not listening: connections are refused until the account is complete, and a busy
+port fails at once rather than after seeding.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from optimizer_async.aws.quotas import BUCKET_NAMES, parse_override
 from optimizer_async.naming import InvalidNameError, parse_suffixes
 from optimizer_async.sandbox.config import PROFILES, SandboxConfig
-from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox
+from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.workload.profiles import PROFILE_NAMES, check_mix
 
 
@@ -92,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
         help="probability that a function's first update meets another one",
     )
     serve.add_argument("--iam-propagation-seconds", type=float, default=None, metavar="S")
+    serve.add_argument(
+        "--quota",
+        action="append",
+        default=[],
+        metavar="BUCKET=RATE",
+        help="an account's raised quota, requests per second (repeatable), as the "
+        f"optimizer's --quota: {', '.join(BUCKET_NAMES)}",
+    )
     return parser  # fmt: skip
 
 
@@ -102,6 +111,7 @@ def _config(args: argparse.Namespace) -> SandboxConfig:
         "fault_seed": args.fault_seed,
         "update_failure_rate": args.update_failure_rate,
         "collision_rate": args.collision_rate,
+        "quotas": tuple(parse_override(text) for text in args.quota),
     }
     if args.update_seconds is not None:
         overrides["update_s"] = args.update_seconds
@@ -111,10 +121,7 @@ def _config(args: argparse.Namespace) -> SandboxConfig:
 
 
 def _reserve(host: str, port: int) -> socket.socket:
-    """Bind the public port without listening: fails now if it is busy, refuses connections.
-
-    It also keeps the internal endpoint's ephemeral port from landing on it.
-    """
+    """Bind the public port without listening: fails now if it is busy, refuses connections."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
@@ -127,16 +134,10 @@ def _reserve(host: str, port: int) -> socket.socket:
 
 
 def _seed(suffixes: Sequence[str], functions_per_env: int, profiles: Sequence[str]) -> None:
-    """Create the environments through an internal endpoint, without traffic shaping."""
-    from optimizer_async.sandbox.seeder import Seeder
-
-    with EmbeddedSandbox(SandboxConfig()) as internal:
-        Seeder(
-            internal.endpoint_url,
-            functions_per_env=functions_per_env,
-            profiles=profiles,
-            credentials=(ACCESS_KEY_ID, SECRET_ACCESS_KEY),
-        ).seed(suffixes)
+    """Create the environments in this process's backends, before the port opens."""
+    EmbeddedSandbox(SandboxConfig()).seed(
+        suffixes, functions_per_env=functions_per_env, profiles=profiles
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from optimizer_async.aws.quotas import parse_override
+
 Profile = Literal["none", "aws"]
 PROFILES: Final[tuple[Profile, ...]] = ("none", "aws")
 
@@ -57,8 +59,14 @@ class SandboxConfig:
     # Authorise every request against the IAM policies of the user whose key signed it
     # (patches/iam_authorization.py); the default accepts any credentials, as moto does.
     iam_enforcement: bool = False
+    # An account's raised API quotas: (bucket name, requests a second) pairs that replace
+    # AWS's default rates (aws/quotas.py), like the optimizer's `--quota BUCKET=RATE`.
+    quotas: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
+        # JSON gives lists; each pair is checked as the optimizer checks `--quota`.
+        quotas = tuple(parse_override(f"{name}={rate}") for name, rate in self.quotas)
+        object.__setattr__(self, "quotas", quotas)
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
         if self.time_scale <= 0:

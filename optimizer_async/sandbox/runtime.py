@@ -19,7 +19,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from optimizer_async.aws.quotas import QuotaBucket
+from optimizer_async.aws.quotas import QuotaBucket, rate_of
 from optimizer_async.sandbox.clock import Clock, SystemClock
 from optimizer_async.sandbox.config import FaultKind, SandboxConfig
 from optimizer_async.sandbox.stats import CallStats
@@ -108,12 +108,16 @@ class SandboxRuntime:
             self._anchor = (datetime.now(UTC), self._clock.now(), self._clock)
 
     def allow(self, region: str, bucket: QuotaBucket) -> bool:
-        """Take one request from the (region, bucket) quota; False means throttle it."""
+        """Take one request from the (region, bucket) quota; False means throttle it.
+
+        The bucket's rate is AWS's default or the configured raised quota, x time scale.
+        """
         with self._lock:
             key = (region, bucket.name)
             limiter = self._buckets.get(key)
             if limiter is None:
-                limiter = TokenBucket(self._config.scaled_rate(bucket.rate_per_s), self._clock)
+                rate = rate_of(bucket, dict(self._config.quotas))
+                limiter = TokenBucket(self._config.scaled_rate(rate), self._clock)
                 self._buckets[key] = limiter
         return limiter.try_take()
 

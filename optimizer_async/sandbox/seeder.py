@@ -226,24 +226,14 @@ class Seeder:
 
     def _layer(self, spec: EnvironmentSpec, bucket: str, version: str) -> str:
         layer = self._clients["lambda"].publish_layer_version(
-            LayerName=spec.names.layer,
-            Description=f"Shared dependencies of the {spec.names.suffix} environment",
-            Content={"S3Bucket": bucket, "S3Key": LAYER_PACKAGE_KEY, "S3ObjectVersion": version},
-            CompatibleRuntimes=[baseline.RUNTIME],
-            CompatibleArchitectures=[baseline.ARCHITECTURE],
+            **layer_request(spec, bucket, version)
         )
         return str(layer["LayerVersionArn"])
 
     def _secrets(self, spec: EnvironmentSpec) -> dict[str, str]:
         client = self._clients["secretsmanager"]
-        values = {
-            spec.names.database_url_secret: (
-                f"postgresql://orders:{secrets.token_urlsafe(24)}@db.internal:5432/orders"
-            ),
-            spec.names.api_key_secret: secrets.token_urlsafe(32),
-        }
         arns = {}
-        for name, value in values.items():
+        for name, value in secret_values(spec).items():
             created = client.create_secret(Name=name, SecretString=value, Tags=_tag_list(spec.tags))
             arns[name] = str(created["ARN"])
         return arns
@@ -260,26 +250,9 @@ class Seeder:
         bucket: str,
         versions: dict[str, str],
     ) -> None:
-        settings = function.settings
-        arguments: dict[str, Any] = {
-            "FunctionName": function.name,
-            "Runtime": function.runtime,
-            "Role": role_arn,
-            "Handler": function.handler,
-            "Description": function.description,
-            "Code": {
-                "S3Bucket": bucket,
-                "S3Key": FUNCTION_PACKAGE_KEY,
-                "S3ObjectVersion": versions[FUNCTION_PACKAGE_KEY],
-            },
-            "MemorySize": settings.memory_mb,
-            "Timeout": settings.timeout_s,
-            "Environment": {"Variables": dict(function.environment)},
-            "TracingConfig": {"Mode": settings.tracing_mode},
-            "Layers": [layer_arn],
-            "Architectures": [function.architecture],
-            "Tags": spec.tags,
-        }
+        arguments = function_request(
+            spec, function, role_arn, layer_arn, bucket, versions[FUNCTION_PACKAGE_KEY]
+        )
         for attempt in range(10):
             try:
                 self._clients["lambda"].create_function(**arguments)
@@ -295,13 +268,7 @@ class Seeder:
 
     def _workload(self, function: FunctionSpec, profile_name: str) -> None:
         profile = profile_for(profile_name, function.name)
-        settings = function.settings
-        model = FunctionModel.start(
-            self.region,
-            function.name,
-            profile,
-            FunctionConfig(settings.memory_mb, settings.timeout_s, settings.reserved_concurrency),
-        )
+        model = baseline_model(self.region, function, profile)
         if self.sandbox_control:
             self._control(
                 "PUT",
@@ -331,30 +298,13 @@ class Seeder:
     def _report_lines(
         self, function: FunctionSpec, model: FunctionModel, profile: WorkloadProfile
     ) -> None:
-        """A day of what Lambda writes: START, END and REPORT, one invocation an hour."""
-        if profile.invocations_per_day <= 0:
+        stream = report_stream(function, model, profile)
+        if stream is None:
             return
-        now = datetime.now(UTC).replace(microsecond=0)
-        start = now - timedelta(hours=_LOGGED_HOURS)
-        piece = model.pieces(start, now)[0]
-        digest = hashlib.sha256(function.name.encode()).hexdigest()[:32]
-        stream = f"{start:%Y/%m/%d}/[$LATEST]{digest}"
+        name, events = stream
         logs = self._clients["logs"]
-        logs.create_log_stream(logGroupName=function.log_group, logStreamName=stream)
-        events = []
-        for hour, text in enumerate(reports.examples(model, piece, _LOGGED_HOURS)):
-            line = reports.ReportLine.parse(text)
-            began = int((start + timedelta(hours=hour)).timestamp() * 1000)
-            ended = began + line.billed_duration_ms
-            events += [
-                {
-                    "timestamp": began,
-                    "message": f"START RequestId: {line.request_id} Version: $LATEST",
-                },
-                {"timestamp": ended, "message": f"END RequestId: {line.request_id}"},
-                {"timestamp": ended, "message": text},
-            ]
-        logs.put_log_events(logGroupName=function.log_group, logStreamName=stream, logEvents=events)
+        logs.create_log_stream(logGroupName=function.log_group, logStreamName=name)
+        logs.put_log_events(logGroupName=function.log_group, logStreamName=name, logEvents=events)
 
     def _control(self, method: str, route: str, payload: dict[str, Any]) -> None:
         request = urllib.request.Request(  # noqa: S310 - http(s) checked in __init__
@@ -365,6 +315,92 @@ class Seeder:
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - http(s) checked in __init__
             response.read()
+
+
+# --- what both seeders create (this one over HTTP, direct_seeder in moto's backends) ------
+
+
+def secret_values(spec: EnvironmentSpec) -> dict[str, str]:
+    """The environment's two secrets, fresh random values (never kept by the seeders)."""
+    return {
+        spec.names.database_url_secret: (
+            f"postgresql://orders:{secrets.token_urlsafe(24)}@db.internal:5432/orders"
+        ),
+        spec.names.api_key_secret: secrets.token_urlsafe(32),
+    }
+
+
+def layer_request(spec: EnvironmentSpec, bucket: str, version: str) -> dict[str, Any]:
+    """PublishLayerVersion's arguments: the layer package from the deployment bucket."""
+    return {
+        "LayerName": spec.names.layer,
+        "Description": f"Shared dependencies of the {spec.names.suffix} environment",
+        "Content": {"S3Bucket": bucket, "S3Key": LAYER_PACKAGE_KEY, "S3ObjectVersion": version},
+        "CompatibleRuntimes": [baseline.RUNTIME],
+        "CompatibleArchitectures": [baseline.ARCHITECTURE],
+    }
+
+
+def function_request(
+    spec: EnvironmentSpec,
+    function: FunctionSpec,
+    role_arn: str,
+    layer_arn: str,
+    bucket: str,
+    version: str,
+) -> dict[str, Any]:
+    """CreateFunction's arguments: the function at BASELINE, its package from the bucket."""
+    settings = function.settings
+    return {
+        "FunctionName": function.name,
+        "Runtime": function.runtime,
+        "Role": role_arn,
+        "Handler": function.handler,
+        "Description": function.description,
+        "Code": {"S3Bucket": bucket, "S3Key": FUNCTION_PACKAGE_KEY, "S3ObjectVersion": version},
+        "MemorySize": settings.memory_mb,
+        "Timeout": settings.timeout_s,
+        "Environment": {"Variables": dict(function.environment)},
+        "TracingConfig": {"Mode": settings.tracing_mode},
+        "Layers": [layer_arn],
+        "Architectures": [function.architecture],
+        "Tags": spec.tags,
+    }
+
+
+def baseline_model(region: str, function: FunctionSpec, profile: WorkloadProfile) -> FunctionModel:
+    """The workload model of a function at its baseline configuration."""
+    settings = function.settings
+    return FunctionModel.start(
+        region,
+        function.name,
+        profile,
+        FunctionConfig(settings.memory_mb, settings.timeout_s, settings.reserved_concurrency),
+    )
+
+
+def report_stream(
+    function: FunctionSpec, model: FunctionModel, profile: WorkloadProfile
+) -> tuple[str, list[dict[str, Any]]] | None:
+    """A day of what Lambda writes: START, END and REPORT, one invocation an hour, as
+    (stream name, PutLogEvents events); None for a function with no traffic."""
+    if profile.invocations_per_day <= 0:
+        return None
+    now = datetime.now(UTC).replace(microsecond=0)
+    start = now - timedelta(hours=_LOGGED_HOURS)
+    piece = model.pieces(start, now)[0]
+    digest = hashlib.sha256(function.name.encode()).hexdigest()[:32]
+    events = []
+    for hour, text in enumerate(reports.examples(model, piece, _LOGGED_HOURS)):
+        line = reports.ReportLine.parse(text)
+        began = int((start + timedelta(hours=hour)).timestamp() * 1000)
+        ended = began + line.billed_duration_ms
+        events += [
+            {"timestamp": began, "message": f"START RequestId: {line.request_id} Version: $LATEST"},
+            {"timestamp": ended, "message": f"END RequestId: {line.request_id}"},
+            {"timestamp": ended, "message": text},
+        ]
+    return f"{start:%Y/%m/%d}/[$LATEST]{digest}", events
 
 
 def daily_metric_data(

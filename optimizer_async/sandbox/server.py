@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -17,9 +17,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from optimizer_async.sandbox import dispatch, patches, runtime
 from optimizer_async.sandbox.clock import Clock
 from optimizer_async.sandbox.config import SandboxConfig
+from optimizer_async.sandbox.direct_seeder import DirectSeeder
 from optimizer_async.sandbox.patches import iam_authorization, workload_lambda
+from optimizer_async.sandbox.seeder import SeededEnvironment
 from optimizer_async.sandbox.shaping import ShapingApp
 from optimizer_async.sandbox.workload.model import Outcome
+from optimizer_async.sandbox.workload.profiles import DEFAULT_PROFILE
 
 AnyClock = TypeVar("AnyClock", bound=Clock)
 
@@ -109,6 +112,20 @@ class EmbeddedSandbox:
         self.stop()
 
     # --- in-process equivalents of the /_sandbox control endpoints -------------------------
+
+    def seed(
+        self,
+        suffixes: Iterable[str],
+        *,
+        functions_per_env: int = 1,
+        profiles: Sequence[str] = (DEFAULT_PROFILE,),
+        region: str = "us-east-1",
+    ) -> list[SeededEnvironment]:
+        """Create environments at baseline as the HTTP Seeder does, but in this process's
+        backends, some 20 times faster (see direct_seeder). Works before `start` too."""
+        patches.apply_all()
+        seeder = DirectSeeder(region, functions_per_env=functions_per_env, profiles=profiles)
+        return seeder.seed(suffixes)
 
     def stats(self) -> dict[str, Any]:
         return self.runtime.stats.snapshot()

@@ -14,7 +14,8 @@ Control endpoints (not AWS calls, never counted):
   GET  /_sandbox/stats               call counts as JSON
   POST /_sandbox/stats/reset         zero the counts
   GET  /_sandbox/config              the current configuration
-  PUT  /_sandbox/config              change it (JSON object of SandboxConfig fields)
+  PUT  /_sandbox/config              change it (JSON object of SandboxConfig fields;
+                                     "quotas": [[bucket, rate], ...] raises AWS quotas)
   POST /_sandbox/reset               forget every AWS resource and count
   PUT  /_sandbox/logs/stored-bytes   {"region", "logGroupName", "storedBytes"}: what AWS
                                      would measure for a log group (moto cannot)
@@ -316,4 +317,6 @@ def config_from_json(payload: dict[str, Any]) -> SandboxConfig:
     """Rebuild a SandboxConfig from its JSON form (the inverse of GET /_sandbox/config)."""
     if "fault_kinds" in payload:
         payload = {**payload, "fault_kinds": tuple(payload["fault_kinds"])}
+    if "quotas" in payload:  # [[bucket, rate], ...]
+        payload = {**payload, "quotas": tuple(tuple(pair) for pair in payload["quotas"])}
     return SandboxConfig(**payload)

@@ -143,3 +143,24 @@ def test_bad_arguments_exit_2() -> None:
             "error: unknown workload profile 'busy': choose from default, steady, memory-hungry"
         )
     )
+
+
+def test_quota_overrides() -> None:
+    """`--quota BUCKET=RATE`, repeatable, raises quotas as the optimizer's option does."""
+    from optimizer_async.sandbox.__main__ import _config, _parser
+
+    args = _parser().parse_args(
+        ["serve", "--quota", "lambda.GetFunction=250", "--quota", "logs.DescribeLogGroups=20"]
+    )
+    assert _config(args).quotas == (("lambda.GetFunction", 250.0), ("logs.DescribeLogGroups", 20.0))
+    result = subprocess.run(
+        [sys.executable, "-m", "optimizer_async.sandbox", "serve", "--quota", "lambda.GetFunction"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: a quota is BUCKET=RATE, not 'lambda.GetFunction'"
+    ]

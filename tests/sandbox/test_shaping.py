@@ -7,6 +7,7 @@ machine.
 
 from __future__ import annotations
 
+import urllib.error
 from types import SimpleNamespace
 from typing import Any
 
@@ -114,6 +115,38 @@ def test_time_scale_multiplies_the_rate(
         assert _call_until_error(logs.describe_log_groups)[0] == 40
         clock.advance(1 / 40)  # at 40 rps, a token every 25 ms
         assert _call_until_error(logs.describe_log_groups)[0] == 1
+
+
+def test_a_raised_quota_throttles_later(
+    client: ClientFactory, sandbox: EmbeddedSandbox, clock: ManualClock
+) -> None:
+    """An account's raised quota replaces AWS's default for its bucket only, x time scale."""
+    lam = client("lambda", attempts=1)
+    make_function(lam, "fn-raised", make_role(client("iam"), "role-raised"))
+
+    def read() -> Any:
+        return lam.get_function_configuration(FunctionName="fn-raised")
+
+    raised = (("lambda.control-plane", 40.0),)
+    with sandbox.configured(rate_limits=True, quotas=raised):
+        assert _call_until_error(read)[0] == 40  # was 15
+        clock.advance(1 / 40)
+        assert _call_until_error(read)[0] == 1
+        get = _call_until_error(lambda: lam.get_function(FunctionName="fn-raised"))
+        assert get[0] == 100  # GetFunction's own bucket keeps AWS's rate
+    with sandbox.configured(rate_limits=True, quotas=raised, time_scale=2.0):
+        assert _call_until_error(read)[0] == 80
+
+
+def test_quotas_through_the_control_api(sandbox: EmbeddedSandbox) -> None:
+    changed = control(sandbox, "PUT", "config", {"quotas": [["logs.DescribeLogGroups", 25]]})
+    assert changed["quotas"] == [["logs.DescribeLogGroups", 25.0]]
+    assert sandbox.config.quotas == (("logs.DescribeLogGroups", 25.0),)
+    for bad in ([["logs.Nope", 5]], [["logs.DescribeLogGroups", 0]]):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            control(sandbox, "PUT", "config", {"quotas": bad})
+        assert refused.value.code == 400
+    assert sandbox.config.quotas == (("logs.DescribeLogGroups", 25.0),)
 
 
 def test_standard_retries_ride_out_throttling(

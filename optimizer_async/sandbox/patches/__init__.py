@@ -23,6 +23,7 @@ from optimizer_async.sandbox.patches import (
     logs_stored_bytes,
     moto_query_parser,
     price_list,
+    shared_blobs,
     workload_lambda,
 )
 from optimizer_async.sandbox.shaping import OperationHandler
@@ -45,6 +46,7 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     cloudwatch_json.apply()
     moto_query_parser.apply()
     iam_authorization.apply()
+    shared_blobs.apply()
     return {
         ("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings,
         ("pricing", "GetProducts"): price_list.get_products,
