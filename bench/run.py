@@ -109,11 +109,16 @@ class SandboxProcess:
 
 @contextmanager
 def sandbox(
-    suffixes: Sequence[str], functions_per_env: int, profile: str, time_scale: float, timeout: float
+    suffixes: Sequence[str],
+    functions_per_env: int,
+    profile: str,
+    time_scale: float,
+    timeout: float,
+    quotas: Sequence[tuple[str, float]] = (),
 ) -> Iterator[SandboxProcess]:
     port = _free_port()
     argv = [_PYTHON, "-m", "optimizer_async.sandbox", "serve", "--port", str(port)]
-    argv += ["--profile", profile, "--time-scale", f"{time_scale:g}"]
+    argv += ["--profile", profile, "--time-scale", f"{time_scale:g}", *_quota_args(quotas)]
     if suffixes:
         argv += ["--seed", ",".join(suffixes), "--functions-per-env", str(functions_per_env)]
         argv += ["--profile-mix", "steady"]  # evidence that lets every target through
@@ -215,10 +220,19 @@ def _against_floor(
     }
 
 
+def _quota_args(quotas: Sequence[tuple[str, float]]) -> list[str]:
+    return [arg for name, rate in quotas for arg in ("--quota", f"{name}={rate:g}")]
+
+
 def _optimizer_argv(
-    suffixes: Sequence[str], bases: Sequence[str], time_scale: float, state: str, report: str
+    suffixes: Sequence[str],
+    bases: Sequence[str],
+    time_scale: float,
+    state: str,
+    report: str,
+    quotas: Sequence[tuple[str, float]] = (),
 ) -> list[str]:
-    argv = [_PYTHON, "-m", "optimizer_async", "--suffix", ",".join(suffixes)]
+    argv = [_PYTHON, "-m", "optimizer_async", "--suffix", ",".join(suffixes), *_quota_args(quotas)]
     for base in bases:
         argv += ["--function-base", base]
     argv += ["--time-scale", f"{time_scale:g}", "--state-dir", state, "--output", "json"]
@@ -254,7 +268,7 @@ def fleet(settings: Settings, work: Path) -> dict[str, Any]:
     shape = floor.JobShape(e, f)
     report = work / "report.json"
     result: dict[str, Any] = {"environments": e, "functions_per_env": f, "functions": e * f}
-    with sandbox(reference + ours, f, "aws", k, settings.timeout_s) as box:
+    with sandbox(reference + ours, f, "aws", k, settings.timeout_s, settings.quotas) as box:
         result["seed_s"] = round(box.seed_s, 2)
         delays = box.delays()
         result["aws_delays_s"] = dataclasses.asdict(delays)
@@ -275,7 +289,9 @@ def fleet(settings: Settings, work: Path) -> dict[str, Any]:
             ("run", False, k),
             ("rerun", False, settings.read_time_scale),
         ):
-            argv = _optimizer_argv(ours, bases, scale, str(work / "state"), str(report))
+            argv = _optimizer_argv(
+                ours, bases, scale, str(work / "state"), str(report), settings.quotas
+            )
             mode: floor.Mode = "run" if name == "run" else "read"
             found = floor.floor(shape, mode, overrides, delays)
             phases[name] = _ours(
@@ -444,7 +460,8 @@ def parse(argv: Sequence[str] | None) -> Settings:
         action="append",
         default=[],
         metavar="BUCKET=RATE",
-        help="an account's raised quota, for the floor (e.g. cloudwatch.PutMetricAlarm=10)",
+        help="an account's raised quota: the sandbox, the optimizer and the floor use it "
+        "(e.g. cloudwatch.PutMetricAlarm=10)",
     )
     args = parser.parse_args(argv)
     if min(args.environments, args.functions_per_env, args.sequential_environments) < 1:
