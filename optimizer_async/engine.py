@@ -1,11 +1,13 @@
-"""Runs a fleet: discover, plan, save before-images, apply, verify - per environment.
+"""Runs a fleet: discover, plan, save before-images and apply per environment; then verify.
 
 Structured concurrency with anyio: every environment is a task, every function of it a
 task bounded by one CapacityLimiter (functions in flight), every step of a function a task.
 Steps wait only on what they name in `after` (a function's configuration update waits for
 its environment's dead-letter queue and role policy); the rest run side by side. A failure
 is recorded where it happened and never cancels a sibling: one broken environment leaves
-the others to converge. The engine knows the step contract, never a particular step.
+the others to converge. Verification is a fleet phase, like discovery's reads: once every
+environment has applied, all of them re-read at once, so batched parts (alarms, log groups)
+fill whole calls across environments. The engine knows the step contract, never a step.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ class Engine:
         fleet = plan_fleet(plans, FleetContext(account), self.settings.steps)
         run = FleetRun(fleet, account=account, inventories=inventories)
         self._run, outcomes = run, self._outcomes
+        applied: dict[str, EnvironmentInventory] = {}
 
         async def one(env_plan: EnvironmentPlan) -> None:
             inventory = inventories.get(env_plan.suffix)
@@ -135,14 +138,18 @@ class Engine:
                 return
             with structlog.contextvars.bound_contextvars(suffix=env_plan.suffix):
                 try:
-                    await self._apply_and_verify(inventory, env_plan, outcome)
+                    await self._apply_environment(inventory, env_plan, outcome)
                 except Exception as error:  # e.g. before-images could not be written
                     outcome.error = errors.describe(error)
                     log.error("environment.failed", error=outcome.error)
+                    return
+            applied[env_plan.suffix] = inventory
 
         async with anyio.create_task_group() as group:
             for env_plan in fleet.environments:
                 group.start_soon(one, env_plan)
+        verifying = [env.suffix for env in fleet.environments if env.suffix in applied]
+        await self._verify_fleet([(applied[s], outcomes[s]) for s in verifying])
         run.environments = [outcomes[env.suffix] for env in fleet.environments]
         return run
 
@@ -215,9 +222,10 @@ class Engine:
 
     # --- one environment ----------------------------------------------------------------
 
-    async def _apply_and_verify(
+    async def _apply_environment(
         self, inventory: EnvironmentInventory, plan: EnvironmentPlan, outcome: EnvironmentOutcome
     ) -> None:
+        """Before-image, then every step's changes; verification comes after, fleet-wide."""
         image = before_image(
             inventory,
             self.parts,
@@ -282,10 +290,6 @@ class Engine:
             for fn_plan in plan.functions:
                 group.start_soon(function, fn_plan)
 
-        await self._verify(inventory, outcome)
-        if self.priced:
-            self._price(outcome, inventory, verified_only=True)
-
     def _stopping(self, outcomes: list[ChangeOutcome]) -> bool:
         """Asked to stop: the changes not started yet are failed, saying so."""
         stop = self.settings.stop
@@ -336,6 +340,28 @@ class Engine:
                 duration_ms=round((anyio.current_time() - started) * 1000, 1),
             )
             return None
+
+    async def _verify_fleet(
+        self, environments: Sequence[tuple[EnvironmentInventory, EnvironmentOutcome]]
+    ) -> None:
+        """Verify every applied environment at once, as discovery reads them: their re-reads
+        start together, so the batch loaders fill whole batches (100 alarm names, 50 log
+        groups a call) across environments instead of one small batch per environment."""
+
+        async def one(inventory: EnvironmentInventory, outcome: EnvironmentOutcome) -> None:
+            with structlog.contextvars.bound_contextvars(suffix=inventory.suffix):
+                try:
+                    await self._verify(inventory, outcome)
+                except Exception as error:  # e.g. the re-read was refused
+                    outcome.error = errors.describe(error)
+                    log.error("environment.failed", error=outcome.error)
+                    return
+            if self.priced:
+                self._price(outcome, inventory, verified_only=True)
+
+        async with anyio.create_task_group() as group:
+            for inventory, outcome in environments:
+                group.start_soon(one, inventory, outcome)
 
     async def _verify(self, inventory: EnvironmentInventory, outcome: EnvironmentOutcome) -> None:
         """Re-read what was changed; a change is verified when nothing is left to plan for it."""

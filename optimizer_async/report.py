@@ -14,13 +14,13 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from optimizer_async import pricing
+from optimizer_async import json_text, pricing
 from optimizer_async.config import OutputFormat
 from optimizer_async.costs import Money, usd_range
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome
@@ -82,6 +82,11 @@ class RunReport:
         return 1 if self.failed or bake_failed else 0
 
     def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = json_text.materialised(self.document())
+        return document
+
+    def document(self) -> dict[str, Any]:
+        """`to_json`, its environments made one at a time while written (`json_text`)."""
         savings = self.savings
         return {
             "schema_version": SCHEMA_VERSION,
@@ -98,7 +103,7 @@ class RunReport:
             "plan_out": self.plan_out,
             "bake": self.bake,
             "steps": list(self.steps),
-            "environments": [_environment_json(env) for env in self.environments],
+            "environments": json_text.Lazy(self.environments, _environment_json),
             "savings": {
                 "monthly_usd": round(savings.net_usd, 2),
                 "monthly_usd_low": round(savings.net_low_usd, 2),
@@ -364,10 +369,19 @@ def _markdown_row(cells: tuple[str, ...]) -> str:
 
 def render(report: RunReport, output: OutputFormat) -> str:
     if output == "json":
-        return json.dumps(report.to_json(), indent=2, default=str) + "\n"
+        return "".join(json_text.chunks(report.document())) + "\n"
     if output == "markdown":
         return render_markdown(report)
     return render_table(report)
+
+
+def write(report: RunReport, output: OutputFormat, stream: IO[str]) -> None:
+    """`render` into `stream`; JSON as it is made, never whole in memory."""
+    if output == "json":
+        json_text.write(report.document(), stream)
+        stream.write("\n")
+    else:
+        stream.write(render(report, output))
 
 
 def render_runs(runs: list[dict[str, Any]], output: OutputFormat, location: str) -> str:

@@ -28,7 +28,8 @@ from optimizer_async.costs import Money
 from optimizer_async.engine import Engine, EngineSettings, FleetRun
 from optimizer_async.inventory import FINGERPRINT_KEY
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
-from optimizer_async.report import RunReport, render, render_runs, render_savings
+from optimizer_async.report import RunReport, render_runs, render_savings
+from optimizer_async.report import write as write_report
 from optimizer_async.signals import StopRequest
 from optimizer_async.state import (
     LocalStateStore,
@@ -225,7 +226,7 @@ async def _run(
             prices=book.origin if book else "",
             stopped_by=stop.signum,
         )
-        await store.write(run_key(run_id, "report.json"), report.to_json())
+        await store.write(run_key(run_id, "report.json"), report.document())
         await store.write(
             run_key(run_id, "run.json"),
             {**record, "status": report.status, "finished_at": aws.clock.utcnow().isoformat()},
@@ -359,7 +360,7 @@ def _say_stopped(report: RunReport) -> None:
 def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> None:
     if heading and config.output != "json":
         print(f"\n=== {heading} ===")
-    sys.stdout.write(render(report, config.output))
+    write_report(report, config.output, sys.stdout)
     sys.stdout.flush()
     if config.report_file is not None:
         suffix = config.report_file.suffix.lower()
@@ -367,7 +368,8 @@ def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> N
             "json" if suffix == ".json" else "markdown" if suffix == ".md" else config.output
         )
         config.report_file.parent.mkdir(parents=True, exist_ok=True)
-        config.report_file.write_text(render(report, output))
+        with config.report_file.open("w") as stream:
+            write_report(report, output, stream)
 
 
 @contextlib.contextmanager

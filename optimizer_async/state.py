@@ -18,12 +18,13 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 
+from optimizer_async import json_text
 from optimizer_async.aws import errors
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ class StateStore(Protocol):
     def where(self, key: str) -> str: ...
 
     async def write(self, key: str, document: Mapping[str, Any]) -> str:
-        """Store durably (replacing any document at `key`); returns where it is."""
+        """Store durably (replacing any document at `key`); returns where it is. The
+        document may hold `json_text.Lazy` lists, made while they are written."""
         ...
 
     async def read(self, key: str) -> dict[str, Any] | None:
@@ -71,7 +73,7 @@ class LocalStateStore:
         return str(self.root / key)
 
     async def write(self, key: str, document: Mapping[str, Any]) -> str:
-        payload = json.dumps(document, indent=2, sort_keys=True, default=str)
+        payload = json_text.chunks(document, sort_keys=True)
         return await anyio.to_thread.run_sync(write_atomically, self.root / key, payload)
 
     async def read(self, key: str) -> dict[str, Any] | None:
@@ -99,13 +101,14 @@ def _private_directories(directory: Path) -> None:
         os.chmod(path, 0o700)
 
 
-def write_atomically(target: Path, payload: str) -> str:
-    """Write `payload` to `target` so that a crash leaves the old file or the new, whole."""
+def write_atomically(target: Path, payload: str | Iterable[str]) -> str:
+    """Write `payload` (text, or its pieces) to `target` so that a crash leaves the old
+    file or the new, whole."""
     _private_directories(target.parent)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.")
     try:
         with os.fdopen(descriptor, "w") as handle:
-            handle.write(payload)
+            handle.writelines([payload] if isinstance(payload, str) else payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o600)
@@ -209,7 +212,7 @@ class S3StateStore:
             )
 
     async def write(self, key: str, document: Mapping[str, Any]) -> str:
-        payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
+        payload = "".join(json_text.chunks(document, sort_keys=True)).encode()
         await self.aws.s3.put_object(
             Bucket=self.bucket,
             Key=self.prefix + key,

@@ -9,12 +9,22 @@ method to `Aws.call`, which
 - lets botocore retry transient errors and throttles (standard mode where AWS publishes
   quotas and we pace ourselves; adaptive mode for IAM, SQS, S3, STS, which publish none);
 - counts the call by service, operation and outcome for the report;
-- logs one debug event with the operation, attempts and duration.
+- logs one debug event with the operation, attempts and duration (built only when debug
+  logging is on: the check is made once per gateway, not per call).
+
+It is also what keeps a large fleet cheap: one client per service (and region) for the
+whole run; at most `2 x max_connections` calls of a service inside the SDK at once (the
+rest wait before botocore builds and signs their requests, which would otherwise sit in
+memory by thousands waiting for a pooled connection; per service, like the connection pools,
+so one service's retries never hold up another's calls); one User-Agent for every request
+instead of one rebuilt per request.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import platform
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -23,7 +33,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 
 import aioboto3
+import aiobotocore
 import anyio
+import botocore
 import structlog
 from aiobotocore.config import AioConfig
 from aiolimiter import AsyncLimiter
@@ -55,6 +67,12 @@ _PREFLIGHT_ATTEMPTS: Final = 3  # only for throttles and server errors, never co
 _SERVICE_REGIONS: Final = {"pricing": "us-east-1"}
 # Pace at 90 % of a quota: our clock and AWS's never agree exactly.
 QUOTA_HEADROOM: Final = 0.9
+# Sent as is: botocore would otherwise rebuild its User-Agent for every request (a tenth of
+# a call's CPU) only to add telemetry of the SDK features each call used.
+USER_AGENT: Final = (
+    f"lambda-optimizer aiobotocore/{aiobotocore.__version__} botocore/{botocore.__version__} "
+    f"Python/{platform.python_version()} {platform.system()}/{platform.release()}"
+)
 
 
 @dataclass(frozen=True)
@@ -157,6 +175,11 @@ class Aws:
         self._clients: dict[str, Any] = {}
         self._client_lock = anyio.Lock()
         self._limiters: dict[str, AsyncLimiter] = {}
+        self._by_operation: dict[tuple[str, str], AsyncLimiter | None] = {}
+        # Calls of a service inside the SDK at once: twice its connection pool, so the pool
+        # stays busy while the rest wait as bare coroutines, not as signed requests.
+        self._in_flight: dict[str, anyio.Semaphore] = {}
+        self._debug = _debug_logged()
         self._account_id: str | None = None
         self._account_lock = anyio.Lock()
 
@@ -270,6 +293,7 @@ class Aws:
                 max_pool_connections=self.settings.max_connections,
                 connect_timeout=10,
                 read_timeout=60,
+                user_agent=USER_AGENT,
             )
             region = _SERVICE_REGIONS.get(service, self.settings.region)
             client = await self._stack.enter_async_context(
@@ -280,10 +304,20 @@ class Aws:
                     region_name=region,
                 )
             )
+            self._in_flight[service] = anyio.Semaphore(2 * self.settings.max_connections)
             self._clients[service] = client
         return client
 
     def _limiter(self, service: str, operation: str) -> AsyncLimiter | None:
+        """The operation's quota limiter (None: no published quota), looked up once."""
+        key = (service, operation)
+        try:
+            return self._by_operation[key]
+        except KeyError:
+            limiter = self._by_operation[key] = self._bucket_limiter(service, operation)
+            return limiter
+
+    def _bucket_limiter(self, service: str, operation: str) -> AsyncLimiter | None:
         bucket = quotas.bucket_for(service, operation)
         if bucket is None:
             return None
@@ -314,27 +348,29 @@ class Aws:
         limiter = self._limiter(service, operation)
         if limiter is not None:
             await limiter.acquire()
-        started = time.monotonic()
         outcome, attempts = "ok", 1
-        try:
-            response: dict[str, Any] = await getattr(client, xform_name(operation))(**params)
-            attempts += int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
-            return response
-        except Exception as error:
-            outcome = errors.error_code(error) or type(error).__name__
-            metadata = getattr(error, "response", {}).get("ResponseMetadata", {})
-            attempts += int(metadata.get("RetryAttempts", 0))
-            raise
-        finally:
-            self.counter.record(service, operation, outcome, attempts)
-            log.debug(
-                "aws.call",
-                aws_service=service,
-                aws_operation=operation,
-                outcome=outcome,
-                attempt=attempts,
-                duration_ms=round((time.monotonic() - started) * 1000, 1),
-            )
+        async with self._in_flight[service]:
+            started = time.monotonic()
+            try:
+                response: dict[str, Any] = await getattr(client, xform_name(operation))(**params)
+                attempts += int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+                return response
+            except Exception as error:
+                outcome = errors.error_code(error) or type(error).__name__
+                metadata = getattr(error, "response", {}).get("ResponseMetadata", {})
+                attempts += int(metadata.get("RetryAttempts", 0))
+                raise
+            finally:
+                self.counter.record(service, operation, outcome, attempts)
+                if self._debug:
+                    log.debug(
+                        "aws.call",
+                        aws_service=service,
+                        aws_operation=operation,
+                        outcome=outcome,
+                        attempt=attempts,
+                        duration_ms=round((time.monotonic() - started) * 1000, 1),
+                    )
 
     @staticmethod
     async def find(
@@ -370,6 +406,13 @@ class Aws:
     async def sleep(self, seconds: float) -> None:
         """Wait `seconds` of AWS's time (scaled to the run's clock)."""
         await self.clock.sleep(self.scaled(seconds))
+
+
+def _debug_logged() -> bool:
+    """Whether debug events are kept under the logging configured now (always, for a
+    logger that cannot say)."""
+    enabled = getattr(log.bind(), "is_enabled_for", None)
+    return True if enabled is None else bool(enabled(logging.DEBUG))
 
 
 class _Service:

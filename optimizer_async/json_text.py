@@ -1,0 +1,77 @@
+"""JSON text made piece by piece, the same bytes as `json.dumps(value, indent=2)`.
+
+A fleet's report is tens of MB of JSON: built whole (`to_json`, then `json.dumps`, whose
+indenting encoder is pure Python and keeps every fragment until it joins them) it held
+several times its size at once. Here the large lists are `Lazy`: each item is made, encoded
+and written, then dropped, so memory holds one environment at a time, not the fleet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+_INDENT = "  "
+
+
+class Lazy(Generic[T]):
+    """A JSON list whose items are made from `source` only while it is written."""
+
+    def __init__(self, source: Sequence[T], make: Callable[[T], Any]) -> None:
+        self._source = source
+        self._make = make
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self._make(item) for item in self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+
+def materialised(value: Any) -> Any:
+    """`value` with every `Lazy` made into a list: plain JSON-ready data."""
+    if isinstance(value, Lazy):
+        return [materialised(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: materialised(item) for key, item in value.items()}
+    return value
+
+
+def chunks(value: Any, *, sort_keys: bool = False, level: int = 0) -> Iterator[str]:
+    """The JSON text of `value` (indent 2, `default=str`) in pieces; `Lazy` lists are made
+    item by item. Anything without a `Lazy` inside is encoded by `json.dumps` in one go."""
+    if isinstance(value, Lazy):
+        yield from _items(((None, item) for item in value), "[", "]", sort_keys, level)
+    elif isinstance(value, Mapping) and _has_lazy(value):
+        pairs = sorted(value.items()) if sort_keys else value.items()
+        yield from _items(((key, item) for key, item in pairs), "{", "}", sort_keys, level)
+    else:
+        text = json.dumps(value, indent=2, sort_keys=sort_keys, default=str)
+        yield text.replace("\n", "\n" + _INDENT * level) if level else text
+
+
+def write(value: Any, stream: IO[str], *, sort_keys: bool = False) -> None:
+    """Write `value`'s JSON text to `stream` as it is made."""
+    for piece in chunks(value, sort_keys=sort_keys):
+        stream.write(piece)
+
+
+def _has_lazy(value: Mapping[Any, Any]) -> bool:
+    return any(isinstance(item, Lazy) for item in value.values())
+
+
+def _items(
+    pairs: Iterable[tuple[str | None, Any]], opening: str, closing: str, sort_keys: bool, level: int
+) -> Iterator[str]:
+    inner = "\n" + _INDENT * (level + 1)
+    first = True
+    for key, item in pairs:
+        yield (opening if first else ",") + inner
+        first = False
+        if key is not None:
+            yield json.dumps(key) + ": "
+        yield from chunks(item, sort_keys=sort_keys, level=level + 1)
+    yield opening + closing if first else "\n" + _INDENT * level + closing

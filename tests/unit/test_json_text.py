@@ -1,0 +1,65 @@
+"""JSON made piece by piece is byte for byte `json.dumps(indent=2)`, and made lazily."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from optimizer_async import json_text
+from optimizer_async.json_text import Lazy
+
+
+def _environment(n: int) -> dict[str, Any]:
+    return {
+        "suffix": f"e{n}",
+        "notes": ["line\nbreak", "naïve ✓", 'quote " and \\ slash'],
+        "money": {"z": 1.5, "a": -0.0, "b": 1e-7, "c": None, "d": True},
+        "functions": [{"name": f"f{n}", "changes": [], "evidence": {}}],
+        "when": datetime(2026, 11, 27, tzinfo=UTC),  # not JSON: default=str
+    }
+
+
+def _document(count: int) -> dict[str, Any]:
+    return {
+        "run_id": "r",
+        "environments": Lazy(list(range(count)), _environment),
+        "empty": Lazy([], _environment),
+        "nested": {"list": [1, [2, {}], []], "lazy": Lazy([1, 2], lambda n: {"n": n})},
+        "elapsed_s": 36.838,
+    }
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+@pytest.mark.parametrize("sort_keys", [False, True])
+def test_the_pieces_are_json_dumps_with_indent_two(count: int, sort_keys: bool) -> None:
+    made = "".join(json_text.chunks(_document(count), sort_keys=sort_keys))
+    plain = json_text.materialised(_document(count))
+    assert made == json.dumps(plain, indent=2, sort_keys=sort_keys, default=str)
+
+
+def test_a_lazy_list_is_made_one_item_at_a_time_while_written() -> None:
+    made: list[int] = []
+
+    def make(n: int) -> dict[str, int]:
+        made.append(n)
+        return {"n": n}
+
+    pieces = json_text.chunks({"items": Lazy([1, 2, 3], make)})
+    assert made == []
+    text = ""
+    for piece in pieces:
+        text += piece
+        assert len(made) <= text.count('"n"') + 1  # at most one item ahead of the text
+    assert made == [1, 2, 3]
+
+
+def test_write_streams_the_same_text() -> None:
+    stream = io.StringIO()
+    json_text.write(_document(2), stream, sort_keys=True)
+    assert json.loads(stream.getvalue()) == json.loads(
+        json.dumps(json_text.materialised(_document(2)), default=str)
+    )
