@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Final
 
+from optimizer_async import latest_reads
 from optimizer_async.inventory import EnvironmentInventory, FunctionState, function_state
+from optimizer_async.latest_reads import LatestReads
 from optimizer_async.steps.base import (
     ApiCall,
     FunctionPart,
@@ -60,6 +62,13 @@ class FunctionConfigurationPart(FunctionPart[FunctionState]):
     ) -> FunctionState:
         # Deleted since discovery: keep what was seen; verification then finds it unchanged.
         return await find_function(ctx.aws, function.name) or function
+
+    async def refresh(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> FunctionState:
+        """The function as read after the run's last write to it, else read again."""
+        latest = ctx.shared(latest_reads.SHARED_NAME, LatestReads).take(function.name)
+        return latest or await self.read(ctx, environment, function)
 
     def image(self, value: FunctionState) -> Json:
         """Enough to put every setting back; variable names and a hash, never values."""

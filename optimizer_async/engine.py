@@ -19,13 +19,16 @@ from typing import Any
 import anyio
 import structlog
 
+from optimizer_async import latest_reads
 from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.aws.learned import LearnedWait
+from optimizer_async.core import FUNCTION
 from optimizer_async.costs import Money
 from optimizer_async.discovery import Discovery, parts_of
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
+from optimizer_async.latest_reads import LatestReads
 from optimizer_async.plan import (
     EnvironmentPlan,
     FunctionPlan,
@@ -323,7 +326,11 @@ class Engine:
         scope = {"step": step.name} | ({} if fn is None else {"function": fn.name})
         with structlog.contextvars.bound_contextvars(**scope):  # AWS calls inside carry it too
             started = anyio.current_time()
-            apply_ctx = ApplyContext(self.aws, ctx, log, self._iam_gate, self._update_wait)
+            latest = self.discovery.context.shared(latest_reads.SHARED_NAME, LatestReads)
+            apply_ctx = ApplyContext(self.aws, ctx, log, self._iam_gate, self._update_wait, latest)
+            writes_function = fn is not None and step.part is FUNCTION
+            if writes_function and fn is not None:
+                latest.begin(fn.name)
             try:
                 await self._apply(step, apply_ctx, fn, changes)
             except Exception as error:
@@ -332,6 +339,9 @@ class Engine:
                     result.status, result.error = "failed", reason
                 log.error("step.failed", error=reason)
                 return reason
+            finally:
+                if writes_function and fn is not None:
+                    latest.end(fn.name)
             for result in results:
                 result.status = "applied"
             log.info(

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from optimizer_async.aws.gateway import Aws
     from optimizer_async.aws.iam_gate import IamGate
     from optimizer_async.aws.learned import LearnedWait
+    from optimizer_async.latest_reads import LatestReads
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -273,6 +274,7 @@ class ApplyContext:
     log: structlog.stdlib.BoundLogger
     iam_gate: IamGate
     update_wait: LearnedWait  # how long the run's function updates take to settle
+    latest: LatestReads  # a function read after its last write: verification's re-read
 
 
 # --- parts -------------------------------------------------------------------------------

@@ -20,7 +20,12 @@ from optimizer_async import baseline
 from optimizer_async.aws import errors
 from optimizer_async.aws.waiters import IAM_PROPAGATION, wait_function_updated
 from optimizer_async.core import FUNCTION, FUNCTION_ARN
-from optimizer_async.inventory import EnvironmentVariables, FunctionInventory, environment_error
+from optimizer_async.inventory import (
+    EnvironmentVariables,
+    FunctionInventory,
+    environment_error,
+    function_state,
+)
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
@@ -226,7 +231,9 @@ class FunctionConfiguration(FunctionStep):
                         await aws.sleep(delay)
                     else:
                         raise
-        await wait_function_updated(aws, state.name, learned=ctx.update_wait)
+        mark = ctx.latest.mark(state.name)
+        answer = await wait_function_updated(aws, state.name, learned=ctx.update_wait)
+        ctx.latest.saw(function_state(answer["Configuration"], answer), mark)
 
     def money(
         self, ctx: PlanContext, function: FunctionInventory, changes: Sequence[Change]

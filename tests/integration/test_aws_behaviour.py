@@ -3,6 +3,7 @@ quotas, transient faults, concurrent edits. Needs the sandbox's controls to prov
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.aws.learned import LearnedWait
 from optimizer_async.discovery import Discovery
+from optimizer_async.latest_reads import LatestReads
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.steps.base import ApplyContext, PlanContext
@@ -52,6 +54,30 @@ async def test_update_in_progress_is_waited_for(
     assert_optimised(client, "dev")
     config = lam.get_function(FunctionName="lambda-function-dev")["Configuration"]
     assert config["Description"] == "deploy"  # the other update's change survives
+
+
+async def test_the_waiters_last_read_is_the_verification(
+    sandbox: EmbeddedSandbox,
+    seed: Seed,
+    client: ClientFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One GetFunction to discover, the waiter's polls, and none to verify: the poll that saw
+    the update settled was made after the function's last write, so it is the re-read."""
+    seed("dev")
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # no jitter: exact polls
+    with sandbox.use_clock(ManualClock()) as clock, sandbox.configured(update_s=1.0):
+        sandbox.reset_stats()
+        settings = AwsSettings(region=REGION, endpoint_url=sandbox.endpoint_url)
+        async with Aws.open(settings, clock=LinkedClock(clock)) as aws:
+            run = await new_engine(aws, tmp_path).run(["dev"])
+    changes = run.environments[0].all_changes()
+    assert changes
+    assert all(o.status == "applied" and o.verified for o in changes)
+    # Discovery 1; the waiter at 0 and 0.5 (InProgress), 1.25 (Successful); verification 0.
+    assert _outcomes(sandbox, "GetFunction") == {"ok": 4}
+    assert_optimised(client, "dev")
 
 
 def test_conflict_is_waited_out_and_retried(
@@ -143,7 +169,9 @@ async def test_concurrent_edit_is_merged_not_overwritten(
         )
         log = structlog.get_logger("test")
         await step.apply(
-            ApplyContext(aws, ctx, log, IamGate(aws.clock), LearnedWait()), fn, changes
+            ApplyContext(aws, ctx, log, IamGate(aws.clock), LearnedWait(), LatestReads()),
+            fn,
+            changes,
         )
         calls = dict(aws.counter.calls)
 
