@@ -270,6 +270,13 @@ def fleet(settings: Settings, work: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"environments": e, "functions_per_env": f, "functions": e * f}
     with sandbox(reference + ours, f, "aws", k, settings.timeout_s, settings.quotas) as box:
         result["seed_s"] = round(box.seed_s, 2)
+        # An organisation with this many functions has raised its concurrency limit: every
+        # reservation must fit, with AWS's 100 unreserved left over (else the optimizer
+        # rightly refuses the reservations that do not fit).
+        reserved = baseline.TARGET.reserved_concurrency or 0
+        account = reserved * (e + seq_count) * f + 1000
+        box.control("PUT", "config", {"account_concurrency": account})
+        result["account_concurrency"] = account
         delays = box.delays()
         result["aws_delays_s"] = dataclasses.asdict(delays)
         argv = [_PYTHON, "-m", "bench.sequential", "--suffix", ",".join(reference)]

@@ -67,6 +67,9 @@ _PREFLIGHT_ATTEMPTS: Final = 3  # only for throttles and server errors, never co
 _SERVICE_REGIONS: Final = {"pricing": "us-east-1"}
 # Pace at 90 % of a quota: our clock and AWS's never agree exactly.
 QUOTA_HEADROOM: Final = 0.9
+# A paced call still throttled after botocore's retries: rounds more, pausing 1, 2, 3 s.
+_THROTTLED_ROUNDS: Final = 3
+_THROTTLED_PAUSE_S: Final = 1.0
 # Sent as is: botocore would otherwise rebuild its User-Agent for every request (a tenth of
 # a call's CPU) only to add telemetry of the SDK features each call used.
 USER_AGENT: Final = (
@@ -345,9 +348,26 @@ class Aws:
     async def _call(
         self, client: Any, service: str, operation: str, params: dict[str, Any]
     ) -> dict[str, Any]:
+        """Under the operation's quota limiter. botocore's standard mode stops retrying once
+        its retry quota is spent, which a burst of throttles does (a stalled endpoint, or
+        another tool on the account's quota): a paced call that still ends throttled waits
+        a moment and goes through its limiter again, a few times, before it fails."""
         limiter = self._limiter(service, operation)
-        if limiter is not None:
-            await limiter.acquire()
+        for round_ in range(1, _THROTTLED_ROUNDS + 2):
+            if limiter is not None:
+                await limiter.acquire()
+            try:
+                return await self._attempt(client, service, operation, params)
+            except Exception as error:
+                throttled = errors.error_code(error) in errors.THROTTLE_CODES
+                if limiter is None or not throttled or round_ > _THROTTLED_ROUNDS:
+                    raise
+            await self.sleep(_THROTTLED_PAUSE_S * round_)
+        raise AssertionError("unreachable: the last round returns or raises")
+
+    async def _attempt(
+        self, client: Any, service: str, operation: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
         outcome, attempts = "ok", 1
         async with self._in_flight[service]:
             started = time.monotonic()

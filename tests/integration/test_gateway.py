@@ -9,8 +9,10 @@ import anyio
 import pytest
 
 from optimizer_async.aws.gateway import QUOTA_HEADROOM, Aws, AwsSettings
+from optimizer_async.sandbox.clock import ManualClock
+from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import REGION, ClientFactory
-from tests.integration.conftest import Unique
+from tests.integration.conftest import LinkedClock, Unique
 
 
 def _calls(aws: Aws) -> dict[tuple[str, str, str], int]:
@@ -79,3 +81,24 @@ async def test_a_raised_quota_sets_its_buckets_pace_and_no_other(endpoint_url: s
     assert retention is not None
     assert alarms.max_rate == pytest.approx(20.0 * QUOTA_HEADROOM)
     assert retention.max_rate == pytest.approx(5.0 * QUOTA_HEADROOM)  # AWS's default
+
+
+@pytest.mark.sandbox_only
+async def test_a_paced_call_still_throttled_goes_again_after_a_pause_then_fails(
+    sandbox: EmbeddedSandbox,
+) -> None:
+    """botocore's standard mode gives up once its retry quota is spent; a quota'd call goes
+    through its limiter again after 1, 2 and 3 s before the throttle is the answer; a call
+    under no published quota is left to botocore's adaptive retries."""
+    settings = AwsSettings(region=REGION, endpoint_url=sandbox.endpoint_url, max_attempts=1)
+    throttle_all = {"fault_rate": 1.0, "fault_kinds": ("throttle",)}
+    with sandbox.use_clock(ManualClock()) as clock, sandbox.configured(**throttle_all):
+        async with Aws.open(settings, clock=LinkedClock(clock)) as aws:
+            with pytest.raises(Exception, match="TooManyRequestsException"):
+                await aws.lambda_.get_function(FunctionName="lambda-function-dev")
+            with pytest.raises(Exception, match="Throttling"):
+                await aws.iam.get_role(RoleName="lambda-role-dev")  # IAM publishes no quota
+            calls = dict(aws.counter.calls)
+    assert clock.sleeps == (1.0, 2.0, 3.0)  # GetFunction's pauses; GetRole had one round
+    assert calls[("lambda", "GetFunction", "TooManyRequestsException")] == 4
+    assert calls[("iam", "GetRole", "Throttling")] == 1
