@@ -3,20 +3,23 @@
 Phase one, per environment and concurrently: the core (`core.py`) - the account, each
 function by its exact name with GetFunction, the suffix-tag lock. Phase two, for all
 environments at once: every part the run's steps declare, each read by its own reader
-(`steps/`); function parts go through the run's batch loaders, which coalesce requests from
-all environments into few DescribeLogGroups / DescribeAlarms / GetMetricData calls.
-Account parts are read once per run. This module knows no particular step or part.
+(`steps/`). A function part is read with ONE `read_many` over every function of the fleet,
+which a batched part answers with exact batches (few DescribeLogGroups / DescribeAlarms /
+GetMetricData calls) and one task per batch: a task per function and part was the run's
+memory peak. Account parts are read once per run. This module knows no particular step or
+part.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import structlog
 
+from optimizer_async.aws.batching import run_each
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.core import FUNCTION, belongs_elsewhere, find_function
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
@@ -79,10 +82,9 @@ class Discovery:
         """Discover several environments; a failure is returned for its suffix, not raised.
 
         Two phases: first every environment's core, concurrently; then the parts of all of
-        them at once, so the batch loaders fill whole batches instead of one per environment.
+        them at once, so each function part is one bulk read with whole batches.
         """
         cores: dict[str, EnvironmentInventory | Exception] = {}
-        found: dict[str, EnvironmentInventory | Exception] = {}
 
         async def core(suffix: str) -> None:
             try:
@@ -90,22 +92,14 @@ class Discovery:
             except Exception as error:
                 cores[suffix] = error
 
-        async def parts(suffix: str, environment: EnvironmentInventory) -> None:
-            try:
-                found[suffix] = await self._read_parts(environment)
-            except Exception as error:
-                found[suffix] = error
-
-        async with anyio.create_task_group() as group:
-            for suffix in suffixes:
-                group.start_soon(core, suffix)
-        async with anyio.create_task_group() as group:
-            for suffix in suffixes:
-                environment = cores[suffix]
-                if isinstance(environment, Exception):
-                    found[suffix] = environment
-                else:
-                    group.start_soon(parts, suffix, environment)
+        await run_each(suffixes, core, _ENVIRONMENTS_AT_ONCE)
+        found: dict[str, EnvironmentInventory | Exception] = dict(cores)
+        read = [env for env in cores.values() if not isinstance(env, Exception)]
+        found.update(
+            await self._read_parts(
+                [(env, self._environment, self._function, None) for env in read], refresh=False
+            )
+        )
         return {suffix: found[suffix] for suffix in suffixes}
 
     async def environment(self, suffix: str) -> EnvironmentInventory:
@@ -147,37 +141,13 @@ class Discovery:
             skipped=tuple(sorted(skipped)),
         )
 
-    async def _read_parts(self, core: EnvironmentInventory) -> EnvironmentInventory:
-        """Phase two: every part of the environment and of its functions, side by side."""
-        environment: dict[str, Any] = {}
-        functions: dict[str, dict[str, Any]] = {fn.name: {} for fn in core.functions}
-
-        async def environment_part(part: EnvironmentPart[Any]) -> None:
-            environment[part.name] = await part.read(self.context, core)
-
-        async def function_part(part: FunctionPart[Any], state: FunctionState) -> None:
-            functions[state.name][part.name] = await part.read(self.context, core, state)
-
-        async with anyio.create_task_group() as group:
-            for env_part in self._environment:
-                group.start_soon(environment_part, env_part)
-            for fn in core.functions:
-                for fn_part in self._function:
-                    group.start_soon(function_part, fn_part, fn.state)
-        return replace(
-            core,
-            parts=_ordered(environment, self._environment),
-            functions=tuple(
-                replace(fn, parts=_ordered(functions[fn.name], self._function))
-                for fn in core.functions
-            ),
-        )
-
     async def refresh(
         self, inventory: EnvironmentInventory, parts: Sequence[Part[Any]], functions: set[str]
     ) -> EnvironmentInventory:
         """Re-read the given parts (function parts of the given functions only): verification.
-        The core part `FUNCTION` re-reads the function itself."""
+        The core part `FUNCTION` re-reads the function itself. One environment's re-reads
+        go through the batch loaders, so concurrent calls for several environments still
+        share calls; `refresh_many` re-reads many environments with exact batches."""
         environment = dict(inventory.parts)
         updated = {fn.name: fn for fn in inventory.functions}
 
@@ -209,6 +179,113 @@ class Discovery:
             parts=environment,
             functions=tuple(updated[fn.name] for fn in inventory.functions),
         )
+
+    async def refresh_many(
+        self, requests: Sequence[Refresh]
+    ) -> dict[str, EnvironmentInventory | Exception]:
+        """`refresh` for many environments at once, by suffix; a failure is returned for its
+        environment, not raised. Each function part is one bulk re-read (`refresh_many`)
+        over the given functions of every environment that re-reads it."""
+        return await self._read_parts(
+            [
+                (
+                    inventory,
+                    [p for p in parts if isinstance(p, EnvironmentPart)],
+                    [p for p in parts if isinstance(p, FunctionPart)],
+                    functions,
+                )
+                for inventory, parts, functions in requests
+            ],
+            refresh=True,
+        )
+
+    async def _read_parts(
+        self, reads: Sequence[_Read], refresh: bool
+    ) -> dict[str, EnvironmentInventory | Exception]:
+        """Phase two (or a re-read): environment parts per environment, function parts in
+        bulk over all the environments; the values join each inventory's. An environment
+        fails with the first error among its own reads."""
+        ctx = self.context.one_pass()
+        environment: dict[str, dict[str, Any]] = {env.suffix: dict(env.parts) for env, *_ in reads}
+        failed: dict[str, Exception] = {}
+        bulk: dict[str, Mapping[str, Any]] = {}
+
+        async def environment_part(item: tuple[EnvironmentPart[Any], EnvironmentInventory]) -> None:
+            part, env = item
+            try:
+                read = part.refresh if refresh else part.read
+                environment[env.suffix][part.name] = await read(ctx, env)
+            except Exception as error:
+                failed.setdefault(env.suffix, error)
+
+        async def function_part(part: FunctionPart[Any]) -> None:
+            items = [
+                (env, fn.state)
+                for env, _, function_parts, only in reads
+                if part in function_parts
+                for fn in env.functions
+                if only is None or fn.name in only
+            ]
+            if not items:
+                return
+            try:
+                many = part.refresh_many if refresh else part.read_many
+                bulk[part.name] = await many(ctx, items)
+            except Exception as error:  # the whole read failed: each environment it read
+                bulk[part.name] = dict.fromkeys((fn.name for _, fn in items), error)
+
+        function_parts = list({p.name: p for _, _, ps, _ in reads for p in ps}.values())
+        per_environment = [(part, env) for env, parts, _, _ in reads for part in parts]
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_each, per_environment, environment_part, _ENVIRONMENTS_AT_ONCE)
+            for fn_part in function_parts:
+                group.start_soon(function_part, fn_part)
+
+        found: dict[str, EnvironmentInventory | Exception] = {}
+        for env, environment_parts, parts, only in reads:
+            functions: list[FunctionInventory] = []
+            for fn in env.functions:
+                if only is not None and fn.name not in only:
+                    functions.append(fn)
+                    continue
+                values: dict[str, Any] = {FUNCTION.name: fn.state, **fn.parts}
+                for part in parts:
+                    value = bulk[part.name].get(fn.name, _MISSING)
+                    if value is _MISSING:
+                        value = RuntimeError(f"{part.name} of {fn.name} was not read")
+                    if isinstance(value, Exception):
+                        failed.setdefault(env.suffix, value)
+                    values[part.name] = value
+                state = values.pop(FUNCTION.name)
+                ordered = values if refresh else _ordered(values, parts)
+                functions.append(replace(fn, state=state, parts=ordered))
+            if env.suffix in failed:
+                found[env.suffix] = failed[env.suffix]
+                continue
+            found[env.suffix] = replace(
+                env,
+                parts=environment[env.suffix]
+                if refresh
+                else _ordered(environment[env.suffix], environment_parts),
+                functions=tuple(functions),
+            )
+        return found
+
+
+# Environments (or environment parts) read at once. The gateway paces the calls; more at
+# once would only wait longer, as tasks of a few KB each (thousands at fleet scale).
+_ENVIRONMENTS_AT_ONCE: Final = 100
+_MISSING: Final = object()
+# One environment's re-read: its inventory, the parts to re-read, the functions to re-read.
+Refresh = tuple[EnvironmentInventory, Sequence[Part[Any]], set[str]]
+# One environment's read: its inventory, its environment and function parts, and the
+# functions whose parts are read (None: all).
+_Read = tuple[
+    EnvironmentInventory,
+    Sequence[EnvironmentPart[Any]],
+    Sequence[FunctionPart[Any]],
+    set[str] | None,
+]
 
 
 def _ordered(values: dict[str, Any], parts: Sequence[Part[Any]]) -> dict[str, Any]:

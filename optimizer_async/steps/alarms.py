@@ -11,12 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 from optimizer_async import naming
+from optimizer_async.aws.batching import fetch_batches
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    FunctionItems,
     FunctionPart,
     FunctionStep,
     Json,
@@ -194,6 +196,17 @@ class AlarmsPart(FunctionPart[AlarmsByName]):
     ) -> AlarmsByName:
         loader = ctx.batched(self.name, lambda names: _fetch(ctx.aws, names), _FUNCTIONS_PER_CALL)
         return await loader.load(function.name) or {}
+
+    async def read_many(
+        self, ctx: ReadContext, items: FunctionItems
+    ) -> Mapping[str, AlarmsByName | Exception]:
+        """One DescribeAlarms per 50 functions (100 alarm names)."""
+        found = await fetch_batches(
+            (function.name for _, function in items),
+            _FUNCTIONS_PER_CALL,
+            lambda names: _fetch(ctx.aws, names),
+        )
+        return {function.name: found.get(function.name) or {} for _, function in items}
 
 
 ALARMS: Final = AlarmsPart()

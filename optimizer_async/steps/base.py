@@ -3,9 +3,11 @@
 A *part* is one piece of inventory with its reader: what it reads from AWS (declared calls
 and IAM permissions), how it is re-read to verify a change, what of it goes into the
 before-image, and what must hold before anything that uses it may change (`problem`).
-Parts are account-, environment- or function-scoped; function parts that read many
-functions share the run's batch loaders (`ReadContext.batched`), so reads coalesce across
-environments.
+Parts are account-, environment- or function-scoped. Discovery reads a function part for
+every function of every environment with one `read_many` call, which a batched part answers
+with exact batches (`fetch_batches`), a few at a time: a task per function and part would
+cost megabytes at fleet scale. A single function's `read` goes through the run's batch
+loaders (`ReadContext.batched`), so concurrent single reads still share calls.
 
 A *step* is one optimisation. It names the part its changes live in (`part`, re-read for
 verification), the parts it consults (`uses`), the steps that must succeed first (`after`),
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 
 from optimizer_async import pricing
-from optimizer_async.aws.batching import BatchLoader
+from optimizer_async.aws.batching import BatchLoader, run_each
 from optimizer_async.inventory import (
     EnvironmentInventory,
     FunctionInventory,
@@ -215,12 +217,26 @@ class ReadContext:
     aws: Aws
     targets: Targets = field(default_factory=Targets)
     _shared: dict[str, Any] = field(default_factory=dict)
+    _pass: dict[str, Any] = field(default_factory=dict)
 
     def shared(self, name: str, make: Callable[[], T]) -> T:
         """The run's object called `name`, made on first use."""
         if name not in self._shared:
             self._shared[name] = make()
         value: T = self._shared[name]
+        return value
+
+    def one_pass(self) -> ReadContext:
+        """This context for one pass of reads (a discovery, a re-read): the run's shared
+        objects, and a fresh `per_pass` scratch that goes when the pass does."""
+        return dataclasses.replace(self, _pass={})
+
+    def per_pass(self, name: str, make: Callable[[], T]) -> T:
+        """The pass's object called `name`, made on first use: what parts read in one pass
+        may share (the metrics both evidence parts need), and must not outlive it."""
+        if name not in self._pass:
+            self._pass[name] = make()
+        value: T = self._pass[name]
         return value
 
     def batched(
@@ -333,8 +349,15 @@ class EnvironmentPart(Part[T]):
         return await self.read(ctx, environment)
 
 
+# (environment, function) pairs a function part reads at once: every function of the fleet.
+FunctionItems = Sequence[tuple[EnvironmentInventory, FunctionState]]
+# A default bulk read's single reads at once: enough to fill a loader's batches, few
+# enough that thousands of functions do not wait as thousands of tasks.
+_READS_AT_ONCE: Final = 100
+
+
 class FunctionPart(Part[T]):
-    """Read once per function (e.g. its log group), usually through a batch loader."""
+    """Read once per function (e.g. its log group); in bulk, by discovery (`read_many`)."""
 
     scope: ClassVar[Scope] = "function"
 
@@ -349,6 +372,43 @@ class FunctionPart(Part[T]):
         """Re-read after a change, to verify it (by default: read again)."""
         return await self.read(ctx, environment, function)
 
+    async def read_many(
+        self, ctx: ReadContext, items: FunctionItems
+    ) -> Mapping[str, T | Exception]:
+        """The part of many functions (of many environments), by function name; a function
+        whose read failed maps to the error (its environment fails, not the fleet).
+
+        By default each function is read on its own, a hundred at a time. A part that reads
+        in batches overrides this with exact batches (`fetch_batches`)."""
+        return await _each(items, self.read, ctx)
+
+    async def refresh_many(
+        self, ctx: ReadContext, items: FunctionItems
+    ) -> Mapping[str, T | Exception]:
+        """`read_many` for verification: `read_many` unless `refresh` is overridden."""
+        if type(self).refresh is FunctionPart.refresh:
+            return await self.read_many(ctx, items)
+        return await _each(items, self.refresh, ctx)
+
+
+async def _each(
+    items: FunctionItems,
+    read: Callable[[ReadContext, EnvironmentInventory, FunctionState], Awaitable[T]],
+    ctx: ReadContext,
+) -> dict[str, T | Exception]:
+    """Call a one-function reader for every function, `_READS_AT_ONCE` at a time."""
+    found: dict[str, T | Exception] = {}
+
+    async def one(item: tuple[EnvironmentInventory, FunctionState]) -> None:
+        environment, function = item
+        try:
+            found[function.name] = await read(ctx, environment, function)
+        except Exception as error:
+            found[function.name] = error
+
+    await run_each(items, one, _READS_AT_ONCE)
+    return found
+
 
 # --- steps -------------------------------------------------------------------------------
 
@@ -359,6 +419,9 @@ class Step(ABC):
     part: ClassVar[Part[Any]]  # where the step's changes live: re-read to verify them
     uses: ClassVar[tuple[Part[Any], ...]] = ()  # other parts it consults while planning
     after: ClassVar[tuple[str, ...]] = ()  # steps that must succeed first (same run)
+    # Steps of the same function to let finish first when the run has them, whatever their
+    # outcome: an order that saves reads, not a prerequisite (selection does not need them).
+    after_if_run: ClassVar[tuple[str, ...]] = ()
     reads: ClassVar[tuple[ApiCall, ...]] = ()  # reads its apply makes beyond its parts'
     # Its changes are made under the function's RevisionId (an optimistic lock): a plan
     # file's are refused once the RevisionId moved since the plan.

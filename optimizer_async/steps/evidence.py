@@ -1,6 +1,8 @@
 """How each function really runs, over a lookback window: two parts, no step; what decides.
 
-Two readers (`METRICS`, `REPORT_LINES`), both batched across environments:
+Two readers (`METRICS`, `REPORT_LINES`), both batched across environments; discovery's bulk
+read (`read_many`) makes exact batches, and the report lines wait for the metrics part's
+calls (the log groups' sizes) rather than making their own:
 - CloudWatch metrics with GetMetricData (500 queries a call, eight per function, one period
   over the whole window): Invocations, Errors, Throttles (Sum), Duration (p99, Maximum,
   Sum), ConcurrentExecutions (Maximum; Lambda emits it per function) and the log group's
@@ -26,10 +28,12 @@ import anyio
 
 from optimizer_async import pricing
 from optimizer_async.aws import errors
+from optimizer_async.aws.batching import BATCHES_AT_ONCE, run_each
 from optimizer_async.aws.waiters import Backoff, wait_query_finished
 from optimizer_async.inventory import EnvironmentInventory, FunctionState
 from optimizer_async.steps.base import (
     ApiCall,
+    FunctionItems,
     FunctionPart,
     Json,
     Permission,
@@ -108,6 +112,9 @@ class ReportLines:
     scanned_bytes: float = 0.0  # this function's log group's share of the scan
     scan: LogsScan | None = field(default=None, compare=False)  # the whole query
 
+
+_IDLE: Final = ReportLines(source="no invocations in the window: nothing to read")
+_NOT_READ: Final = ReportLines("metrics only: the logs were not read")
 
 _METRICS: Final = (  # (id prefix, namespace, metric, stat)
     ("i", "AWS/Lambda", "Invocations", "Sum"),
@@ -368,6 +375,57 @@ async def _metrics(ctx: ReadContext, function: FunctionState) -> UsageMetrics:
     return replace(found, memory_mb=function.memory_mb)
 
 
+class _MetricsBatch:
+    """One GetMetricData of a pass, which both evidence parts may wait for."""
+
+    def __init__(self, keys: Sequence[_Key]) -> None:
+        self.keys = keys
+        self.done = anyio.Event()
+        self.found: Mapping[_Key, UsageMetrics] | Exception = {}
+
+    async def fetch(self, ctx: ReadContext) -> None:
+        days = ctx.targets.guardrails.lookback_days
+        try:
+            self.found = await _fetch_metrics(ctx.aws, self.keys, _window(ctx), days)
+        except Exception as error:
+            self.found = error
+        finally:
+            self.done.set()
+
+
+async def _usage_many(
+    ctx: ReadContext, functions: Sequence[FunctionState]
+) -> dict[str, UsageMetrics | Exception]:
+    """The metrics of many functions: one GetMetricData per 62, a few at a time. A pass's
+    batches are shared by function name, so the report lines (which need the log groups'
+    sizes) wait for the metrics part's calls instead of making their own."""
+    batches: dict[str, _MetricsBatch] = ctx.per_pass("evidence-metrics", dict)
+    new = list(
+        {f.name: _Key(f.name, f.log_group) for f in functions if f.name not in batches}.values()
+    )
+    mine = [
+        _MetricsBatch(new[start : start + _FUNCTIONS_PER_METRICS_CALL])
+        for start in range(0, len(new), _FUNCTIONS_PER_METRICS_CALL)
+    ]
+    for batch in mine:
+        batches.update(dict.fromkeys((key.function for key in batch.keys), batch))
+    await run_each(mine, lambda batch: batch.fetch(ctx), BATCHES_AT_ONCE)
+    found: dict[str, UsageMetrics | Exception] = {}
+    for function in functions:
+        batch = batches[function.name]
+        await batch.done.wait()  # another part's call, if not ours
+        if isinstance(batch.found, Exception):
+            found[function.name] = batch.found
+            continue
+        metrics = batch.found.get(_Key(function.name, function.log_group))
+        found[function.name] = (
+            RuntimeError(f"no metrics came back for {function.name}")
+            if metrics is None
+            else replace(metrics, memory_mb=function.memory_mb)
+        )
+    return found
+
+
 async def usage_between(
     aws: Aws, functions: Sequence[tuple[str, str]], start: datetime, end: datetime
 ) -> dict[str, UsageMetrics]:
@@ -427,6 +485,11 @@ class MetricsPart(FunctionPart[UsageMetrics]):
     ) -> UsageMetrics:
         return await _metrics(ctx, function)
 
+    async def read_many(
+        self, ctx: ReadContext, items: FunctionItems
+    ) -> Mapping[str, UsageMetrics | Exception]:
+        return await _usage_many(ctx, [function for _, function in items])
+
     def report(self, value: UsageMetrics) -> Json:
         return to_json(value)
 
@@ -467,7 +530,7 @@ class ReportLinesPart(FunctionPart[ReportLines]):
     ) -> ReportLines:
         metrics = await _metrics(ctx, function)
         if metrics.idle:
-            return ReportLines(source="no invocations in the window: nothing to read")
+            return _IDLE
         window, budget = _window(ctx), ctx.targets.guardrails.max_scan_gb
         loader = ctx.batched(
             "evidence-logs",
@@ -477,7 +540,32 @@ class ReportLinesPart(FunctionPart[ReportLines]):
             max_wait_s=2.0,
         )
         found = await loader.load(_Key(function.name, function.log_group, metrics.ingested_bytes))
-        return found or ReportLines("metrics only: the logs were not read")
+        return found or _NOT_READ
+
+    async def read_many(
+        self, ctx: ReadContext, items: FunctionItems
+    ) -> Mapping[str, ReportLines | Exception]:
+        """One budget decision over all the functions, smallest log groups first; then one
+        query per 50 groups, at most `_QUERIES_AT_ONCE` running."""
+        usage = await _usage_many(ctx, [function for _, function in items])
+        found: dict[str, ReportLines | Exception] = {}
+        keys: list[_Key] = []
+        for _, function in items:
+            metrics = usage[function.name]
+            if isinstance(metrics, Exception):
+                found[function.name] = metrics
+            elif metrics.idle:
+                found[function.name] = _IDLE
+            else:
+                keys.append(_Key(function.name, function.log_group, metrics.ingested_bytes))
+        window, budget = _window(ctx), ctx.targets.guardrails.max_scan_gb
+        try:
+            lines = await _fetch_logs(ctx, keys, window, budget)
+        except Exception as error:
+            found.update(dict.fromkeys((key.function for key in keys), error))
+        else:
+            found.update({key.function: lines.get(key) or _NOT_READ for key in keys})
+        return found
 
     def report(self, value: ReportLines) -> Json:
         facts = to_json(value)

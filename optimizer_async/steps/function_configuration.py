@@ -73,6 +73,8 @@ class FunctionConfiguration(FunctionStep):
     part = FUNCTION
     uses = (QUEUE, SECRETS, METRICS, REPORT_LINES)
     after: ClassVar[tuple[str, ...]] = ("dead_letter_queue", "role_policy")
+    # The waiter's last read then shows the reservation too, and is the verification.
+    after_if_run: ClassVar[tuple[str, ...]] = ("reserved_concurrency",)
     revision_locked = True
     writes = (ApiCall("lambda", "UpdateFunctionConfiguration"),)
     permissions = (Permission("lambda:UpdateFunctionConfiguration", FUNCTION_ARN),)

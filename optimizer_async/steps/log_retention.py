@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from optimizer_async.aws import errors
+from optimizer_async.aws.batching import fetch_batches
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
     Change,
+    FunctionItems,
     FunctionPart,
     FunctionStep,
     MoneyLine,
@@ -71,6 +73,17 @@ class LogGroupPart(FunctionPart[LogGroupState | None]):
     ) -> LogGroupState | None:
         loader = ctx.batched(self.name, lambda names: _fetch(ctx.aws, names), _LOG_GROUPS_PER_CALL)
         return await loader.load(function.log_group)
+
+    async def read_many(
+        self, ctx: ReadContext, items: FunctionItems
+    ) -> Mapping[str, LogGroupState | Exception | None]:
+        """One DescribeLogGroups per 50 distinct log groups."""
+        found = await fetch_batches(
+            (function.log_group for _, function in items),
+            _LOG_GROUPS_PER_CALL,
+            lambda names: _fetch(ctx.aws, names),
+        )
+        return {function.name: found.get(function.log_group) for _, function in items}
 
 
 LOG_GROUP: Final = LogGroupPart()

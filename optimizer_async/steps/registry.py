@@ -121,6 +121,13 @@ def _lint_step(step: Step, steps: dict[str, Step]) -> list[str]:
         for name in step.after
         if name not in steps
     ]
+    for name in step.after_if_run:
+        other = steps.get(name)
+        if other is None or other.scope != "function" or step.scope != "function":
+            problems.append(
+                f"{step.name}: `after_if_run` names {name!r}, which is not a function step "
+                "like itself"
+            )
     if step.part.scope != step.scope:
         problems.append(
             f"{step.name}: its part {step.part.name} is {step.part.scope}-scoped but the step is "
@@ -138,10 +145,11 @@ def _lint_step(step: Step, steps: dict[str, Step]) -> list[str]:
 
 
 def _cycles(steps: dict[str, Step]) -> list[str]:
-    """Steps whose `after` chain leads back to themselves (they would wait forever)."""
+    """Steps whose `after` (or `after_if_run`) chain leads back to themselves (they would
+    wait forever)."""
     problems: list[str] = []
     for start in steps:
-        stack, seen = list(steps[start].after), set()
+        stack, seen = [*steps[start].after, *steps[start].after_if_run], set()
         while stack:
             name = stack.pop()
             if name == start:
@@ -150,7 +158,7 @@ def _cycles(steps: dict[str, Step]) -> list[str]:
             if name in seen or name not in steps:
                 continue
             seen.add(name)
-            stack.extend(steps[name].after)
+            stack.extend([*steps[name].after, *steps[name].after_if_run])
     return problems
 
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import anyio
+import anyio.lowlevel
 import pytest
 
-from optimizer_async.aws.batching import BatchLoader
+from optimizer_async.aws.batching import BatchLoader, fetch_batches, run_each
 
 
 async def test_concurrent_loads_share_batches() -> None:
@@ -65,3 +66,50 @@ async def test_a_load_after_a_batch_went_starts_the_next_batch() -> None:
 def test_max_batch_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         BatchLoader(lambda keys: None, max_batch=0)  # type: ignore[arg-type, return-value]
+
+
+async def test_fetch_batches_makes_exact_batches_of_distinct_keys() -> None:
+    calls: list[list[int]] = []
+
+    async def fetch(keys: Sequence[int]) -> Mapping[int, str]:
+        calls.append(list(keys))
+        return {k: f"v{k}" for k in keys if k != 7}
+
+    found = await fetch_batches([*range(10), 3, 3], 4, fetch)
+
+    assert sorted(calls) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert found[3] == "v3"
+    assert 7 not in found  # not returned: left out, as a loader answers None
+
+
+async def test_fetch_batches_gives_a_failed_batch_its_own_error() -> None:
+    async def fetch(keys: Sequence[int]) -> Mapping[int, int]:
+        if 5 in keys:
+            raise RuntimeError("refused")
+        return {k: k for k in keys}
+
+    found = await fetch_batches(range(8), 4, fetch)
+
+    assert [found[k] for k in range(4)] == [0, 1, 2, 3]
+    assert all(isinstance(found[k], RuntimeError) for k in range(4, 8))
+    with pytest.raises(ValueError, match="max_batch"):
+        await fetch_batches([1], 0, fetch)
+
+
+async def test_run_each_calls_every_item_with_at_most_so_many_at_once() -> None:
+    running, most, seen = 0, 0, []
+
+    async def call(item: int) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await anyio.lowlevel.checkpoint()
+        seen.append(item)
+        running -= 1
+
+    await run_each(range(25), call, 4)
+
+    assert sorted(seen) == list(range(25))
+    assert most == 4
+    with pytest.raises(ValueError, match="at_once"):
+        await run_each([1], call, 0)

@@ -99,6 +99,11 @@ def test_the_registered_steps_pass_the_lint() -> None:
             "two different parts are called 'alarms'",
         ),
         ({"after": ("probe",)}, "probe: its `after` chain leads back to itself"),
+        ({"after_if_run": ("probe",)}, "probe: its `after` chain leads back to itself"),
+        (
+            {"after_if_run": ("dead_letter_queue",)},
+            "probe: `after_if_run` names 'dead_letter_queue', which is not a function step",
+        ),
     ],
 )
 def test_the_lint_names_what_is_wrong(declarations: dict[str, Any], problem: str) -> None:
