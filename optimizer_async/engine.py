@@ -26,7 +26,7 @@ from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.aws.learned import LearnedWait
 from optimizer_async.core import FUNCTION
 from optimizer_async.costs import Money
-from optimizer_async.discovery import Discovery, parts_of
+from optimizer_async.discovery import Discovery, Refresh, parts_of
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
 from optimizer_async.latest_reads import LatestReads
 from optimizer_async.plan import (
@@ -268,6 +268,10 @@ class Engine:
                             )
                         failures[slot] = f"{dependency[0]} failed"
                         return
+                for name in step.after_if_run:  # an order only: their outcome does not matter
+                    soft = (name, slot[1])
+                    if soft in finished and name not in self._prerequisites(step):
+                        await finished[soft].wait()
                 if self._stopping(outcomes):
                     failures[slot] = "stopped"
                     return
@@ -354,35 +358,38 @@ class Engine:
     async def _verify_fleet(
         self, environments: Sequence[tuple[EnvironmentInventory, EnvironmentOutcome]]
     ) -> None:
-        """Verify every applied environment at once, as discovery reads them: their re-reads
-        start together, so the batch loaders fill whole batches (100 alarm names, 50 log
-        groups a call) across environments instead of one small batch per environment."""
-
-        async def one(inventory: EnvironmentInventory, outcome: EnvironmentOutcome) -> None:
+        """Verify every applied environment at once, as discovery reads them: one bulk
+        re-read per part over all of them (`Discovery.refresh_many`), so batched parts make
+        exact, full calls (100 alarm names, 50 log groups a call) across environments. A
+        re-read that fails fails its own environments; a change is verified when nothing
+        is left to plan for it."""
+        requests: list[Refresh] = []
+        for inventory, outcome in environments:
+            applied = [o for o in outcome.all_changes() if o.status == "applied"]
+            if applied:
+                parts = list({self.steps[o.change.step].part for o in applied})
+                functions = {
+                    fn.name
+                    for fn in outcome.functions
+                    if any(c.status == "applied" for c in fn.changes)
+                }
+                requests.append((inventory, parts, functions))
+        fresh = await self.discovery.refresh_many(requests) if requests else {}
+        for inventory, outcome in environments:
             with structlog.contextvars.bound_contextvars(suffix=inventory.suffix):
-                try:
-                    await self._verify(inventory, outcome)
-                except Exception as error:  # e.g. the re-read was refused
-                    outcome.error = errors.describe(error)
+                found = fresh.get(inventory.suffix)
+                if isinstance(found, Exception):  # e.g. the re-read was refused
+                    outcome.error = errors.describe(found)
                     log.error("environment.failed", error=outcome.error)
-                    return
+                    continue
+                if found is not None:
+                    self._judge(found, outcome)
             if self.priced:
                 self._price(outcome, inventory, verified_only=True)
 
-        async with anyio.create_task_group() as group:
-            for inventory, outcome in environments:
-                group.start_soon(one, inventory, outcome)
-
-    async def _verify(self, inventory: EnvironmentInventory, outcome: EnvironmentOutcome) -> None:
-        """Re-read what was changed; a change is verified when nothing is left to plan for it."""
+    def _judge(self, fresh: EnvironmentInventory, outcome: EnvironmentOutcome) -> None:
+        """A change is verified when the re-read leaves nothing to plan for it."""
         applied = [o for o in outcome.all_changes() if o.status == "applied"]
-        if not applied:
-            return
-        parts = list({self.steps[o.change.step].part for o in applied})
-        functions = {
-            fn.name for fn in outcome.functions if any(c.status == "applied" for c in fn.changes)
-        }
-        fresh = await self.discovery.refresh(inventory, parts, functions)
         remaining = {c.key for c in self.plan_environment(fresh).changes}
         for result in applied:
             result.verified = result.change.key not in remaining
