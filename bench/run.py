@@ -46,6 +46,11 @@ from optimizer_async.aws.quotas import bucket_for
 RESULTS: Final = Path(__file__).parent / "results"
 _PYTHON: Final = sys.executable
 _READY: Final = "sandbox ready"
+# Logs Insights budget of a run: enough for every function's REPORT lines (a seeded steady
+# function logs about 3 GB in the 14-day window), so every memory decision has its evidence
+# and both tools can reach the same end state. The default (50 GB) keeps most functions'
+# memory as it is, for want of evidence.
+_SCAN_BUDGET_GB: Final = 100_000
 _CREDENTIALS: Final = {
     "AWS_ACCESS_KEY_ID": "sandbox",
     "AWS_SECRET_ACCESS_KEY": "sandbox",  # the sandbox's, not a secret
@@ -236,6 +241,7 @@ def _optimizer_argv(
     for base in bases:
         argv += ["--function-base", base]
     argv += ["--time-scale", f"{time_scale:g}", "--state-dir", state, "--output", "json"]
+    argv += ["--max-scan-gb", str(_SCAN_BUDGET_GB)]
     return [*argv, "--report-file", report, "--log-level", "error"]
 
 
