@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from moto.moto_api._internal.models import moto_api_backend
-from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from optimizer_async.sandbox import dispatch, patches, runtime
@@ -19,6 +18,7 @@ from optimizer_async.sandbox.clock import Clock
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.direct_seeder import DirectSeeder
 from optimizer_async.sandbox.patches import iam_authorization, workload_lambda
+from optimizer_async.sandbox.request_handler import QuietRequestHandler
 from optimizer_async.sandbox.seeder import SeededEnvironment
 from optimizer_async.sandbox.shaping import ShapingApp
 from optimizer_async.sandbox.workload.model import Outcome
@@ -30,16 +30,6 @@ AnyClock = TypeVar("AnyClock", bound=Clock)
 # (except while it enforces IAM: then only keys of IAM users it holds are accepted).
 ACCESS_KEY_ID = "sandbox"
 SECRET_ACCESS_KEY = "sandbox"  # noqa: S105 - not a secret: the sandbox accepts anything
-
-
-class _QuietHandler(MotoRequestHandler):
-    """No access log line per request; errors still reach the log. TCP_NODELAY: werkzeug
-    sends headers and body in two writes, which Nagle's algorithm would hold back."""
-
-    disable_nagle_algorithm = True
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        return
 
 
 class EmbeddedSandbox:
@@ -83,7 +73,7 @@ class EmbeddedSandbox:
         )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server(
-            self._host, self._port, app, threaded=True, request_handler=_QuietHandler
+            self._host, self._port, app, threaded=True, request_handler=QuietRequestHandler
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="aws-sandbox", daemon=True

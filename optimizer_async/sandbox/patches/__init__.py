@@ -23,8 +23,10 @@ from optimizer_async.sandbox.patches import (
     logs_stored_bytes,
     moto_query_parser,
     price_list,
+    serializer_keys,
     shared_blobs,
     workload_lambda,
+    xml_unparse,
 )
 from optimizer_async.sandbox.shaping import OperationHandler
 
@@ -47,6 +49,8 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     moto_query_parser.apply()
     iam_authorization.apply()
     shared_blobs.apply()
+    serializer_keys.apply()
+    xml_unparse.apply()
     return {
         ("lambda", "GetAccountSettings"): lambda_concurrency.get_account_settings,
         ("pricing", "GetProducts"): price_list.get_products,

@@ -8,6 +8,7 @@ Profiles are deterministic given (profile name, function name).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import math
@@ -134,13 +135,13 @@ class WorkloadProfile:
                 raise ValueError("memory figures are whole MB, as REPORT lines print them")
         _ = self.duration, self.memory  # validates the quantiles' order
 
-    @property
+    @functools.cached_property  # read per REPORT line a query scans: built once
     def duration(self) -> Distribution:
         """Duration at full CPU, ms."""
         p50 = self.duration_p50_ms
         return Distribution.of(p50 / 3, p50, self.duration_p99_ms, self.duration_max_ms)
 
-    @property
+    @functools.cached_property
     def memory(self) -> Distribution:
         """Memory an invocation needs, MB."""
         p50 = self.memory_p50_mb
