@@ -92,16 +92,9 @@ class Reference:
         s3.put_bucket_lifecycle_configuration(
             Bucket=bucket,
             LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": baseline.BUCKET_LIFECYCLE_RULE_ID,
-                        "Status": "Enabled",
-                        "Filter": {},
-                        "NoncurrentVersionExpiration": {
-                            "NoncurrentDays": self.targets.noncurrent_version_expiration_days
-                        },
-                    }
-                ]
+                "Rules": baseline.bucket_lifecycle_rules(
+                    self.targets.noncurrent_version_expiration_days
+                )
             },
         )
 

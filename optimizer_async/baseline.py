@@ -8,7 +8,7 @@ reasons are in the README's table and docs/architecture.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from optimizer_async.aws import limits
 
@@ -102,3 +102,18 @@ def function_bases(count: int) -> tuple[str, ...]:
     return tuple(
         "lambda-function" if i == 1 else f"lambda-function{i}" for i in range(1, count + 1)
     )
+
+
+def bucket_lifecycle_rules(
+    noncurrent_days: int = NONCURRENT_VERSION_EXPIRATION_DAYS,
+) -> list[dict[str, Any]]:
+    """The deployment bucket's lifecycle rules as S3's API takes them: noncurrent versions
+    expire after `noncurrent_days`."""
+    return [
+        {
+            "ID": BUCKET_LIFECYCLE_RULE_ID,
+            "Status": "Enabled",
+            "Filter": {},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": noncurrent_days},
+        }
+    ]

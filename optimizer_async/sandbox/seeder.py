@@ -202,18 +202,7 @@ class Seeder:
         )
         s3.put_bucket_lifecycle_configuration(
             Bucket=bucket,
-            LifecycleConfiguration={
-                "Rules": [
-                    {
-                        "ID": baseline.BUCKET_LIFECYCLE_RULE_ID,
-                        "Status": "Enabled",
-                        "Filter": {},
-                        "NoncurrentVersionExpiration": {
-                            "NoncurrentDays": baseline.NONCURRENT_VERSION_EXPIRATION_DAYS
-                        },
-                    }
-                ]
-            },
+            LifecycleConfiguration={"Rules": baseline.bucket_lifecycle_rules()},
         )
         versions = {}
         for key, package in (

@@ -27,6 +27,7 @@ from typing import Any
 
 from moto.cloudwatch.models import CloudWatchBackend, Statistics
 
+from optimizer_async.sandbox.patches import _query_results
 from optimizer_async.sandbox.patches._patching import wrap_method
 
 _LOCK = threading.Lock()
@@ -85,20 +86,7 @@ def _query_result(
         statistics.metric_data = periods[number]
         values.append(statistics.get_statistics_for_type(stat))
         stamps.append(statistics.timestamp)
-    if scan_by == "TimestampDescending":
-        values.reverse()
-        stamps.reverse()
-    return {
-        "id": query["Id"],
-        "label": query.get("Label") or f"{metric['MetricName']} {stat}",
-        "values": values,
-        "timestamps": stamps,
-        "status_code": "Complete",
-    }
-
-
-def _returned(query: dict[str, Any]) -> bool:
-    return query.get("ReturnData", True) not in (False, "false", "False")
+    return _query_results.result(query, metric["MetricName"], stat, values, stamps, scan_by)
 
 
 class _AlarmNames:
@@ -157,7 +145,7 @@ def apply() -> None:
         return [
             _query_result(datums(q["MetricStat"]["Metric"]), q, start, end, scan_by)
             for q in queries
-            if _returned(q)
+            if _query_results.returned(q)
         ]
 
     @wrap_method(CloudWatchBackend, "describe_alarms")

@@ -26,6 +26,7 @@ from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import ActionResult
 
 from optimizer_async.sandbox import runtime
+from optimizer_async.sandbox.patches import _query_results
 from optimizer_async.sandbox.patches._patching import wrap_method
 from optimizer_async.sandbox.workload.model import FunctionModel, unit_of
 
@@ -99,21 +100,7 @@ def _metric_data(
     stat = str(stat_spec["Stat"])
     periods = _periods(start, end, int(stat_spec["Period"]))
     values, stamps = _series(model, namespace, metric, stat, stat_spec.get("Unit"), periods)
-    if scan_by == "TimestampDescending":
-        values.reverse()
-        stamps.reverse()
-    return {
-        "id": query["Id"],
-        "label": query.get("Label") or f"{metric} {stat}",
-        "values": values,
-        "timestamps": stamps,
-        "status_code": "Complete",
-    }
-
-
-def _returned(query: dict[str, Any]) -> bool:
-    flag = query.get("ReturnData", True)
-    return flag not in (False, "false", "False")
+    return _query_results.result(query, metric, stat, values, stamps, scan_by)
 
 
 def apply() -> None:
@@ -138,7 +125,7 @@ def apply() -> None:
             found = _metric_data(backend.region_name, query, start, end, scan_by)
             if found is None:
                 rest.append(query)
-            elif _returned(query):
+            elif _query_results.returned(query):
                 answered[str(query["Id"])] = found
         if not answered:
             result: list[dict[str, Any]] = original(backend, queries, start_time, end_time, scan_by)
