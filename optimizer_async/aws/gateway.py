@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import platform
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 
 import aioboto3
@@ -38,6 +40,7 @@ import anyio
 import botocore
 import structlog
 from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
 from aiolimiter import AsyncLimiter
 from botocore import xform_name
 
@@ -65,6 +68,7 @@ _ADAPTIVE_SERVICES: Final = frozenset({"iam", "sqs", "s3", "sts", "pricing"})
 _PREFLIGHT_ATTEMPTS: Final = 3  # only for throttles and server errors, never connections
 # Services whose endpoint is in one region whatever the run's.
 _SERVICE_REGIONS: Final = {"pricing": "us-east-1"}
+_MODELS: Final = Path(__file__).parent / "models"  # botocore data merged into its own
 # Pace at 90 % of a quota: our clock and AWS's never agree exactly.
 QUOTA_HEADROOM: Final = 0.9
 # A paced call still throttled after botocore's retries: rounds more, pausing 1, 2, 3 s.
@@ -160,6 +164,24 @@ class CallCounter:
         }
 
 
+def _botocore_session() -> AioSession:
+    """A botocore session that also reads `models/`: CloudWatch over AWS JSON 1.0.
+
+    AWS serves CloudWatch in JSON 1.0 as well as query, and newer botocore speaks JSON; the
+    pinned one still speaks query, whose form bodies are URL-encoded twice per call (to sign
+    and to send) and whose XML answers with ISO timestamps cost the client more CPU than
+    any other part of a large dry run. `models/` merges JSON into botocore's own CloudWatch
+    model (an `sdk-extras` file, botocore's documented way to extend a model); a data path
+    the user set (`AWS_DATA_PATH`) is searched after it.
+    """
+    session = AioSession()
+    theirs = session.get_config_variable("data_path")
+    session.set_config_variable(
+        "data_path", os.pathsep.join(path for path in (str(_MODELS), theirs) if path)
+    )
+    return session
+
+
 class Aws:
     """Open with `async with Aws.open(settings) as aws:`; clients are made on first use."""
 
@@ -196,6 +218,7 @@ class Aws:
                 aws_secret_access_key=secret_key,
                 region_name=settings.region,
                 profile_name=settings.profile,
+                botocore_session=_botocore_session(),
             )
         except Exception as error:  # an unknown profile is found here
             raise Unavailable(unavailable(error, settings)) from error

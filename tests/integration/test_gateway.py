@@ -3,11 +3,15 @@ pagination and the once-only account lookup."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from botocore.exceptions import ClientError
 
+from optimizer_async.aws import gateway
 from optimizer_async.aws.gateway import QUOTA_HEADROOM, Aws, AwsSettings
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
@@ -69,6 +73,31 @@ async def test_the_account_is_asked_once_however_many_ask(aws: Aws) -> None:
     assert len(set(found)) == 1
     assert len(found[0]) == 12
     assert _calls(aws) == {("sts", "GetCallerIdentity", "ok"): 1}
+
+
+async def test_cloudwatch_speaks_json_and_keeps_its_query_error_codes(
+    aws: Aws, unique: Unique
+) -> None:
+    client = await aws._client("cloudwatch")
+    sent: list[bytes] = []
+    client.meta.events.register(
+        "before-send.cloudwatch.*",
+        lambda request, **_: sent.append(request.headers["Content-Type"]),
+    )
+    answer = await aws.cloudwatch.describe_alarms(AlarmNamePrefix=unique("none-"))
+    assert answer["MetricAlarms"] == []
+    with pytest.raises(ClientError) as refused:
+        await aws.cloudwatch.get_dashboard(DashboardName=unique("none"))
+    assert refused.value.response["Error"]["Code"] == "ResourceNotFound"  # the query code
+    assert sent == [b"application/x-amz-json-1.0"] * 2
+
+
+def test_a_data_path_the_user_set_is_searched_after_ours(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    searched = gateway._botocore_session().get_config_variable("data_path").split(os.pathsep)
+    assert searched == [str(gateway._MODELS), str(tmp_path)]
 
 
 async def test_a_raised_quota_sets_its_buckets_pace_and_no_other(endpoint_url: str) -> None:
