@@ -53,10 +53,12 @@ def chunks(value: Any, *, sort_keys: bool = False, level: int = 0) -> Iterator[s
         yield text.replace("\n", "\n" + _INDENT * level) if level else text
 
 
-def write(value: Any, stream: IO[str], *, sort_keys: bool = False) -> None:
-    """Write `value`'s JSON text to `stream` as it is made."""
+def write(value: Any, *streams: IO[str], sort_keys: bool = False) -> None:
+    """Write `value`'s JSON text to every stream as it is made (made once: a fleet's report
+    costs seconds of CPU to encode)."""
     for piece in chunks(value, sort_keys=sort_keys):
-        stream.write(piece)
+        for stream in streams:
+            stream.write(piece)
 
 
 def _has_lazy(value: Mapping[Any, Any]) -> bool:

@@ -375,13 +375,15 @@ def render(report: RunReport, output: OutputFormat) -> str:
     return render_table(report)
 
 
-def write(report: RunReport, output: OutputFormat, stream: IO[str]) -> None:
-    """`render` into `stream`; JSON as it is made, never whole in memory."""
+def write(report: RunReport, output: OutputFormat, *streams: IO[str]) -> None:
+    """`render` into every stream, made once; JSON as it is made, never whole in memory."""
     if output == "json":
-        json_text.write(report.document(), stream)
-        stream.write("\n")
+        json_text.write(report.document(), *streams)
+        text = "\n"
     else:
-        stream.write(render(report, output))
+        text = render(report, output)
+    for stream in streams:
+        stream.write(text)
 
 
 def render_runs(runs: list[dict[str, Any]], output: OutputFormat, location: str) -> str:

@@ -360,16 +360,28 @@ def _say_stopped(report: RunReport) -> None:
 def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> None:
     if heading and config.output != "json":
         print(f"\n=== {heading} ===")
-    write_report(report, config.output, sys.stdout)
-    sys.stdout.flush()
-    if config.report_file is not None:
-        suffix = config.report_file.suffix.lower()
-        output: OutputFormat = (
-            "json" if suffix == ".json" else "markdown" if suffix == ".md" else config.output
-        )
+    if config.report_file is None:
+        write_report(report, config.output, sys.stdout)
+        sys.stdout.flush()
+        return
+    suffix = config.report_file.suffix.lower()
+    output: OutputFormat = (
+        "json" if suffix == ".json" else "markdown" if suffix == ".md" else config.output
+    )
+    try:
         config.report_file.parent.mkdir(parents=True, exist_ok=True)
-        with config.report_file.open("w") as stream:
+        stream = config.report_file.open("w")
+    except OSError:  # stdout still gets the report
+        write_report(report, config.output, sys.stdout)
+        sys.stdout.flush()
+        raise
+    with stream:
+        if output == config.output:  # one report made once, written to both
+            write_report(report, output, sys.stdout, stream)
+        else:
+            write_report(report, config.output, sys.stdout)
             write_report(report, output, stream)
+    sys.stdout.flush()
 
 
 @contextlib.contextmanager

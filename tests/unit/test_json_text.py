@@ -63,3 +63,20 @@ def test_write_streams_the_same_text() -> None:
     assert json.loads(stream.getvalue()) == json.loads(
         json.dumps(json_text.materialised(_document(2)), default=str)
     )
+
+
+def test_write_makes_the_text_once_for_every_stream() -> None:
+    made: list[int] = []
+
+    def make(n: int) -> dict[str, int]:
+        made.append(n)
+        return {"n": n}
+
+    first, second = io.StringIO(), io.StringIO()
+    json_text.write({"items": Lazy([1, 2], make)}, first, second)
+    assert made == [1, 2]
+    assert (
+        first.getvalue()
+        == second.getvalue()
+        == json.dumps({"items": [{"n": 1}, {"n": 2}]}, indent=2)
+    )
