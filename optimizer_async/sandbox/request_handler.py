@@ -5,19 +5,32 @@ and moto then walks the headers twice more to keep S3 metadata names with unders
 together an eighth of the sandbox's CPU per call. Plain `Name: value` lines (all that AWS
 SDKs send) are read here straight into the same message object the email parser would
 build; anything else (folded lines, odd names, other HTTP versions) goes the standard way.
+
+Connections are kept alive, as AWS keeps them: werkzeug ends every answer with
+`Connection: close` (it cannot tell whether the application read the whole body), so each
+call paid for a new connection on both sides and a new thread here. Here the body is a
+stream limited to its Content-Length, drained before the answer's headers go out, and the
+connection stays open for the next request unless the client asked to close, the body was
+chunked, or the answer broke off. The server's open connections are tracked, so that
+stopping the sandbox closes them too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import http.client
+import os
 import re
+import socket
+import threading
 from http import HTTPStatus
-from typing import Any, Final
+from typing import IO, Any, Final, cast
 
 from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import WSGIRequestHandler
+from werkzeug.wsgi import LimitedStream
 
 _MAX_LINE: Final = 65536  # the standard library's limits
 _MAX_HEADERS: Final = 100
@@ -31,12 +44,57 @@ class QuietRequestHandler(MotoRequestHandler):
     sends headers and body in two writes, which Nagle's algorithm would hold back."""
 
     disable_nagle_algorithm = True
+    _body: LimitedStream | None = None  # this request's body, while it may be kept alive
+    _kept: tuple[Any, Any] | None = None  # the real stream and socket, while werkzeug drains
+
+    def setup(self) -> None:
+        super().setup()
+        connections(self.server).add(self.connection)
+
+    def finish(self) -> None:
+        connections(self.server).discard(self.connection)
+        super().finish()
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         return
 
+    def send_header(self, keyword: str, value: str) -> None:
+        """werkzeug's `Connection: close` is left out when the connection can serve another
+        request: the client did not ask to close and this request's body is drained."""
+        if keyword.lower() == "connection" and value.lower() == "close" and self._reusable():
+            return
+        super().send_header(keyword, value)
+
+    def _reusable(self) -> bool:
+        body, self._body = self._body, None
+        if self.close_connection or body is None:
+            return False
+        try:
+            body.exhaust()
+        except (OSError, ValueError):
+            return False
+        # werkzeug drains the socket after each answer (it reads until the client stops
+        # sending, which on a kept connection is the next request): it gets a drained view
+        # until this request is done.
+        self._kept = (self.rfile, self.connection)
+        self.rfile, self.connection = _DRAINED, _DRAINED  # type: ignore[assignment]
+        return True
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            if self._kept is not None:
+                (self.rfile, self.connection), self._kept = self._kept, None
+
+    def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        """An answer that broke off (or was never sent) ends the connection."""
+        self.close_connection = True
+        super().connection_dropped(error, environ)
+
     def parse_request(self) -> bool:
         """The standard parse_request, with plain header lines read without email's parser."""
+        self._body = None
         line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
         words = line.split()
         if len(words) != 3 or words[2] not in ("HTTP/1.1", "HTTP/1.0") or words[1][:2] == "//":
@@ -77,10 +135,52 @@ class QuietRequestHandler(MotoRequestHandler):
         """moto's environ; without an underscore in any header name, moto adds nothing but
         an empty map of preserved names, so werkzeug's is taken as it is."""
         if any("_" in name for name in self.headers):
-            return super().make_environ()
-        environ: dict[str, Any] = WSGIRequestHandler.make_environ(self)
-        environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {}
+            environ: dict[str, Any] = super().make_environ()
+        else:
+            environ = WSGIRequestHandler.make_environ(self)
+            environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {}
+        if self.request_version == "HTTP/1.1" and not environ.get("wsgi.input_terminated"):
+            length = str(environ.get("CONTENT_LENGTH") or "0")
+            if length.isdigit():
+                self._body = LimitedStream(cast(IO[bytes], self.rfile), int(length))
+                environ["wsgi.input"] = self._body
         return environ
+
+
+class _Drained:
+    """A request stream with nothing left: always ready to read, and read empty. The file
+    descriptor is a pipe's read end whose write end is closed (so a selector sees it ready
+    at once)."""
+
+    def __init__(self) -> None:
+        self._read, write = os.pipe()
+        os.close(write)
+
+    def fileno(self) -> int:
+        return self._read
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+
+_DRAINED: Final = _Drained()
+_CONNECTIONS_LOCK: Final = threading.Lock()
+
+
+def connections(server: Any) -> set[socket.socket]:
+    """The server's open client connections (made on first use)."""
+    with _CONNECTIONS_LOCK:
+        found: set[socket.socket] | None = getattr(server, "_sandbox_connections", None)
+        if found is None:
+            found = server._sandbox_connections = set()
+        return found
+
+
+def close_connections(server: Any) -> None:
+    """End every open client connection: a stopped sandbox answers nobody."""
+    for connection in list(connections(server)):
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
 
 
 def _message(lines: list[bytes], message_class: Any) -> http.client.HTTPMessage:

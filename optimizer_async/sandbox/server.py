@@ -18,7 +18,7 @@ from optimizer_async.sandbox.clock import Clock
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.direct_seeder import DirectSeeder
 from optimizer_async.sandbox.patches import iam_authorization, workload_lambda
-from optimizer_async.sandbox.request_handler import QuietRequestHandler
+from optimizer_async.sandbox.request_handler import QuietRequestHandler, close_connections
 from optimizer_async.sandbox.seeder import SeededEnvironment
 from optimizer_async.sandbox.shaping import ShapingApp
 from optimizer_async.sandbox.workload.model import Outcome
@@ -85,6 +85,7 @@ class EmbeddedSandbox:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            close_connections(self._server)
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = self._thread = None
