@@ -1,9 +1,10 @@
 """Read-only discovery: the core of each environment, then every part its steps need.
 
-Phase one, per environment and concurrently: the core (`core.py`) - the account, each
-function by its exact name with GetFunction, the suffix-tag lock. Phase two, for all
-environments at once: every part the run's steps declare, each read by its own reader
-(`steps/`). A function part is read with ONE `read_many` over every function of the fleet,
+Per environment and concurrently: the core (`core.py`) - the account, each function by its
+exact name with GetFunction, the suffix-tag lock - and, as soon as it is read, the
+environment's own parts. Once every core is read, for all environments at once: every
+function part the run's steps declare, each read by its own reader (`steps/`). A function
+part is read with ONE `read_many` over every function of the fleet,
 which a batched part answers with exact batches (few DescribeLogGroups / DescribeAlarms /
 GetMetricData calls) and one task per batch: a task per function and part was the run's
 memory peak. Account parts are read once per run. This module knows no particular step or
@@ -12,12 +13,14 @@ part.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
 import anyio
 import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from optimizer_async.aws.batching import run_each
 from optimizer_async.aws.gateway import Aws
@@ -81,26 +84,48 @@ class Discovery:
     ) -> dict[str, EnvironmentInventory | Exception]:
         """Discover several environments; a failure is returned for its suffix, not raised.
 
-        Two phases: first every environment's core, concurrently; then the parts of all of
-        them at once, so each function part is one bulk read with whole batches.
+        Every environment's core, concurrently; each environment's own parts as soon as its
+        core is read (they wait for no other environment, and other quota buckets read them
+        while the cores are still being read); the function parts once every core is read,
+        so each is one bulk read with whole batches.
         """
+        ctx = self.context.one_pass()
         cores: dict[str, EnvironmentInventory | Exception] = {}
+        reads = _EnvironmentReads(ctx, refresh=False)
+        bulk: dict[str, Mapping[str, Any]] = {}
+        send, receive = anyio.create_memory_object_stream[
+            tuple[EnvironmentPart[Any], EnvironmentInventory]
+        ](max_buffer_size=math.inf)
 
         async def core(suffix: str) -> None:
             try:
-                cores[suffix] = await self._core(suffix)
+                env = cores[suffix] = await self._core(suffix)
             except Exception as error:
                 cores[suffix] = error
+                return
+            reads.values[suffix] = dict(env.parts)
+            for part in self._environment:
+                send.send_nowait((part, env))
 
-        await run_each(suffixes, core, _ENVIRONMENTS_AT_ONCE)
+        async def cores_then_functions() -> None:
+            async with send:
+                await run_each(suffixes, core, _ENVIRONMENTS_AT_ONCE)
+            read = [env for env in cores.values() if not isinstance(env, Exception)]
+            bulk.update(await self._function_parts(ctx, self._all(read), refresh=False))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(cores_then_functions)
+            with receive:
+                for _ in range(_ENVIRONMENTS_AT_ONCE):
+                    group.start_soon(reads.each, receive.clone())
         found: dict[str, EnvironmentInventory | Exception] = dict(cores)
         read = [env for env in cores.values() if not isinstance(env, Exception)]
-        found.update(
-            await self._read_parts(
-                [(env, self._environment, self._function, None) for env in read], refresh=False
-            )
-        )
+        found.update(_assembled(self._all(read), False, reads, bulk))
         return {suffix: found[suffix] for suffix in suffixes}
+
+    def _all(self, envs: Sequence[EnvironmentInventory]) -> list[_Read]:
+        """Every part of these environments, of every function."""
+        return [(env, self._environment, self._function, None) for env in envs]
 
     async def environment(self, suffix: str) -> EnvironmentInventory:
         found = (await self.environments([suffix]))[suffix]
@@ -202,21 +227,30 @@ class Discovery:
     async def _read_parts(
         self, reads: Sequence[_Read], refresh: bool
     ) -> dict[str, EnvironmentInventory | Exception]:
-        """Phase two (or a re-read): environment parts per environment, function parts in
-        bulk over all the environments; the values join each inventory's. An environment
-        fails with the first error among its own reads."""
+        """A re-read: environment parts per environment, function parts in bulk over all
+        the environments, at once; the values join each inventory's. An environment fails
+        with the first error among its own reads."""
         ctx = self.context.one_pass()
-        environment: dict[str, dict[str, Any]] = {env.suffix: dict(env.parts) for env, *_ in reads}
-        failed: dict[str, Exception] = {}
+        environment = _EnvironmentReads(ctx, refresh)
         bulk: dict[str, Mapping[str, Any]] = {}
+        for env, *_ in reads:
+            environment.values[env.suffix] = dict(env.parts)
 
-        async def environment_part(item: tuple[EnvironmentPart[Any], EnvironmentInventory]) -> None:
-            part, env = item
-            try:
-                read = part.refresh if refresh else part.read
-                environment[env.suffix][part.name] = await read(ctx, env)
-            except Exception as error:
-                failed.setdefault(env.suffix, error)
+        async def function_parts() -> None:
+            bulk.update(await self._function_parts(ctx, reads, refresh))
+
+        per_environment = [(part, env) for env, parts, _, _ in reads for part in parts]
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_each, per_environment, environment.one, _ENVIRONMENTS_AT_ONCE)
+            group.start_soon(function_parts)
+        return _assembled(reads, refresh, environment, bulk)
+
+    async def _function_parts(
+        self, ctx: ReadContext, reads: Sequence[_Read], refresh: bool
+    ) -> dict[str, Mapping[str, Any]]:
+        """Each function part, read in bulk over the functions of every environment that
+        reads it: by part name, each function's value (or the error of its read)."""
+        bulk: dict[str, Mapping[str, Any]] = {}
 
         async def function_part(part: FunctionPart[Any]) -> None:
             items = [
@@ -234,42 +268,75 @@ class Discovery:
             except Exception as error:  # the whole read failed: each environment it read
                 bulk[part.name] = dict.fromkeys((fn.name for _, fn in items), error)
 
-        function_parts = list({p.name: p for _, _, ps, _ in reads for p in ps}.values())
-        per_environment = [(part, env) for env, parts, _, _ in reads for part in parts]
         async with anyio.create_task_group() as group:
-            group.start_soon(run_each, per_environment, environment_part, _ENVIRONMENTS_AT_ONCE)
-            for fn_part in function_parts:
+            for fn_part in {p.name: p for _, _, ps, _ in reads for p in ps}.values():
                 group.start_soon(function_part, fn_part)
+        return bulk
 
-        found: dict[str, EnvironmentInventory | Exception] = {}
-        for env, environment_parts, parts, only in reads:
-            functions: list[FunctionInventory] = []
-            for fn in env.functions:
-                if only is not None and fn.name not in only:
-                    functions.append(fn)
-                    continue
-                values: dict[str, Any] = {FUNCTION.name: fn.state, **fn.parts}
-                for part in parts:
-                    value = bulk[part.name].get(fn.name, _MISSING)
-                    if value is _MISSING:
-                        value = RuntimeError(f"{part.name} of {fn.name} was not read")
-                    if isinstance(value, Exception):
-                        failed.setdefault(env.suffix, value)
-                    values[part.name] = value
-                state = values.pop(FUNCTION.name)
-                ordered = values if refresh else _ordered(values, parts)
-                functions.append(replace(fn, state=state, parts=ordered))
-            if env.suffix in failed:
-                found[env.suffix] = failed[env.suffix]
+
+class _EnvironmentReads:
+    """Environment parts read one by one, their values by suffix and part, and the first
+    error of each environment."""
+
+    def __init__(self, ctx: ReadContext, refresh: bool) -> None:
+        self.ctx = ctx
+        self.refresh = refresh
+        self.values: dict[str, dict[str, Any]] = {}
+        self.failed: dict[str, Exception] = {}
+
+    async def one(self, item: tuple[EnvironmentPart[Any], EnvironmentInventory]) -> None:
+        part, env = item
+        try:
+            read = part.refresh if self.refresh else part.read
+            self.values[env.suffix][part.name] = await read(self.ctx, env)
+        except Exception as error:
+            self.failed.setdefault(env.suffix, error)
+
+    async def each(
+        self, items: MemoryObjectReceiveStream[tuple[EnvironmentPart[Any], EnvironmentInventory]]
+    ) -> None:
+        """Read the items as they come, until the stream ends."""
+        async with items:
+            async for item in items:
+                await self.one(item)
+
+
+def _assembled(
+    reads: Sequence[_Read],
+    refresh: bool,
+    environment: _EnvironmentReads,
+    bulk: Mapping[str, Mapping[str, Any]],
+) -> dict[str, EnvironmentInventory | Exception]:
+    """Each environment with the values read joined to its inventory, or its first error."""
+    failed = dict(environment.failed)
+    found: dict[str, EnvironmentInventory | Exception] = {}
+    for env, environment_parts, parts, only in reads:
+        functions: list[FunctionInventory] = []
+        for fn in env.functions:
+            if only is not None and fn.name not in only:
+                functions.append(fn)
                 continue
-            found[env.suffix] = replace(
-                env,
-                parts=environment[env.suffix]
-                if refresh
-                else _ordered(environment[env.suffix], environment_parts),
-                functions=tuple(functions),
-            )
-        return found
+            values: dict[str, Any] = {FUNCTION.name: fn.state, **fn.parts}
+            for part in parts:
+                value = bulk[part.name].get(fn.name, _MISSING)
+                if value is _MISSING:
+                    value = RuntimeError(f"{part.name} of {fn.name} was not read")
+                if isinstance(value, Exception):
+                    failed.setdefault(env.suffix, value)
+                values[part.name] = value
+            state = values.pop(FUNCTION.name)
+            ordered = values if refresh else _ordered(values, parts)
+            functions.append(replace(fn, state=state, parts=ordered))
+        if env.suffix in failed:
+            found[env.suffix] = failed[env.suffix]
+            continue
+        own = environment.values[env.suffix]
+        found[env.suffix] = replace(
+            env,
+            parts=own if refresh else _ordered(own, environment_parts),
+            functions=tuple(functions),
+        )
+    return found
 
 
 # Environments (or environment parts) read at once. The gateway paces the calls; more at

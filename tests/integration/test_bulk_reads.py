@@ -8,13 +8,15 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+import anyio
+
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.baseline import function_bases
 from optimizer_async.core import FUNCTION
 from optimizer_async.discovery import Discovery, parts_of
 from optimizer_async.inventory import EnvironmentInventory, FunctionState
 from optimizer_async.naming import EnvironmentNames
-from optimizer_async.steps.base import ApiCall, FunctionPart, ReadContext
+from optimizer_async.steps.base import ApiCall, EnvironmentPart, FunctionPart, ReadContext
 from optimizer_async.steps.evidence import METRICS, REPORT_LINES
 from optimizer_async.steps.log_retention import LOG_GROUP
 from optimizer_async.steps.registry import REGISTRY
@@ -151,3 +153,61 @@ async def test_a_failed_read_fails_only_its_own_environment(
     assert [fn.part(part) for fn in good.functions] == [fn.name.upper() for fn in good.functions]
     assert isinstance(found[suffixes[1]], RuntimeError)
     assert str(found[suffixes[1]]).startswith("no refused_in_some for ")
+
+
+class _Watched(Discovery):
+    """Discovery whose last environment's core waits until another environment's own part
+    was read: that can only happen if environment parts start as their core is read."""
+
+    def __init__(self, *args: Any, last: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.last = last
+        self.part_read = anyio.Event()
+        self.cores_read: set[str] = set()
+
+    async def _core(self, suffix: str) -> EnvironmentInventory:
+        if suffix == self.last:
+            await self.part_read.wait()
+        found = await super()._core(suffix)
+        self.cores_read.add(suffix)
+        return found
+
+
+class _Named(EnvironmentPart[str]):
+    name: ClassVar[str] = "named"
+    reads: ClassVar[tuple[ApiCall, ...]] = ()
+    permissions = ()
+    discovery: ClassVar[_Watched]
+
+    async def read(self, ctx: ReadContext, environment: EnvironmentInventory) -> str:
+        self.discovery.part_read.set()
+        return environment.suffix.upper()
+
+
+class _CoresFirst(FunctionPart[int]):
+    """Records how many cores were read when the function parts began."""
+
+    name: ClassVar[str] = "cores_first"
+    reads: ClassVar[tuple[ApiCall, ...]] = ()
+    permissions = ()
+    discovery: ClassVar[_Watched]
+
+    async def read(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> int:
+        return len(self.discovery.cores_read)
+
+
+async def test_environment_parts_start_as_their_core_is_read(
+    aws: Aws, seed: Seed, unique: Unique
+) -> None:
+    suffixes = seed(unique("a"), unique("b"), unique("c"))
+    discovery = _Watched(aws, parts=[_Named(), _CoresFirst()], last=suffixes[-1])
+    _Named.discovery = _CoresFirst.discovery = discovery
+
+    with anyio.fail_after(60):  # without the pipeline, the last core would wait forever
+        found = _found(await discovery.environments(suffixes))
+
+    assert [env.parts["named"] for env in found] == [suffix.upper() for suffix in suffixes]
+    # function parts wait for every core: their batches span the whole fleet
+    assert [fn.parts["cores_first"] for env in found for fn in env.functions] == [3, 3, 3]
