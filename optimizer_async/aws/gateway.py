@@ -165,6 +165,13 @@ class CallCounter:
         }
 
 
+def _paced(rate: float) -> AsyncLimiter:
+    """`rate` calls a second; below one a second (a quota of 0.5/s, or a time scale below 1),
+    one call per 1/rate seconds, since a limiter cannot hold less than the one call each
+    acquire takes."""
+    return AsyncLimiter(rate, 1.0) if rate >= 1.0 else AsyncLimiter(1.0, 1.0 / rate)
+
+
 def _botocore_session() -> AioSession:
     """A botocore session that also reads `models/`: CloudWatch over AWS JSON 1.0.
 
@@ -352,7 +359,7 @@ class Aws:
         if limiter is None:
             raised = dict(self.settings.quotas)
             rate = quotas.rate_of(bucket, raised) * self.settings.time_scale * QUOTA_HEADROOM
-            limiter = AsyncLimiter(max(rate, 0.1), 1.0)
+            limiter = _paced(max(rate, 0.01))
             self._limiters[bucket.name] = limiter
         return limiter
 

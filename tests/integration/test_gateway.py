@@ -112,6 +112,22 @@ async def test_a_raised_quota_sets_its_buckets_pace_and_no_other(endpoint_url: s
     assert retention.max_rate == pytest.approx(5.0 * QUOTA_HEADROOM)  # AWS's default
 
 
+async def test_a_quota_below_one_call_a_second_paces_one_call_at_a_time(
+    endpoint_url: str,
+) -> None:
+    """A limiter holds at least the one call each acquire takes: a quota of 0.5/s (or a time
+    scale below 1) is one call every 1 / (0.5 x headroom) seconds, not a refused acquire."""
+    raised = (("cloudwatch.DescribeAlarms", 0.5),)
+    settings = AwsSettings(region=REGION, endpoint_url=endpoint_url, quotas=raised)
+    async with Aws.open(settings) as aws:
+        answer = await aws.cloudwatch.describe_alarms(AlarmNamePrefix="none-")
+        alarms = aws._limiter("cloudwatch", "DescribeAlarms")
+    assert answer["MetricAlarms"] == []
+    assert alarms is not None
+    assert alarms.max_rate == 1.0
+    assert alarms.time_period == pytest.approx(1 / (0.5 * QUOTA_HEADROOM))
+
+
 @pytest.mark.sandbox_only
 async def test_a_paced_call_still_throttled_goes_again_after_a_pause_then_fails(
     sandbox: EmbeddedSandbox,
