@@ -116,7 +116,7 @@ class Discovery:
         async with anyio.create_task_group() as group:
             group.start_soon(cores_then_functions)
             with receive:
-                for _ in range(_ENVIRONMENTS_AT_ONCE):
+                for _ in range(min(_ENVIRONMENTS_AT_ONCE, len(suffixes) * len(self._environment))):
                     group.start_soon(reads.each, receive.clone())
         found: dict[str, EnvironmentInventory | Exception] = dict(cores)
         read = [env for env in cores.values() if not isinstance(env, Exception)]
