@@ -107,11 +107,17 @@ class Discovery:
             for part in self._environment:
                 send.send_nowait((part, env))
 
+        everything: list[_Read] = []  # every part of every environment whose core was read
+
         async def cores_then_functions() -> None:
             async with send:
                 await run_each(suffixes, core, _ENVIRONMENTS_AT_ONCE)
-            read = [env for env in cores.values() if not isinstance(env, Exception)]
-            bulk.update(await self._function_parts(ctx, self._all(read), refresh=False))
+            everything.extend(
+                (env, self._environment, self._function, None)
+                for env in cores.values()
+                if not isinstance(env, Exception)
+            )
+            bulk.update(await self._function_parts(ctx, everything, refresh=False))
 
         async with anyio.create_task_group() as group:
             group.start_soon(cores_then_functions)
@@ -119,13 +125,8 @@ class Discovery:
                 for _ in range(min(_ENVIRONMENTS_AT_ONCE, len(suffixes) * len(self._environment))):
                     group.start_soon(reads.each, receive.clone())
         found: dict[str, EnvironmentInventory | Exception] = dict(cores)
-        read = [env for env in cores.values() if not isinstance(env, Exception)]
-        found.update(_assembled(self._all(read), False, reads, bulk))
+        found.update(_assembled(everything, False, reads, bulk))
         return {suffix: found[suffix] for suffix in suffixes}
-
-    def _all(self, envs: Sequence[EnvironmentInventory]) -> list[_Read]:
-        """Every part of these environments, of every function."""
-        return [(env, self._environment, self._function, None) for env in envs]
 
     async def environment(self, suffix: str) -> EnvironmentInventory:
         found = (await self.environments([suffix]))[suffix]

@@ -332,9 +332,9 @@ class Engine:
             started = anyio.current_time()
             latest = self.discovery.context.shared(latest_reads.SHARED_NAME, LatestReads)
             apply_ctx = ApplyContext(self.aws, ctx, log, self._iam_gate, self._update_wait, latest)
-            writes_function = fn is not None and step.part is FUNCTION
-            if writes_function and fn is not None:
-                latest.begin(fn.name)
+            written = fn.name if fn is not None and step.part is FUNCTION else None
+            if written is not None:
+                latest.begin(written)
             try:
                 await self._apply(step, apply_ctx, fn, changes)
             except Exception as error:
@@ -344,8 +344,8 @@ class Engine:
                 log.error("step.failed", error=reason)
                 return reason
             finally:
-                if writes_function and fn is not None:
-                    latest.end(fn.name)
+                if written is not None:
+                    latest.end(written)
             for result in results:
                 result.status = "applied"
             log.info(

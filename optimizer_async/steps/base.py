@@ -221,10 +221,7 @@ class ReadContext:
 
     def shared(self, name: str, make: Callable[[], T]) -> T:
         """The run's object called `name`, made on first use."""
-        if name not in self._shared:
-            self._shared[name] = make()
-        value: T = self._shared[name]
-        return value
+        return _made(self._shared, name, make)
 
     def one_pass(self) -> ReadContext:
         """This context for one pass of reads (a discovery, a re-read): the run's shared
@@ -234,10 +231,7 @@ class ReadContext:
     def per_pass(self, name: str, make: Callable[[], T]) -> T:
         """The pass's object called `name`, made on first use: what parts read in one pass
         may share (the metrics both evidence parts need), and must not outlive it."""
-        if name not in self._pass:
-            self._pass[name] = make()
-        value: T = self._pass[name]
-        return value
+        return _made(self._pass, name, make)
 
     def batched(
         self,
@@ -281,6 +275,14 @@ class FleetContext:
         """The account part's value; None when the run did not read it."""
         value: T | None = self.parts.get(key.name)
         return value
+
+
+def _made(objects: dict[str, Any], name: str, make: Callable[[], T]) -> T:
+    """`objects[name]`, made on first use."""
+    if name not in objects:
+        objects[name] = make()
+    value: T = objects[name]
+    return value
 
 
 @dataclass(frozen=True)
