@@ -18,6 +18,7 @@ object. A request the map does not match goes through Flask, for Flask's own ans
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import string
@@ -28,13 +29,16 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 from flask import Flask
 from moto.core import responses as moto_responses
+from moto.core import routing as moto_routing
 from moto.core import utils as moto_utils
 from moto.core.utils import convert_to_flask_response
 from moto.moto_api import recorder
 from moto.moto_api._internal import mock_random
 from moto.moto_server import werkzeug_app
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
+
+from optimizer_async.sandbox.once import built_once
 
 _SCOPE: Final = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 # SigV4 signing names whose backend moto finds from the scope alone.
@@ -165,6 +169,19 @@ def _cached_method_names(clazz: Any) -> list[str]:
 _original_method_names = moto_utils.method_names_from_class
 _original_camelcase = moto_utils.camelcase_to_underscores
 _cached_camelcase = functools.lru_cache(maxsize=8192)(_original_camelcase)
+_original_service_model = moto_utils.get_service_model
+_service_model_once = built_once(_original_service_model)
+
+
+@built_once
+def _service_router(service_name: str) -> Any:
+    """moto's router for a REST service with its protocol's URL map built, by one thread."""
+    router = moto_routing.get_service_router(service_name)
+    with contextlib.suppress(NotFound):  # not a REST protocol: moto routes it
+        router._get_router(router._service_model.protocol)
+    return router
+
+
 # 62 letters and digits, repeated over the 256 byte values: a byte is one character.
 _REQUEST_ID_CHARS: Final = bytes((string.ascii_letters + string.digits) * 5, "ascii")[:256]
 
@@ -179,12 +196,16 @@ def _request_id(headers: dict[str, Any] | None = None) -> str:
 
 def speed_up_moto() -> None:
     """Cache what moto recomputes per request (idempotent): its response classes' method
-    names, camelCase-to-snake_case names, and request ids drawn a cheaper way."""
+    names, camelCase-to-snake_case names, and request ids drawn a cheaper way; its service
+    models and REST routers are built by one thread (once.py)."""
     names = vars(moto_responses)
     names["method_names_from_class"] = _cached_method_names
     names["gen_amzn_requestid_long"] = _request_id
+    names["get_service_router"] = _service_router
     for name, module in list(sys.modules.items()):
-        if name.startswith("moto.") and getattr(module, "camelcase_to_underscores", None) is (
-            _original_camelcase
-        ):
+        if not name.startswith("moto."):
+            continue
+        if getattr(module, "camelcase_to_underscores", None) is _original_camelcase:
             vars(module)["camelcase_to_underscores"] = _cached_camelcase
+        if getattr(module, "get_service_model", None) is _original_service_model:
+            vars(module)["get_service_model"] = _service_model_once

@@ -12,7 +12,6 @@ query protocol; its errors then come back in JSON (`__type`), with the query cod
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import uuid
@@ -23,6 +22,8 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 import botocore.session
+
+from optimizer_async.sandbox.once import built_once
 
 # SigV4 signing names that differ from botocore's service names.
 _SIGNING_NAME_TO_SERVICE: Final = {"monitoring": "cloudwatch", "email": "ses"}
@@ -60,7 +61,7 @@ class _Route:
     operation: str
 
 
-@functools.cache
+@built_once
 def _service_model(service: str) -> Any | None:
     try:
         return botocore.session.get_session().get_service_model(service)
@@ -109,7 +110,7 @@ def _compile_route(operation: Any) -> _Route:
     )
 
 
-@functools.cache
+@built_once
 def _rest_routes(service: str) -> tuple[_Route, ...]:
     model = _service_model(service)
     if model is None:

@@ -8,18 +8,18 @@ a JSON string, as AWS does) and `NextToken`. Filters are TERM_MATCH on a product
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any, Final
 
+from optimizer_async.sandbox.once import built_once
 from optimizer_async.sandbox.protocols import CallId
 
 _PRODUCTS: Final = Path(__file__).resolve().parent.parent / "price_list"
 _PAGE: Final = 100
 
 
-@functools.cache
+@built_once
 def products(service_code: str) -> tuple[dict[str, Any], ...]:
     """The stored products of an offer (none for offers the sandbox does not hold)."""
     path = _PRODUCTS / f"{Path(service_code).name}.json"

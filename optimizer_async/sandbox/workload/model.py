@@ -21,7 +21,6 @@ randomness: what a test seeds is exactly what it reads back.
 from __future__ import annotations
 
 import enum
-import functools
 import itertools
 import re
 import threading
@@ -31,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
 from optimizer_async.naming import log_group_name
+from optimizer_async.sandbox.once import built_once
 from optimizer_async.sandbox.workload.profiles import Distribution, WorkloadProfile
 from optimizer_async.sandbox.workload.traffic import HOURS_PER_WEEK, Weekly, traffic
 
@@ -119,7 +119,7 @@ class Outcome:
         }
 
 
-@functools.cache
+@built_once
 def _split(
     profile: WorkloadProfile, cpu_factor: float, reserved: int | None
 ) -> tuple[Weekly, Weekly]:

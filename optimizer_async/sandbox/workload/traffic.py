@@ -9,12 +9,12 @@ window counts exactly 7 or 14 days' worth, wherever it starts.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from optimizer_async.sandbox.once import built_once
 from optimizer_async.sandbox.workload.profiles import WorkloadProfile
 
 HOURS_PER_WEEK: Final = 168
@@ -119,7 +119,7 @@ def _whole(shares: list[float], total: int) -> tuple[float, ...]:
     return tuple(float(value) for value in whole)
 
 
-@functools.cache
+@built_once
 def traffic(profile: WorkloadProfile) -> Traffic:
     invocations = _whole(_shape(profile), round(7 * profile.invocations_per_day))
     peak = profile.peak_concurrency
