@@ -72,6 +72,7 @@ _MODELS: Final = Path(__file__).parent / "models"  # botocore data merged into i
 # Pace at 95 % of a quota: our clock and AWS's never agree exactly, and a request's arrival
 # jitters; AWS's buckets hold a burst, so 5 % is enough (the bench counts the throttles).
 QUOTA_HEADROOM: Final = 0.95
+_BURST_S: Final = 0.25  # of a second's calls the limiter releases at once (see _paced)
 # A paced call still throttled after botocore's retries: rounds more, pausing 1, 2, 3 s.
 _THROTTLED_ROUNDS: Final = 3
 _THROTTLED_PAUSE_S: Final = 1.0
@@ -166,10 +167,16 @@ class CallCounter:
 
 
 def _paced(rate: float) -> AsyncLimiter:
-    """`rate` calls a second; below one a second (a quota of 0.5/s, or a time scale below 1),
-    one call per 1/rate seconds, since a limiter cannot hold less than the one call each
-    acquire takes."""
-    return AsyncLimiter(rate, 1.0) if rate >= 1.0 else AsyncLimiter(1.0, 1.0 / rate)
+    """`rate` calls a second, released at most `_BURST_S` of a second's worth at once (and at
+    least one call: below 4/s one call per 1/rate seconds).
+
+    AWS's bucket holds a second's worth. Requests released in step can arrive bunched (a
+    busy client or network holds the early ones back): a limiter that also bursts a whole
+    second's worth leaves AWS's bucket empty after its first burst, and the first bunched
+    arrival is throttled. A quarter-second burst leaves the rest of AWS's bucket to absorb
+    that jitter, for a quarter of a second's calls less at the start."""
+    burst = max(1.0, rate * _BURST_S)
+    return AsyncLimiter(burst, burst / rate)
 
 
 def _botocore_session() -> AioSession:

@@ -108,8 +108,8 @@ async def test_a_raised_quota_sets_its_buckets_pace_and_no_other(endpoint_url: s
         retention = aws._limiter("logs", "PutRetentionPolicy")
     assert alarms is not None
     assert retention is not None
-    assert alarms.max_rate == pytest.approx(20.0 * QUOTA_HEADROOM)
-    assert retention.max_rate == pytest.approx(5.0 * QUOTA_HEADROOM)  # AWS's default
+    assert alarms.max_rate / alarms.time_period == pytest.approx(20.0 * QUOTA_HEADROOM)
+    assert retention.max_rate / retention.time_period == pytest.approx(5.0 * QUOTA_HEADROOM)
 
 
 async def test_a_quota_below_one_call_a_second_paces_one_call_at_a_time(
@@ -126,6 +126,25 @@ async def test_a_quota_below_one_call_a_second_paces_one_call_at_a_time(
     assert alarms is not None
     assert alarms.max_rate == 1.0
     assert alarms.time_period == pytest.approx(1 / (0.5 * QUOTA_HEADROOM))
+
+
+@pytest.mark.parametrize(("quota", "at_once"), [(100.0, 23), (15.0, 3), (3.0, 1)])
+async def test_a_limiter_releases_a_quarter_second_of_calls_at_once(
+    endpoint_url: str, quota: float, at_once: int
+) -> None:
+    """AWS's bucket keeps the rest of its second's burst for requests that arrive bunched:
+    GetFunction's 100/s (95 paced) releases 23 calls at once, not 95; 15/s three; 3/s one."""
+    settings = AwsSettings(
+        region=REGION, endpoint_url=endpoint_url, quotas=(("lambda.GetFunction", quota),)
+    )
+    async with Aws.open(settings) as aws:
+        limiter = aws._limiter("lambda", "GetFunction")
+        assert limiter is not None
+        released = 0
+        while limiter.has_capacity() and released < 200:
+            await limiter.acquire()
+            released += 1
+    assert released == at_once
 
 
 @pytest.mark.sandbox_only

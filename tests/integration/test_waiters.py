@@ -3,6 +3,7 @@ on one virtual clock, so every poll happens at a known moment whatever the machi
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -82,6 +83,26 @@ async def test_jitter_stays_within_its_band() -> None:
     first = [next(delays) for _ in range(5)]
     for delay, nominal in zip(first, (1.0, 2.0, 4.0, 4.0, 4.0), strict=True):
         assert nominal * 0.5 <= delay <= nominal
+
+
+@pytest.mark.parametrize("draw", ["shortest", "longest", "random"])
+def test_a_finished_query_waits_little_for_its_next_poll(
+    draw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whenever a query finishes, the next poll comes within half a second plus 40 % of the
+    time already waited (10 s at most), whatever the jitter draws."""
+    from optimizer_async.aws import waiters
+
+    rng = random.Random(7)
+    uniform = {"shortest": lambda a, b: a, "longest": lambda a, b: b, "random": rng.uniform}
+    monkeypatch.setattr(random, "uniform", uniform[draw])
+    schedule = waiters.QUERY_FINISHED
+    for _ in range(50):
+        delays, waited = schedule.delays(), 0.0
+        while waited < schedule.deadline:
+            wait = next(delays)
+            assert wait <= min(0.5 + 0.4 * waited, schedule.maximum), waited
+            waited += wait
 
 
 async def test_a_logs_insights_query_is_polled_until_complete(
