@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench import run
+from bench import run, sdk_reference
 from bench.endstate import EndState
 from bench.sequential import Reference
 from optimizer_async import baseline
@@ -60,3 +60,16 @@ def test_a_tiny_bench_runs_every_phase_and_both_tools_agree(tmp_path: Path) -> N
     assert phases["dry_run"]["status"] == "planned"
     assert phases["run"]["status"] == "converged"
     assert phases["rerun"]["status"] == "nothing_to_do"
+
+
+async def test_the_sdk_reference_makes_a_dry_runs_reads(
+    seed: Any, unique: Unique, endpoint_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its calls are the ones counted against ours: each read of an environment, cycled; at
+    baseline the queue and the optimizer's policy do not exist yet, as in a dry run."""
+    (suffix,) = seed(unique("sdk"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
+    result = await sdk_reference.measure([suffix], [baseline.function_bases(1)[0]], 10)
+    assert result["calls"] == 10
+    assert result["error_answers"] == 4  # 2 x (GetQueueUrl, GetRolePolicy)
+    assert result["cpu_s"] > 0
