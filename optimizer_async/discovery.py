@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from optimizer_async.aws.batching import run_each
@@ -87,7 +88,8 @@ class Discovery:
         Every environment's core, concurrently; each environment's own parts as soon as its
         core is read (they wait for no other environment, and other quota buckets read them
         while the cores are still being read); the function parts once every core is read,
-        so each is one bulk read with whole batches.
+        so each is one bulk read with whole batches (a part with an early batch also reads
+        each whole batch as its cores arrive: `FunctionPart.early_batch`).
         """
         ctx = self.context.one_pass()
         cores: dict[str, EnvironmentInventory | Exception] = {}
@@ -96,6 +98,8 @@ class Discovery:
         send, receive = anyio.create_memory_object_stream[
             tuple[EnvironmentPart[Any], EnvironmentInventory]
         ](max_buffer_size=math.inf)
+
+        early = _EarlyReads(ctx, self._function)
 
         async def core(suffix: str) -> None:
             try:
@@ -106,18 +110,20 @@ class Discovery:
             reads.values[suffix] = dict(env.parts)
             for part in self._environment:
                 send.send_nowait((part, env))
+            early.add(env)
 
         everything: list[_Read] = []  # every part of every environment whose core was read
 
         async def cores_then_functions() -> None:
-            async with send:
-                await run_each(suffixes, core, _ENVIRONMENTS_AT_ONCE)
-            everything.extend(
-                (env, self._environment, self._function, None)
-                for env in cores.values()
-                if not isinstance(env, Exception)
-            )
-            bulk.update(await self._function_parts(ctx, everything, refresh=False))
+            async with anyio.create_task_group() as early.group:
+                async with send:
+                    await run_each(suffixes, core, _ENVIRONMENTS_AT_ONCE)
+                everything.extend(
+                    (env, self._environment, self._function, None)
+                    for env in cores.values()
+                    if not isinstance(env, Exception)
+                )
+                bulk.update(await self._function_parts(ctx, everything, refresh=False))
 
         async with anyio.create_task_group() as group:
             group.start_soon(cores_then_functions)
@@ -275,6 +281,33 @@ class Discovery:
         return bulk
 
 
+class _EarlyReads:
+    """Whole early batches of the function parts that take them (`FunctionPart.early_batch`),
+    started as the cores of their functions arrive; the rest waits for `read_many`."""
+
+    def __init__(self, ctx: ReadContext, parts: Sequence[FunctionPart[Any]]) -> None:
+        self.ctx = ctx
+        self.group: TaskGroup | None = None
+        self._waiting: list[tuple[FunctionPart[Any], list[_Item]]] = [
+            (part, []) for part in parts if part.early_batch > 0
+        ]
+
+    def add(self, env: EnvironmentInventory) -> None:
+        assert self.group is not None, "add() runs inside the group"
+        for part, waiting in self._waiting:
+            waiting.extend((env, fn.state) for fn in env.functions)
+            while len(waiting) >= part.early_batch:
+                batch = waiting[: part.early_batch]
+                del waiting[: part.early_batch]
+                self.group.start_soon(self._read, part, batch)
+
+    async def _read(self, part: FunctionPart[Any], batch: list[_Item]) -> None:
+        try:
+            await part.read_early(self.ctx, batch)
+        except Exception:  # read_many reads what an early read left unread, and says why
+            log.debug("discovery.early_read_failed", part=part.name, exc_info=True)
+
+
 class _EnvironmentReads:
     """Environment parts read one by one, their values by suffix and part, and the first
     error of each environment."""
@@ -346,6 +379,8 @@ _ENVIRONMENTS_AT_ONCE: Final = 100
 _MISSING: Final = object()
 # One environment's re-read: its inventory, the parts to re-read, the functions to re-read.
 Refresh = tuple[EnvironmentInventory, Sequence[Part[Any]], set[str]]
+# One function of a function part's read: its environment and its state.
+_Item = tuple[EnvironmentInventory, FunctionState]
 # One environment's read: its inventory, its environment and function parts, and the
 # functions whose parts are read (None: all).
 _Read = tuple[

@@ -362,11 +362,21 @@ class FunctionPart(Part[T]):
     """Read once per function (e.g. its log group); in bulk, by discovery (`read_many`)."""
 
     scope: ClassVar[Scope] = "function"
+    # Functions per early read; 0 for none. Discovery reads the function parts once every
+    # environment's core is read, for whole batches; a part with an early batch also gets
+    # each whole batch of functions as their cores arrive (`read_early`), so its batched
+    # calls run while the other cores are still being read.
+    early_batch: ClassVar[int] = 0
 
     @abstractmethod
     async def read(
         self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
     ) -> T: ...
+
+    async def read_early(self, ctx: ReadContext, items: FunctionItems) -> None:
+        """Start the pass's reads of one early batch (`early_batch` functions), kept where
+        `read_many` finds them (it reads nothing twice); a failure is kept for `read_many`
+        to report, never raised here."""
 
     async def refresh(
         self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState

@@ -479,6 +479,10 @@ class MetricsPart(FunctionPart[UsageMetrics]):
     reads = (ApiCall("cloudwatch", "GetMetricData"),)
     permissions = (Permission("cloudwatch:GetMetricData", "*"),)  # no resource-level scoping
     in_before_image = False
+    early_batch: ClassVar[int] = _FUNCTIONS_PER_METRICS_CALL
+
+    async def read_early(self, ctx: ReadContext, items: FunctionItems) -> None:
+        await _usage_many(ctx, [function for _, function in items])
 
     async def read(
         self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
@@ -524,6 +528,10 @@ class ReportLinesPart(FunctionPart[ReportLines]):
         Permission("logs:DescribeLogGroups", "arn:{partition}:logs:{region}:{account}:log-group:*"),
     )
     in_before_image = False
+    early_batch: ClassVar[int] = _FUNCTIONS_PER_METRICS_CALL  # the metrics it needs first
+
+    async def read_early(self, ctx: ReadContext, items: FunctionItems) -> None:
+        await _usage_many(ctx, [function for _, function in items])
 
     async def read(
         self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState

@@ -16,7 +16,13 @@ from optimizer_async.core import FUNCTION
 from optimizer_async.discovery import Discovery, parts_of
 from optimizer_async.inventory import EnvironmentInventory, FunctionState
 from optimizer_async.naming import EnvironmentNames
-from optimizer_async.steps.base import ApiCall, EnvironmentPart, FunctionPart, ReadContext
+from optimizer_async.steps.base import (
+    ApiCall,
+    EnvironmentPart,
+    FunctionItems,
+    FunctionPart,
+    ReadContext,
+)
 from optimizer_async.steps.evidence import METRICS, REPORT_LINES
 from optimizer_async.steps.log_retention import LOG_GROUP
 from optimizer_async.steps.registry import REGISTRY
@@ -211,3 +217,40 @@ async def test_environment_parts_start_as_their_core_is_read(
     assert [env.parts["named"] for env in found] == [suffix.upper() for suffix in suffixes]
     # function parts wait for every core: their batches span the whole fleet
     assert [fn.parts["cores_first"] for env in found for fn in env.functions] == [3, 3, 3]
+
+
+class _Early(FunctionPart[str]):
+    """Takes early batches of two: records each, and lets the last core be read once one
+    was read. Its value says whether the function came in an early batch."""
+
+    name: ClassVar[str] = "early"
+    reads: ClassVar[tuple[ApiCall, ...]] = ()
+    permissions = ()
+    early_batch: ClassVar[int] = 2
+    discovery: ClassVar[_Watched]
+    batches: ClassVar[list[list[str]]] = []
+
+    async def read_early(self, ctx: ReadContext, items: FunctionItems) -> None:
+        self.batches.append(sorted(function.name for _, function in items))
+        self.discovery.part_read.set()
+
+    async def read(
+        self, ctx: ReadContext, environment: EnvironmentInventory, function: FunctionState
+    ) -> str:
+        early = any(function.name in batch for batch in self.batches)
+        return "early" if early else "late"
+
+
+async def test_whole_early_batches_start_before_every_core_is_read(
+    aws: Aws, seed: Seed, unique: Unique
+) -> None:
+    suffixes = seed(unique("a"), unique("b"), unique("c"))
+    discovery = _Watched(aws, parts=[_Early()], last=suffixes[-1])
+    _Early.discovery, _Early.batches = discovery, []
+
+    with anyio.fail_after(60):  # without early batches, the last core would wait forever
+        found = _found(await discovery.environments(suffixes))
+
+    first_two = sorted(env.functions[0].name for env in found[:2])  # in either order
+    assert _Early.batches == [first_two]  # one whole batch; the third function waits
+    assert [env.functions[0].parts["early"] for env in found] == ["early", "early", "late"]
