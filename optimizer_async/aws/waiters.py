@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import anyio
 import structlog
 
 from optimizer_async.aws.learned import LearnedWait
@@ -72,9 +73,11 @@ async def _poll(
     backoff: Backoff,
     what: str,
     read: Callable[[], Awaitable[tuple[dict[str, Any] | None, str]]],
+    sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Call `read` until it returns an answer (it raises if the wait is hopeless), sleeping
-    the backoff's delays in between; give up when the next sleep would pass the deadline.
+    the backoff's delays in between (through `sleep`, which may wake early; by default
+    the gateway's); give up when the next sleep would pass the deadline.
     `read` returns (answer or None, the status to report)."""
     started = aws.clock.now()
     deadline = aws.scaled(backoff.deadline)
@@ -87,7 +90,7 @@ async def _poll(
         elapsed = aws.clock.now() - started
         if elapsed + aws.scaled(delay) > deadline:
             raise WaiterTimeout(f"{what} still {status} after {elapsed:.1f} s")
-        await aws.sleep(delay)
+        await (sleep or aws.sleep)(delay)
 
 
 async def wait_function_updated(
@@ -149,10 +152,53 @@ class QueryFailed(WaiterError):
     """A Logs Insights query ended without its results."""
 
 
+class QueriesFinished:
+    """When a run's queries finished, shared by their waiters.
+
+    A run starts its queries together over log groups alike, and they finish together; it
+    plans once the last is read, and each waiter polls on its own jittered schedule, so one
+    of ten read its finished query most of a backoff late. When a query finishes, every
+    other waiter that has already waited as long polls at once: at most one poll more per
+    finished query, and the last one is read soon after the first."""
+
+    def __init__(self) -> None:
+        self._finished = anyio.Event()
+        self.shortest: float | None = None  # the quickest wait to Complete, on the run's clock
+
+    def observe(self, waited: float) -> None:
+        self.shortest = waited if self.shortest is None else min(self.shortest, waited)
+        self._finished.set()
+        self._finished = anyio.Event()
+
+    def sleeper(self, aws: Aws, started: float) -> Callable[[float], Awaitable[None]]:
+        """A waiter's sleep: `delay`, or until a query finishes that took no longer than
+        this waiter has waited since `started`."""
+
+        async def sleep(delay: float) -> None:
+            async with anyio.create_task_group() as group:
+
+                async def out() -> None:
+                    await aws.sleep(delay)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(out)
+                while True:
+                    await self._finished.wait()
+                    if self.shortest is not None and self.shortest <= aws.clock.now() - started:
+                        group.cancel_scope.cancel()
+                        return
+
+        return sleep
+
+
 async def wait_query_finished(
-    aws: Aws, query_id: str, backoff: Backoff = QUERY_FINISHED
+    aws: Aws,
+    query_id: str,
+    backoff: Backoff = QUERY_FINISHED,
+    finished: QueriesFinished | None = None,
 ) -> dict[str, Any]:
-    """GetQueryResults' answer once the query is Complete; raises if it ended otherwise."""
+    """GetQueryResults' answer once the query is Complete; raises if it ended otherwise.
+    With `finished` (the run's other queries), it also polls when one of them finishes."""
 
     async def read() -> tuple[dict[str, Any] | None, str]:
         answer: dict[str, Any] = dict(await aws.logs.get_query_results(queryId=query_id))
@@ -162,4 +208,9 @@ async def wait_query_finished(
             raise QueryFailed(f"Logs Insights query {query_id} ended {status}")
         return (answer if status == "Complete" else None), status
 
-    return await _poll(aws, backoff, f"Logs Insights query {query_id}", read)
+    started = aws.clock.now()
+    sleep = None if finished is None else finished.sleeper(aws, started)
+    answer = await _poll(aws, backoff, f"Logs Insights query {query_id}", read, sleep)
+    if finished is not None:
+        finished.observe(aws.clock.now() - started)
+    return answer

@@ -29,7 +29,7 @@ import anyio
 from optimizer_async import pricing
 from optimizer_async.aws import errors
 from optimizer_async.aws.batching import BATCHES_AT_ONCE, run_each
-from optimizer_async.aws.waiters import Backoff, wait_query_finished
+from optimizer_async.aws.waiters import Backoff, QueriesFinished, wait_query_finished
 from optimizer_async.inventory import EnvironmentInventory, FunctionState
 from optimizer_async.steps.base import (
     ApiCall,
@@ -265,7 +265,11 @@ def _query_slots(ctx: ReadContext) -> anyio.CapacityLimiter:
 
 
 async def _run_query(
-    aws: Aws, slots: anyio.CapacityLimiter, groups: Sequence[str], window: _Window
+    aws: Aws,
+    slots: anyio.CapacityLimiter,
+    groups: Sequence[str],
+    window: _Window,
+    finished: QueriesFinished | None = None,
 ) -> tuple[LogsScan, dict[str, ReportLines]]:
     async with slots:
         delays = _START_RETRY.delays()
@@ -285,7 +289,7 @@ async def _run_query(
                 if aws.clock.now() >= deadline:
                     raise
                 await aws.sleep(next(delays))
-        answer = await wait_query_finished(aws, started["queryId"])
+        answer = await wait_query_finished(aws, started["queryId"], finished=finished)
     statistics = answer.get("statistics", {})
     scan = LogsScan(started["queryId"], len(groups), int(statistics.get("bytesScanned", 0.0) or 0))
     rows: dict[str, ReportLines] = {}
@@ -323,11 +327,14 @@ async def _fetch_logs(
         for key in refused
     }
 
+    slots = _query_slots(ctx)
+    finished: QueriesFinished = ctx.per_pass("logs-insights-finished", QueriesFinished)
+
     async def one(batch: list[_Key]) -> None:
         groups = sorted({key.log_group for key in batch})
         try:
             try:
-                scan, rows = await _run_query(ctx.aws, _query_slots(ctx), groups, window)
+                scan, rows = await _run_query(ctx.aws, slots, groups, window, finished)
             except Exception as error:  # one missing group refuses the whole query
                 if not errors.is_not_found(error):
                     raise
@@ -338,7 +345,7 @@ async def _fetch_logs(
                 batch = [key for key in batch if key.log_group in existing]
                 if not batch:
                     return
-                scan, rows = await _run_query(ctx.aws, _query_slots(ctx), sorted(existing), window)
+                scan, rows = await _run_query(ctx.aws, slots, sorted(existing), window, finished)
         except Exception as error:  # evidence is read best-effort: say what was missed
             failed = ReportLines(f"metrics only: Logs Insights failed ({errors.describe(error)})")
             for key in batch:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
+import anyio
 import pytest
 
 from optimizer_async.aws.gateway import Aws, AwsSettings
@@ -125,6 +127,45 @@ async def test_a_logs_insights_query_is_polled_until_complete(
     assert answer["results"]
     polls = virtual.aws.counter.calls[("logs", "GetQueryResults", "ok")]
     assert polls == 4  # Running at 0, 0.5 and 1.0; Complete at exactly 1.5
+
+
+async def test_a_query_polls_when_another_that_waited_no_longer_finishes(
+    aws: Aws, sandbox: EmbeddedSandbox, seed: Seed
+) -> None:
+    """Queries started together finish together: when the quick poller reads its query
+    Complete, the other polls at once instead of sleeping out its 600 s backoff."""
+    from optimizer_async.aws.waiters import QueriesFinished, wait_query_finished
+    from optimizer_async.steps.evidence import REPORT_QUERY
+
+    seed("dev")
+    now = int(sandbox.model_now().timestamp())
+    finished = QueriesFinished()
+    answers: dict[str, dict[str, Any]] = {}
+    every_tenth = Backoff(initial=0.1, factor=1.0, maximum=0.1, deadline=60, jitter=0)
+    rarely = Backoff(initial=600, factor=1.0, maximum=600, deadline=900, jitter=0)
+
+    async def start() -> str:
+        started = await aws.logs.start_query(
+            logGroupNames=[f"/aws/lambda/{FUNCTION}"],
+            startTime=now - 86_400,
+            endTime=now,
+            queryString=REPORT_QUERY,
+        )
+        return str(started["queryId"])
+
+    async def wait(name: str, query_id: str, backoff: Backoff) -> None:
+        answers[name] = await wait_query_finished(aws, query_id, backoff, finished)
+
+    with sandbox.configured(insights_query_s=0.3), anyio.fail_after(60):
+        slow, quick = await start(), await start()  # the slow waiter starts first
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait, "slow", slow, rarely)
+            group.start_soon(wait, "quick", quick, every_tenth)
+    assert {name: answer["status"] for name, answer in answers.items()} == {
+        "slow": "Complete",
+        "quick": "Complete",
+    }
+    assert finished.shortest is not None
 
 
 async def test_once_learned_each_update_is_polled_once(
