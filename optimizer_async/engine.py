@@ -12,7 +12,7 @@ fill whole calls across environments. The engine knows the step contract, never 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ from optimizer_async.plan import (
     plan_fleet,
 )
 from optimizer_async.pricing import PriceBook
-from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
+from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, Facts, FunctionOutcome
 from optimizer_async.signals import StopRequest
 from optimizer_async.snapshot import before_image
 from optimizer_async.state import StateStore, run_key
@@ -48,6 +48,7 @@ from optimizer_async.steps.base import (
     EnvironmentStep,
     FleetContext,
     FunctionStep,
+    Json,
     Part,
     PlanContext,
     Step,
@@ -423,21 +424,29 @@ class Engine:
                 fn_outcome.notes += list(step_plan.notes)
                 fn_outcome.decisions += list(step_plan.decisions)
             if inventory is not None:
-                self._describe(fn_outcome, inventory.function(fn_plan.name).parts)
+                fn_outcome.facts = self._facts(inventory.function(fn_plan.name).parts)
             outcome.functions.append(fn_outcome)
         if inventory is not None and plan.error is None and self.priced:
             self._price(outcome, inventory, verified_only=False)
         return outcome
 
-    def _describe(self, outcome: FunctionOutcome, values: Mapping[str, Any]) -> None:
-        """What the function's parts say of it, for the report."""
-        for part in self.parts:
-            if part.name not in values:
-                continue
-            facts = part.report(values[part.name])
-            if facts is not None:
-                outcome.evidence[part.name] = facts
-            outcome.columns.update(part.columns(values[part.name]) or {})
+    def _facts(self, values: Mapping[str, Any]) -> Callable[[], Facts]:
+        """What the function's parts say of it, for the report, made when asked."""
+        parts = self.parts
+
+        def facts() -> Facts:
+            evidence: dict[str, Json] = {}
+            columns: dict[str, str] = {}
+            for part in parts:
+                if part.name not in values:
+                    continue
+                reported = part.report(values[part.name])
+                if reported is not None:
+                    evidence[part.name] = reported
+                columns.update(part.columns(values[part.name]) or {})
+            return evidence, columns
+
+        return facts
 
     def _price(
         self, outcome: EnvironmentOutcome, inventory: EnvironmentInventory, verified_only: bool

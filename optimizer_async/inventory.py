@@ -70,7 +70,7 @@ def environment_error(config: Mapping[str, Any]) -> str | None:
     return str(error.get("ErrorCode") or "unreadable") if error else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionState:
     name: str
     arn: str
@@ -142,7 +142,7 @@ def _part(parts: Mapping[str, Any], key: PartKey[T], owner: str) -> T:
         ) from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionInventory:
     state: FunctionState
     parts: Mapping[str, Any] = field(default_factory=dict)  # part name -> value

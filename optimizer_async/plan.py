@@ -34,7 +34,7 @@ def _flatten(steps: Mapping[str, StepPlan]) -> StepPlan:
     return combined
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionPlan:
     name: str
     steps: Mapping[str, StepPlan]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -10,9 +11,10 @@ from optimizer_async.steps.base import Change, Decision, Json, Risk, worst
 
 ChangeStatus = Literal["planned", "applied", "failed", "blocked"]
 Status = Literal["unchanged", "planned", "changed", "failed"]
+Facts = tuple[dict[str, Json], dict[str, str]]  # what the parts report; the table's cells
 
 
-@dataclass
+@dataclass(slots=True)
 class ChangeOutcome:
     change: Change
     status: ChangeStatus = "planned"
@@ -32,7 +34,7 @@ def _status(outcomes: list[ChangeOutcome], error: str | None = None) -> Status:
     return "planned" if all(o.status == "planned" for o in outcomes) else "changed"
 
 
-@dataclass
+@dataclass(slots=True)
 class FunctionOutcome:
     name: str
     changes: list[ChangeOutcome] = field(default_factory=list)
@@ -40,9 +42,20 @@ class FunctionOutcome:
     notes: list[str] = field(default_factory=list)
     money: Money = field(default_factory=Money)
     decisions: list[Decision] = field(default_factory=list)  # what the evidence allowed
-    evidence: dict[str, Json] = field(default_factory=dict)  # part name -> what it reports
-    columns: dict[str, str] = field(default_factory=dict)  # the parts' table cells
+    # What the function's parts say of it, made when the report asks (a fleet's evidence
+    # is already in its inventories: kept twice, it was a tenth of a large run's memory).
+    facts: Callable[[], Facts] | None = None
     rolled_back: str | None = None  # --bake undid its changes: why
+
+    @property
+    def evidence(self) -> dict[str, Json]:
+        """Part name -> what it reports."""
+        return self.facts()[0] if self.facts else {}
+
+    @property
+    def columns(self) -> dict[str, str]:
+        """The parts' table cells."""
+        return self.facts()[1] if self.facts else {}
 
     @property
     def status(self) -> Status:

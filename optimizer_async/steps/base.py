@@ -70,7 +70,7 @@ class Permission:
     resource: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """One setting of one resource, from `before` to `after` (JSON values, no secrets)."""
 
@@ -94,7 +94,7 @@ class Change:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StepPlan:
     changes: tuple[Change, ...] = ()
     unchanged: tuple[str, ...] = ()  # settings already at (or tighter than) target
@@ -121,7 +121,7 @@ def worst(risks: Iterable[Risk]) -> Risk:
     return min(risks, key=RISK_ORDER.index, default="none")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What the evidence let a step do with one setting, and why."""
 
@@ -148,7 +148,7 @@ class Decision:
 Effect = Literal["saves", "adds", "shown"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MoneyLine:
     """One line of a step's monthly money: what its changes save, or what they add."""
 

@@ -60,7 +60,7 @@ REPORT_QUERY: Final = (
 _LOG_GROUP_ARN: Final = "arn:{partition}:logs:{region}:{account}:log-group:{log_group}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LogsScan:
     """One Logs Insights query, shared by the functions whose groups it read."""
 
@@ -73,7 +73,7 @@ class LogsScan:
         return self.bytes_scanned / 1e9 * pricing.LOGS_INSIGHTS_SCANNED_GB_USD
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UsageMetrics:
     """What CloudWatch's Lambda metrics say about the window."""
 
@@ -99,7 +99,7 @@ class UsageMetrics:
         return 100.0 * self.errors / self.invocations if self.invocations else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReportLines:
     """What the REPORT lines say: the memory invocations used. All None when not read."""
 
@@ -144,7 +144,7 @@ class _Window:
         return int((self.end - self.start).total_seconds())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Key:
     """One function's place in the run's batches: its name and its log group's size."""
 

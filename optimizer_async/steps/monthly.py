@@ -8,6 +8,7 @@ every line that depends on usage says it is `assumed`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -52,6 +53,14 @@ class Month:
         return self.invocations <= 0
 
 
+@functools.lru_cache(maxsize=256)
+def _source(price: pricing.Price, origin: str, region: str) -> str:
+    """Where a price comes from, one string per price: a fleet's report has nine money
+    lines a function, and a copy of this text each was the largest part of its memory."""
+    per_unit = f"{price.usd:.10f}".rstrip("0").rstrip(".")
+    return f"{price.source} ({origin}, {region}: ${per_unit} per {price.unit})"
+
+
 def _line(
     label: str,
     effect: Effect,
@@ -63,9 +72,7 @@ def _line(
     low: float | None = None,
     assumed: bool = False,
 ) -> MoneyLine:
-    price = book[key]
-    per_unit = f"{price.usd:.10f}".rstrip("0").rstrip(".")
-    source = f"{price.source} ({book.origin}, {book.region}: ${per_unit} per {price.unit})"
+    source = _source(book[key], book.origin, book.region)
     if assumed:
         basis = ASSUMED if basis is None else f"{ASSUMED}; {basis}"
     return MoneyLine(label, effect, usd, basis, low, inputs, source, assumed)
