@@ -45,6 +45,7 @@ from aiolimiter import AsyncLimiter
 from botocore import xform_name
 
 from optimizer_async.aws import errors, quotas
+from optimizer_async.aws.lean_models import LeanLoader
 from optimizer_async.aws.operations import is_write
 from optimizer_async.clock import Clock, EventLoopClock
 
@@ -187,13 +188,13 @@ def _botocore_session() -> AioSession:
     and to send) and whose XML answers with ISO timestamps cost the client more CPU than
     any other part of a large dry run. `models/` merges JSON into botocore's own CloudWatch
     model (an `sdk-extras` file, botocore's documented way to extend a model); a data path
-    the user set (`AWS_DATA_PATH`) is searched after it.
+    the user set (`AWS_DATA_PATH`) is searched after it. Its loader trims what a run never
+    reads (`lean_models`).
     """
     session = AioSession()
-    theirs = session.get_config_variable("data_path")
-    session.set_config_variable(
-        "data_path", os.pathsep.join(path for path in (str(_MODELS), theirs) if path)
-    )
+    theirs = session.get_config_variable("data_path") or ""
+    paths = [str(_MODELS), *(os.path.expanduser(p) for p in theirs.split(os.pathsep) if p)]
+    session.register_component("data_loader", LeanLoader(paths))
     return session
 
 
