@@ -1,6 +1,7 @@
 """CPU time and peak memory of the processes under test, from the kernel's own counters.
 
-A client runs as a child and is reaped with `os.wait4`, which returns exactly its rusage.
+A client runs as a child and is reaped with `os.wait4`, which returns exactly its CPU; its
+peak RSS it reports itself (`bench.peak_rss`: wait4's counts the orchestrator's too).
 The sandbox lives across phases: its CPU is read from /proc/PID/stat before and after each,
 and its peak RSS (VmHWM) is reset per phase through /proc/PID/clear_refs where Linux allows.
 """
@@ -25,7 +26,7 @@ class ChildRun:
     exit_code: int
     wall_s: float
     cpu_s: float
-    peak_rss_mb: float
+    peak_rss_mb: float | None  # None: the child never reached its exit (killed)
     stdout: str
     stderr: str  # its last lines, for a failure's reason
 
@@ -33,11 +34,21 @@ class ChildRun:
 def run_child(
     argv: Sequence[str], env: Mapping[str, str], timeout_s: float, cwd: str | None = None
 ) -> ChildRun:
-    """Run a client to completion; its own CPU and peak RSS (from wait4), not ours."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    """Run a client (`python -m MODULE ...`) to completion; its own CPU (from wait4) and
+    peak RSS (its own VmHWM), not ours."""
+    python, dash_m, *module_args = argv
+    if dash_m != "-m":
+        raise ValueError(f"not a module run: {' '.join(argv[:3])}")
+    with (
+        tempfile.TemporaryFile("w+") as out,
+        tempfile.TemporaryFile("w+") as err,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        peak_file = Path(scratch) / "peak_kb"
+        wrapped = [python, "-m", "bench.peak_rss", str(peak_file), *module_args]
         started = time.perf_counter()
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-            list(argv), env=dict(env), cwd=cwd, stdout=out, stderr=err, text=True
+            wrapped, env=dict(env), cwd=cwd, stdout=out, stderr=err, text=True
         )
         deadline = started + timeout_s
         while True:
@@ -57,10 +68,18 @@ def run_child(
             exit_code=process.returncode,
             wall_s=wall,
             cpu_s=usage.ru_utime + usage.ru_stime,
-            peak_rss_mb=usage.ru_maxrss / 1024,
+            peak_rss_mb=_peak_mb(peak_file),
             stdout=out.read(),
             stderr=err.read()[-4000:],
         )
+
+
+def _peak_mb(peak_file: Path) -> float | None:
+    """What the child wrote at exit; None where it never got there."""
+    try:
+        return int(peak_file.read_text()) / 1024
+    except (OSError, ValueError):
+        return None
 
 
 class Sandbox:
