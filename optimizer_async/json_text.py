@@ -1,20 +1,32 @@
-"""JSON text made piece by piece, the same bytes as `json.dumps(value, indent=2)`.
+"""JSON text made piece by piece: `json.dumps(value, indent=2, default=str)`'s document.
 
 A fleet's report is tens of MB of JSON: built whole (`to_json`, then `json.dumps`, whose
 indenting encoder is pure Python and keeps every fragment until it joins them) it held
 several times its size at once. Here the large lists are `Lazy`: each item is made, encoded
 and written, then dropped, so memory holds one environment at a time, not the fleet.
+
+Pieces are encoded by orjson (a 5,000-function report: 0.06 s of CPU, 1.7 s with the
+standard library), falling back to `json.dumps` for what orjson would write differently
+(text that is not ASCII, keys that are not strings, integers past 64 bits). The text is the
+standard library's but for floats below 1e-4 or from 1e16 (`0.00001`, not `1e-05`) and
+NaN or infinity (`null`, which JSON can carry; `NaN` it cannot): the same when parsed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Final, Generic, TypeVar
+
+import orjson
 
 T = TypeVar("T")
 
 _INDENT = "  "
+# datetimes and dataclasses go to `default` (str), as the standard library sends them.
+_OPTIONS: Final = (
+    orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 class Lazy(Generic[T]):
@@ -49,8 +61,19 @@ def chunks(value: Any, *, sort_keys: bool = False, level: int = 0) -> Iterator[s
         pairs = sorted(value.items()) if sort_keys else value.items()
         yield from _items(((key, item) for key, item in pairs), "{", "}", sort_keys, level)
     else:
-        text = json.dumps(value, indent=2, sort_keys=sort_keys, default=str)
+        text = _dumps(value, sort_keys)
         yield text.replace("\n", "\n" + _INDENT * level) if level else text
+
+
+def _dumps(value: Any, sort_keys: bool) -> str:
+    options = _OPTIONS | orjson.OPT_SORT_KEYS if sort_keys else _OPTIONS
+    try:
+        text = orjson.dumps(value, default=str, option=options).decode()
+    except orjson.JSONEncodeError:  # a key that is not a string, an integer past 64 bits
+        text = ""
+    if text.isascii() and text:
+        return text
+    return json.dumps(value, indent=2, sort_keys=sort_keys, default=str)
 
 
 def write(value: Any, *streams: IO[str], sort_keys: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""JSON made piece by piece is byte for byte `json.dumps(indent=2)`, and made lazily."""
+"""JSON made piece by piece is `json.dumps(indent=2)`'s document, byte for byte but for the
+floats orjson writes its own way, and made lazily."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from optimizer_async.json_text import Lazy
 def _environment(n: int) -> dict[str, Any]:
     return {
         "suffix": f"e{n}",
-        "notes": ["line\nbreak", "naïve ✓", 'quote " and \\ slash'],
-        "money": {"z": 1.5, "a": -0.0, "b": 1e-7, "c": None, "d": True},
+        "notes": ["line\nbreak", "tab\tand\u0001control", 'quote " and \\ slash'],
+        "money": {"z": 1.5, "a": -0.0, "b": 0.25, "c": None, "d": True, "e": 10**15 + 0.5},
         "functions": [{"name": f"f{n}", "changes": [], "evidence": {}}],
         "when": datetime(2026, 11, 27, tzinfo=UTC),  # not JSON: default=str
     }
@@ -80,3 +81,29 @@ def test_write_makes_the_text_once_for_every_stream() -> None:
         == second.getvalue()
         == json.dumps({"items": [{"n": 1}, {"n": 2}]}, indent=2)
     )
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"text": "naïve ✓"},  # escaped to ASCII, as the standard library does
+        {1: "a key that is not a string", None: "nor this"},
+        {"large": 2**70},
+        {"a set": {1}},  # not JSON: default=str
+    ],
+)
+def test_what_orjson_would_write_otherwise_is_the_standard_librarys_text(
+    odd: dict[Any, Any],
+) -> None:
+    value = {"lazy": Lazy([odd], dict), "plain": odd}
+    made = "".join(json_text.chunks(value))
+    assert made == json.dumps(json_text.materialised(value), indent=2, default=str)
+    assert made.isascii()
+
+
+def test_floats_orjson_writes_its_own_way_parse_to_the_same_numbers() -> None:
+    value = {"small": 1e-05, "tiny": 2.5e-9, "huge": 1e22, "nan": float("nan")}
+    made = "".join(json_text.chunks({"items": Lazy([value], dict)}))
+    assert '"small": 0.00001' in made  # orjson's text, not the standard library's 1e-05
+    parsed = json.loads(made)["items"][0]
+    assert parsed == {"small": 1e-05, "tiny": 2.5e-9, "huge": 1e22, "nan": None}
