@@ -3,13 +3,13 @@ pagination and the once-only account lookup."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from botocore.exceptions import ClientError
+from botocore.loaders import Loader
 
 from optimizer_async.aws import gateway
 from optimizer_async.aws.gateway import QUOTA_HEADROOM, Aws, AwsSettings
@@ -96,8 +96,9 @@ def test_a_data_path_the_user_set_is_searched_after_ours(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
-    searched = gateway._botocore_session().get_config_variable("data_path").split(os.pathsep)
-    assert searched == [str(gateway._MODELS), str(tmp_path)]
+    searched = gateway._botocore_session().get_component("data_loader").search_paths
+    assert searched[:2] == [str(gateway._MODELS), str(tmp_path)]
+    assert searched[2:] == Loader().search_paths  # then botocore's own, as without ours
 
 
 async def test_a_raised_quota_sets_its_buckets_pace_and_no_other(endpoint_url: str) -> None:
