@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import signal
 import sys
@@ -19,7 +18,17 @@ from typing import Any, Final, TextIO
 import anyio
 import structlog
 
-from optimizer_async import bake, bill, logs, plan_file, price_list, pricing, realised, signals
+from optimizer_async import (
+    bake,
+    bill,
+    json_text,
+    logs,
+    plan_file,
+    price_list,
+    pricing,
+    realised,
+    signals,
+)
 from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
 from optimizer_async.clock import Clock
@@ -191,7 +200,7 @@ async def _run(
             document = plan_file.plan_document(
                 run_id, config.region, fleet.plan, fleet.inventories, steps, targets
             )
-            payload = json.dumps(document, indent=2, sort_keys=True, default=str)
+            payload = "".join(json_text.chunks(document, sort_keys=True))
             written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
         baked = None
         if config.bake is not None and not (config.dry_run or records or stop.requested):
