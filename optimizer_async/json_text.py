@@ -72,10 +72,10 @@ def _dumps(value: Any, sort_keys: bool) -> str:
     try:
         text = orjson.dumps(value, default=str, option=options).decode()
     except orjson.JSONEncodeError:  # a key that is not a string, an integer past 64 bits
-        text = ""
-    if text.isascii() and text:
+        return json.dumps(value, indent=2, sort_keys=sort_keys, default=str)
+    if text.isascii():
         return text
-    return json.dumps(value, indent=2, sort_keys=sort_keys, default=str)
+    return json.dumps(value, indent=2, sort_keys=sort_keys, default=str)  # escaped, as ours
 
 
 def write(value: Any, *streams: IO[str], sort_keys: bool = False) -> None:

@@ -26,6 +26,7 @@ ENDPOINT_PREFIXES: Final = {
     "sqs": "sqs",
     "sts": "sts",
 }
+_OUR_PREFIXES: Final = frozenset(ENDPOINT_PREFIXES.values())
 _DOCUMENTATION: Final = ("documentation", "documentationUrl")
 
 
@@ -35,14 +36,13 @@ class LeanLoader(Loader):
 
     def __init__(self, search_paths: Iterable[str]) -> None:
         super().__init__(extra_search_paths=list(search_paths))
-        self._prefixes = frozenset(ENDPOINT_PREFIXES.values())
 
     def load_data_with_path(self, name: str) -> tuple[Any, str]:
         data, path = super().load_data_with_path(name)
         if name == "endpoints":
             for partition in data.get("partitions", ()):
                 services = partition.get("services", {})
-                for prefix in [p for p in services if p not in self._prefixes]:
+                for prefix in [p for p in services if p not in _OUR_PREFIXES]:
                     del services[prefix]
         return data, path
 
