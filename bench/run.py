@@ -387,11 +387,14 @@ def scale(
             str(report),
             scan_budget_gb=None,  # the default budget: what a first run on a big fleet reads
         )
-        _, measured = _phase(box, [*argv, "--dry-run"], 1.0, settings)
+        calls = work / "scale-calls.pickle"
+        recorded = [_PYTHON, "-m", "bench.record_calls", str(calls), *argv[2:], "--dry-run"]
+        _, measured = _phase(box, recorded, 1.0, settings)
         document = json.loads(report.read_text()) if report.exists() else {}
         measured["status"] = document.get("status")
         report.unlink(missing_ok=True)
-        measured["sdk_reference"] = _sdk_reference(box, suffixes, functions_per_env, measured)
+        measured["sdk_reference"] = _sdk_reference(box, calls, measured)
+        calls.unlink(missing_ok=True)
     return {
         "environments": environments,
         "functions": environments * functions_per_env,
@@ -402,24 +405,20 @@ def scale(
     }
 
 
-def _sdk_reference(
-    box: SandboxProcess, suffixes: Sequence[str], functions_per_env: int, ours: dict[str, Any]
-) -> dict[str, Any]:
-    """aioboto3 alone making as many calls as our dry run did (bench/sdk_reference.py): the
-    SDK's CPU per call, and ours once it is taken away (`client.own_cpu_ms_per_call`)."""
-    calls = int(ours["calls"])
-    argv = [_PYTHON, "-m", "bench.sdk_reference", "--suffix", ",".join(suffixes)]
-    for base in baseline.function_bases(functions_per_env):
-        argv += ["--function-base", base]
-    child = run_child([*argv, "--calls", str(calls)], box.client_env(), 600.0)
+def _sdk_reference(box: SandboxProcess, calls: Path, ours: dict[str, Any]) -> dict[str, Any]:
+    """aioboto3 alone replaying the calls our dry run made (bench/sdk_reference.py): the SDK's
+    CPU per call, and ours once it is taken away (`client.own_cpu_ms_per_call`)."""
+    argv = [_PYTHON, "-m", "bench.sdk_reference", "--replay", str(calls)]
+    child = run_child(argv, box.client_env(), 600.0)
     answer = json.loads(child.stdout or "{}")
-    sdk_ms = 1000 * child.cpu_s / calls if calls else None
+    replayed = int(answer.get("calls") or 0)
+    sdk_ms = 1000 * child.cpu_s / replayed if replayed else None
     if sdk_ms is not None and ours["client"]["cpu_ms_per_call"] is not None:
         own = ours["client"]["cpu_ms_per_call"] - sdk_ms
         ours["client"]["own_cpu_ms_per_call"] = round(own, 3)
     return {
         "exit_code": child.exit_code,
-        "calls": calls,
+        "calls": replayed,
         "error_answers": answer.get("error_answers"),
         "cpu_s": round(child.cpu_s, 3),
         "cpu_ms_per_call": None if sdk_ms is None else round(sdk_ms, 3),
@@ -441,8 +440,8 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
     for part in result["scale"]:
         dry = part["dry_run"]
         label = f"{part['functions']}fn"
-        cpu = dry["client"]["cpu_ms_per_call"]
-        check(f"client_cpu_ms_per_call[{label}]", cpu, 1.2, cpu is not None and cpu <= 1.2)
+        # Issue #12: "bring the optimizer's own CPU to <= 1.2 ms per AWS call"; the client's
+        # whole CPU per call (with the SDK's) is printed beside it, not held to the number.
         own = dry["client"].get("own_cpu_ms_per_call")
         check(f"client_own_cpu_ms_per_call[{label}]", own, 1.2, own is not None and own <= 1.2)
         if part["functions"] >= 5000:

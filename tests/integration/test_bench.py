@@ -3,15 +3,21 @@ orchestration runs end to end on a tiny fleet (never a timing: bench/ prints tho
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from bench import run, sdk_reference
+from bench import record_calls, run, sdk_reference
 from bench.endstate import EndState
 from bench.sequential import Reference
 from optimizer_async import baseline
+from optimizer_async.naming import EnvironmentNames
 from tests.integration.conftest import Optimize, Unique
 
 pytestmark = pytest.mark.integration
@@ -62,14 +68,35 @@ def test_a_tiny_bench_runs_every_phase_and_both_tools_agree(tmp_path: Path) -> N
     assert phases["rerun"]["status"] == "nothing_to_do"
 
 
-async def test_the_sdk_reference_makes_a_dry_runs_reads(
-    seed: Any, unique: Unique, endpoint_url: str, monkeypatch: pytest.MonkeyPatch
+async def test_the_sdk_reference_replays_the_calls_a_dry_run_made(
+    seed: Any, unique: Unique, endpoint_url: str, tmp_path: Path
 ) -> None:
-    """Its calls are the ones counted against ours: each read of an environment, cycled; at
-    baseline the queue and the optimizer's policy do not exist yet, as in a dry run."""
+    """bench.record_calls keeps every call of a real dry run; bench.sdk_reference makes each
+    again, with the same answers: at baseline the queue and the optimizer's policy do not
+    exist yet, in the dry run and in the replay."""
     (suffix,) = seed(unique("sdk"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
-    result = await sdk_reference.measure([suffix], [baseline.function_bases(1)[0]], 10)
-    assert result["calls"] == 10
-    assert result["error_answers"] == 4  # 2 x (GetQueueUrl, GetRolePolicy)
-    assert result["cpu_s"] > 0
+    kept = tmp_path / "calls.pickle"
+    argv = ["--suffix", suffix, "--function-base", baseline.function_bases(1)[0], "--dry-run"]
+    argv += ["--state-dir", str(tmp_path / "state"), "--output", "json", "--log-level", "error"]
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint_url}
+    with anyio.fail_after(120):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "bench.record_calls", str(kept), "optimizer_async", *argv],
+            env=env,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert json.loads(done.stdout)["status"] == "planned"
+
+    calls = record_calls.read(kept)
+    operations = Counter(operation for _, _, operation, _ in calls)
+    base = baseline.function_bases(1)[0]
+    gets = [params for _, _, operation, params in calls if operation == "GetFunction"]
+    assert gets == [{"FunctionName": EnvironmentNames(suffix).function(base)}]
+    assert operations["GetQueueUrl"] == operations["GetRolePolicy"] == 1
+    assert not {"UpdateFunctionConfiguration", "PutMetricAlarm"} & set(operations)  # a dry run
+
+    replayed = await sdk_reference.measure(calls, endpoint_url)
+    assert replayed["calls"] == len(calls)
+    assert replayed["error_answers"] == 2  # GetQueueUrl and GetRolePolicy, as in the dry run
+    assert replayed["cpu_s"] > 0
