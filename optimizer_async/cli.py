@@ -185,6 +185,12 @@ def build_iam_policy_parser() -> argparse.ArgumentParser:
         help="scope to these environments (repeatable, or comma-separated); "
         "default: every environment of the naming pattern",
     )
+    add(
+        "--all",
+        dest="find_all",
+        action="store_true",
+        help="also what --all needs: lambda:ListFunctions (AWS grants it only on *)",
+    )
     add("--account", metavar="ID", help="12-digit account id (default: any account, *)")
     add("--region", help="AWS region, or * (default: AWS_REGION, else us-east-1)")
     add("--partition", choices=("aws", "aws-cn", "aws-us-gov"), default="aws")
@@ -212,6 +218,8 @@ def iam_policy_document(
         bases = tuple(validate_function_base(b) for b in args.function_base) or ("lambda-function",)
     except InvalidNameError as error:
         raise UsageError(str(error)) from None
+    if args.find_all and suffixes:
+        raise UsageError("--all finds the environments: leave out --suffix")
     account = args.account or "*"
     if account != "*" and not _ACCOUNT_RE.fullmatch(account):
         raise UsageError(f"--account {account!r} is not a 12-digit account id")
@@ -235,6 +243,7 @@ def iam_policy_document(
         state_bucket=bucket,
         state_prefix=prefix,
         live_prices=args.prices == "live",
+        find_all=args.find_all,
     )
 
 
@@ -253,6 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="environment suffix (repeatable, or comma-separated); also ENVIRONMENT_SUFFIX",
     )
+    add(
+        "--all",
+        dest="find_all",
+        action="store_true",
+        help="every environment of the region: a function {base}-{suffix} whose "
+        "environment-suffix tag names that suffix (ENVIRONMENT_SUFFIX is then ignored)",
+    )
+    add("--match", action="append", default=[], metavar="GLOB", help="with --all: only these")
+    add("--exclude", action="append", default=[], metavar="GLOB", help="with --all: not these")
     add("--dry-run", action="store_true", help="discover, plan and estimate; change nothing")
     add(
         "--function-base",
@@ -372,13 +390,18 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
     args = build_parser().parse_args(list(argv))
     try:
         seed = parse_suffixes(args.seed)
-        given = [*args.suffix, environ.get("ENVIRONMENT_SUFFIX", "")]
-        suffixes = parse_suffixes(given) or (seed if args.sandbox else ())
+        given = [*args.suffix, "" if args.find_all else environ.get("ENVIRONMENT_SUFFIX", "")]
+        suffixes = parse_suffixes(given) or (seed if args.sandbox and not args.find_all else ())
         bases = tuple(validate_function_base(b) for b in args.function_base) or ("lambda-function",)
     except InvalidNameError as error:
         raise UsageError(str(error)) from None
-    if not suffixes:
-        raise UsageError("no environment suffix: set ENVIRONMENT_SUFFIX or pass --suffix")
+    match, exclude = _globs(args.match, "--match"), _globs(args.exclude, "--exclude")
+    if args.find_all and suffixes:
+        raise UsageError("--all finds the environments: leave out --suffix")
+    if (match or exclude) and not args.find_all:
+        raise UsageError("--match and --exclude filter what --all finds: add --all")
+    if not suffixes and not args.find_all:
+        raise UsageError("no environment suffix: set ENVIRONMENT_SUFFIX, pass --suffix or --all")
     if args.plan_out is not None and not args.dry_run:
         raise UsageError("--plan-out needs --dry-run: a plan file is reviewed, then applied")
     bake = _bake(args.bake, args.dry_run)
@@ -409,6 +432,9 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
 
     return RunConfig(
         suffixes=suffixes,
+        find_all=args.find_all,
+        match=match,
+        exclude=exclude,
         dry_run=args.dry_run,
         function_bases=bases,
         targets=targets,
@@ -424,6 +450,14 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         prices=args.prices,
         free_tier=args.free_tier,
     )
+
+
+def _globs(values: Sequence[str], option: str) -> tuple[str, ...]:
+    """`--match` / `--exclude` globs, comma-separated or repeated; none may be empty."""
+    globs = tuple(part.strip() for value in values for part in value.split(","))
+    if "" in globs:
+        raise UsageError(f"{option} takes a glob of suffixes (e.g. 'pr-*'), not an empty one")
+    return tuple(dict.fromkeys(globs))
 
 
 def _bake(value: str | None, dry_run: bool) -> BakeSettings | None:

@@ -51,8 +51,11 @@ class BakeSettings:
 
 @dataclass(frozen=True)
 class RunConfig:
-    suffixes: tuple[str, ...]
+    suffixes: tuple[str, ...]  # with find_all: none, the run finds them
     region: str
+    find_all: bool = False  # --all: every environment the region holds (finder.py)
+    match: tuple[str, ...] = ()  # --match globs of the suffixes --all takes
+    exclude: tuple[str, ...] = ()  # --exclude globs of suffixes --all leaves out
     dry_run: bool = False
     endpoint_url: str | None = None
     profile: str | None = None

@@ -60,8 +60,10 @@ class Discovery:
         function_bases: Sequence[str] = (DEFAULT_FUNCTION_BASE,),
         parts: Sequence[Part[Any]] = (),
         targets: Targets | None = None,
+        known: Mapping[str, FunctionState] | None = None,
     ) -> None:
         self.aws = aws
+        self._known = dict(known or {})  # read moments ago: each taken once, then read again
         self.function_bases = tuple(function_bases)
         self.context = ReadContext(aws, targets or Targets())
         self._account = [p for p in parts if isinstance(p, AccountPart)]
@@ -148,7 +150,8 @@ class Discovery:
         skipped: list[str] = []
 
         async def one(base: str) -> None:
-            state = await find_function(self.aws, names.function(base))
+            name = names.function(base)
+            state = self._known.pop(name, None) or await find_function(self.aws, name)
             if state is None:
                 return
             other = belongs_elsewhere(state, suffix)

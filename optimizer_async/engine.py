@@ -27,7 +27,7 @@ from optimizer_async.aws.learned import LearnedWait
 from optimizer_async.core import FUNCTION
 from optimizer_async.costs import Money
 from optimizer_async.discovery import Discovery, Refresh, parts_of
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
+from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.latest_reads import LatestReads
 from optimizer_async.plan import (
     EnvironmentPlan,
@@ -73,6 +73,8 @@ class EngineSettings:
     run_id: str
     prices: PriceBook | None = None  # None: the dated table of each environment's region
     stop: StopRequest | None = None  # once requested, no new write starts
+    # Functions read moments ago by name (`--all`'s finder): discovery takes them as read.
+    known_functions: Mapping[str, FunctionState] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,7 +97,9 @@ class Engine:
         self.settings = settings
         self.steps = {step.name: step for step in settings.steps}
         self.parts = self._parts()
-        self.discovery = Discovery(aws, settings.function_bases, self.parts, settings.targets)
+        self.discovery = Discovery(
+            aws, settings.function_bases, self.parts, settings.targets, settings.known_functions
+        )
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
         self._iam_gate = IamGate(aws.clock)
         self._update_wait = LearnedWait()  # how long this run's function updates take

@@ -73,6 +73,7 @@ from typing import Final, Literal, TypedDict
 
 from optimizer_async.aws.operations import is_write
 from optimizer_async.core import CORE_PERMISSIONS
+from optimizer_async.finder import FINDER_PERMISSIONS
 from optimizer_async.naming import (
     DEFAULT_FUNCTION_BASE,
     EnvironmentNames,
@@ -95,6 +96,7 @@ MANAGED_POLICY_MAX_CHARS: Final = 6_144
 # Actions granted on a bare `*`, and why AWS allows nothing narrower (the module's table).
 WILDCARDS: Final[Mapping[str, str]] = {
     "lambda:GetAccountSettings": "account-level: the action has no resource type",
+    "lambda:ListFunctions": "a list call: the action has no resource type (`--all` only)",
     "cloudwatch:GetMetricData": "CloudWatch has no resource-level permissions for metric reads",
     "logs:GetQueryResults": "a query is addressed by its id: the action has no resource type",
     "pricing:GetProducts": "the Price List API has no resource types (`--prices live` only)",
@@ -161,13 +163,15 @@ def policy(
     state_bucket: str | None = None,
     state_prefix: str = "",
     live_prices: bool = False,
+    find_all: bool = False,
 ) -> PolicyDocument:
     """The least-privilege policy document for the optimizer's principal.
 
     `account`: 12 digits (or `*`); `region`: e.g. us-east-1 (or `*`); `suffixes`: the
     environments (none: the naming pattern, every environment); `function_bases`: the
     function name bases (`{base}-{suffix}`); `state_bucket`: where `--state-bucket` keeps
-    the run records (its objects under `state_prefix` only).
+    the run records (its objects under `state_prefix` only); `find_all`: `--all` lists the
+    region's functions (its GetFunction reads are the core's, on the naming pattern).
     """
     if not _ACCOUNT_RE.fullmatch(account):
         raise InvalidNameError(f"account id {account!r} is not 12 digits (or *)")
@@ -189,6 +193,9 @@ def policy(
                 partition=partition, state_bucket=state_bucket, state_prefix=prefix
             )
             grants.setdefault(action, set()).add(resource)
+    if find_all and purpose != "rollback":  # a rollback undoes the environments it names
+        for permission in FINDER_PERMISSIONS:
+            grants.setdefault(permission.action, set()).add(permission.resource)
     if live_prices and purpose != "rollback":  # a rollback prices nothing
         grants.setdefault(PRICE_LIST_ACTION, set()).add("*")
     return {"Version": VERSION, "Statement": _statements(grants)}

@@ -23,6 +23,7 @@ from rich.text import Text
 from optimizer_async import json_text, pricing
 from optimizer_async.config import OutputFormat
 from optimizer_async.costs import Money, usd_range
+from optimizer_async.finder import Finding
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome
 from optimizer_async.steps.base import render_value
 from optimizer_async.steps.registry import REGISTRY
@@ -49,6 +50,7 @@ class RunReport:
     account_money: Money = field(default_factory=Money)  # the account's tiers, free tier
     prices: str = f"table {pricing.PRICES_AS_OF}"  # where the prices came from
     stopped_by: int | None = None  # the signal that stopped the run, if one did
+    found: Finding | None = None  # --all: what was found, every candidate with its reason
 
     @property
     def command(self) -> str:
@@ -103,6 +105,7 @@ class RunReport:
             "plan_out": self.plan_out,
             "bake": self.bake,
             "steps": list(self.steps),
+            "found": None if self.found is None else self.found.to_json(),
             "environments": json_text.Lazy(self.environments, _environment_json),
             "savings": {
                 "monthly_usd": round(savings.net_usd, 2),
@@ -287,6 +290,8 @@ def _steps_line(report: RunReport) -> str | None:
     """Which steps ran, when --only / --skip chose them (otherwise: all of them); where a
     plan file went."""
     lines = [f"steps: {', '.join(report.steps)}"] if report.selected else []
+    if report.found is not None:
+        lines.append(report.found.summary())
     if report.prices and report.command == "run":
         lines.append(
             f"prices: {report.prices}, {report.region} (each line's source: --output json)"

@@ -21,6 +21,7 @@ import structlog
 from optimizer_async import (
     bake,
     bill,
+    finder,
     json_text,
     logs,
     plan_file,
@@ -147,6 +148,10 @@ async def _run(
     else:
         steps = REGISTRY.select(config.only, config.skip)
         suffixes, bases = config.suffixes, config.function_bases
+    found = None
+    if config.find_all and records is None:
+        found = await finder.find(aws, bases, finder.Filters(config.match, config.exclude))
+        suffixes = found.suffixes
     # Prices before the record: a Price List failure leaves no run stuck at "running".
     book = await price_book(config, aws) if records is None else None
     record = {
@@ -184,6 +189,7 @@ async def _run(
             run_id=run_id,
             prices=book,
             stop=stop,
+            known_functions=found.reads if found is not None else {},
         )
         engine = (
             RecordedEngine(aws, settings, records, "apply" if applying else "undo", config.force)
@@ -234,6 +240,7 @@ async def _run(
             ),
             prices=book.origin if book else "",
             stopped_by=stop.signum,
+            found=found,
         )
         await store.write(run_key(run_id, "report.json"), report.document())
         await store.write(

@@ -37,7 +37,11 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
-        ([], {}, "no environment suffix: set ENVIRONMENT_SUFFIX or pass --suffix"),
+        ([], {}, "no environment suffix: set ENVIRONMENT_SUFFIX, pass --suffix or --all"),
+        (["--all", "--suffix", "dev"], {}, "--all finds the environments: leave out --suffix"),
+        (["--suffix", "dev", "--match", "pr-*"], {}, "--match and --exclude filter what --all"),
+        (["--all", "--exclude", "pr-1,"], {}, "--exclude takes a glob of suffixes (e.g. 'pr-*')"),
+        (["iam-policy", "--all", "--suffix", "dev"], {}, "--all finds the environments"),
         ([], {"ENVIRONMENT_SUFFIX": "Dev_1"}, "environment suffix 'Dev_1' must be lower-case"),
         (["--suffix", "dev,-x"], {}, "environment suffix '-x' must be lower-case"),
         (["--suffix", "dev", "--output", "xml"], {}, "argument --output: invalid choice: 'xml'"),

@@ -285,3 +285,34 @@ def test_the_printed_policy_covers_run_records_in_a_state_bucket(
     assert _denied(sandbox) == set()
     keys = client("s3").list_objects_v2(Bucket=bucket, Prefix="team-a/")["Contents"]
     assert any(key["Key"].endswith(f"before-images/{dev}.json") for key in keys)
+
+
+def test_all_needs_list_functions_and_nothing_more(
+    sandbox: EmbeddedSandbox,
+    seed: Seed,
+    optimize: Optimize,
+    client: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`iam-policy --for plan --all`: a dry run over every environment it finds succeeds
+    under the printed policy; the same policy without `--all` is refused ListFunctions."""
+    dev, staging = seed("dev", "staging")
+    argv = ["--for", "plan", "--account", ACCOUNT, "--region", REGION]
+    finding, not_finding = iam_policy_document([*argv, "--all"], {}), iam_policy_document(argv, {})
+    sandbox.reset_stats()
+
+    with _as(sandbox, monkeypatch, _user(client, finding)):
+        code, report = optimize("--all", "--dry-run")
+    assert code == 0, report
+    assert report["found"]["environments"] == [dev, staging]
+    assert _denied(sandbox) == set()
+
+    refused: int | None
+    answer: Any
+    with _as(sandbox, monkeypatch, _user(client, not_finding)):
+        try:
+            refused, answer = optimize("--all", "--dry-run")
+        except Exception as error:  # the region's list is read before any environment
+            refused, answer = None, errors.describe(error)
+    assert refused != 0, answer
+    assert _denied(sandbox) == {"lambda:ListFunctions"}

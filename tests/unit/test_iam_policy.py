@@ -185,7 +185,7 @@ def test_any_account_and_region() -> None:
 @pytest.mark.parametrize("purpose", PURPOSES)
 def test_wildcards_stand_only_where_documented(purpose: Purpose, suffixes: tuple[str]) -> None:
     exact = bool(suffixes)
-    for statement in _policy(purpose, *suffixes)["Statement"]:
+    for statement in _policy(purpose, *suffixes, find_all=True)["Statement"]:
         actions, resources = set(statement["Action"]), statement["Resource"]
         if resources == ["*"]:
             assert actions <= set(WILDCARDS), statement
@@ -197,8 +197,9 @@ def test_wildcards_stand_only_where_documented(purpose: Purpose, suffixes: tuple
                 assert re.fullmatch(r"arn:aws:logs:[^*]+:log-group:[^*]+:\*", resource)
                 assert resource.removesuffix(":*") in resources
     for action in (*WILDCARDS, *ACCOUNT_WIDE):  # the tables are not stale
-        assert action in _actions(_policy("apply", *suffixes, live_prices=True))
+        assert action in _actions(_policy("apply", *suffixes, live_prices=True, find_all=True))
     assert "pricing:GetProducts" not in _actions(_policy("apply", *suffixes))  # table prices
+    assert "lambda:ListFunctions" not in _actions(_policy("apply", *suffixes))  # no --all
     assert "pricing:GetProducts" not in _actions(_policy("rollback", live_prices=True))
 
 
