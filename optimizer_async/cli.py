@@ -73,6 +73,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     _reporting(parser)
     add("--log-format", choices=("json", "console"), help="default: console on a terminal")
     add("--log-level", choices=logs.LEVELS, default="info")
+    add(
+        "--no-progress",
+        action="store_true",
+        help="no live progress on a terminal (elsewhere: no `progress` log events)",
+    )
     add("--log-file", type=Path, metavar="F", help="write logs to F instead of stderr")
     add(
         "--time-scale",
@@ -576,6 +581,7 @@ def _common_config(
         "state_dir": args.state_dir,
         "time_scale": args.time_scale,
         "quotas": _quotas(args.quota),
+        "progress": not args.no_progress,
     }
 
 

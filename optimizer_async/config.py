@@ -85,3 +85,4 @@ class RunConfig:
     free_tier: bool = False  # --free-tier: the account's free tier, applied once
     prices: PriceSource = "table"  # --prices: the dated table, or the Price List API
     days: int = 14  # savings: the longest window before and since the run
+    progress: bool = True  # live on a terminal, else a `progress` log event (progress.py)

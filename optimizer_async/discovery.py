@@ -28,6 +28,7 @@ from optimizer_async.aws.gateway import Aws
 from optimizer_async.core import FUNCTION, belongs_elsewhere, find_function
 from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.naming import DEFAULT_FUNCTION_BASE, EnvironmentNames
+from optimizer_async.progress import Counts
 from optimizer_async.steps.base import (
     AccountPart,
     EnvironmentPart,
@@ -61,8 +62,10 @@ class Discovery:
         parts: Sequence[Part[Any]] = (),
         targets: Targets | None = None,
         known: Mapping[str, FunctionState] | None = None,
+        progress: Counts | None = None,
     ) -> None:
         self.aws = aws
+        self._progress = progress or Counts()  # `discovered` counts environments' cores
         self._known = dict(known or {})  # read moments ago: each taken once, then read again
         self.function_bases = tuple(function_bases)
         self.context = ReadContext(aws, targets or Targets())
@@ -109,6 +112,8 @@ class Discovery:
             except Exception as error:
                 cores[suffix] = error
                 return
+            finally:
+                self._progress.discovered += 1
             reads.values[suffix] = dict(env.parts)
             for part in self._environment:
                 send.send_nowait((part, env))

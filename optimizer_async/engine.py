@@ -38,6 +38,7 @@ from optimizer_async.plan import (
     plan_fleet,
 )
 from optimizer_async.pricing import PriceBook
+from optimizer_async.progress import Counts
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, Facts, FunctionOutcome
 from optimizer_async.signals import StopRequest
 from optimizer_async.snapshot import before_image
@@ -75,6 +76,7 @@ class EngineSettings:
     stop: StopRequest | None = None  # once requested, no new write starts
     # Functions read moments ago by name (`--all`'s finder): discovery takes them as read.
     known_functions: Mapping[str, FunctionState] = field(default_factory=dict)
+    progress: Counts = field(default_factory=Counts)  # what people watching the run see
 
 
 @dataclass
@@ -98,7 +100,12 @@ class Engine:
         self.steps = {step.name: step for step in settings.steps}
         self.parts = self._parts()
         self.discovery = Discovery(
-            aws, settings.function_bases, self.parts, settings.targets, settings.known_functions
+            aws,
+            settings.function_bases,
+            self.parts,
+            settings.targets,
+            settings.known_functions,
+            settings.progress,
         )
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
         self._iam_gate = IamGate(aws.clock)
@@ -150,6 +157,7 @@ class Engine:
                 except Exception as error:  # e.g. before-images could not be written
                     outcome.error = errors.describe(error)
                     log.error("environment.failed", error=outcome.error)
+                    self.settings.progress.failed += 1
                     return
             applied[env_plan.suffix] = inventory
 
@@ -210,9 +218,11 @@ class Engine:
                     reason = f"discovery failed: {errors.describe(inventory)}"
                     log.error("environment.discovery_failed", suffix=suffix, error=reason)
                     plans[suffix] = failed_environment(suffix, reason)
+                    self.settings.progress.failed += 1
                     continue
                 inventories[suffix] = inventory
                 plans[suffix] = self.plan_environment(inventory)
+                self.settings.progress.planned += 1
                 log.info(
                     "environment.planned",
                     suffix=suffix,
@@ -346,6 +356,7 @@ class Engine:
                 reason = errors.describe(error)
                 for result in results:
                     result.status, result.error = "failed", reason
+                self.settings.progress.failed += len(results)
                 log.error("step.failed", error=reason)
                 return reason
             finally:
@@ -353,6 +364,7 @@ class Engine:
                     latest.end(written)
             for result in results:
                 result.status = "applied"
+            self.settings.progress.applied += len(results)
             log.info(
                 "step.applied",
                 changes=len(results),
@@ -386,6 +398,7 @@ class Engine:
                 if isinstance(found, Exception):  # e.g. the re-read was refused
                     outcome.error = errors.describe(found)
                     log.error("environment.failed", error=outcome.error)
+                    self.settings.progress.failed += 1
                     continue
                 if found is not None:
                     self._judge(found, outcome)
@@ -400,6 +413,7 @@ class Engine:
             result.verified = result.change.key not in remaining
             if not result.verified:
                 result.error = "re-read after the update still differs from the target"
+        self.settings.progress.verified += sum(bool(o.verified) for o in applied)
         log.info(
             "environment.verified",
             changes=len(applied),

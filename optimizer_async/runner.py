@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, cast
 
 import anyio
 import structlog
@@ -27,6 +27,7 @@ from optimizer_async import (
     plan_file,
     price_list,
     pricing,
+    progress,
     realised,
     signals,
 )
@@ -111,9 +112,13 @@ async def run_once(
             await watching.start(signals.watch, stop)
         async with Aws.open(aws_settings, clock) as aws:
             calls = aws.counter.mark()  # the run's report counts the preflight too
-            await aws.preflight()
+            account = await aws.preflight()
             store = await open_store(config, aws)
-            report = await _run(aws, store, config, stop=stop, since=calls)
+            counts = progress.Counts()
+            if config.progress:
+                place = progress.Place(account, aws.region, counts, aws.busiest_queue)
+                watching.start_soon(progress.watch, [place], progress.on_terminal())
+            report = await _run(aws, store, config, stop=stop, since=calls, counts=counts)
         watching.cancel_scope.cancel()
     return report
 
@@ -126,9 +131,11 @@ async def _run(
     trigger: str | None = None,
     stop: StopRequest | None = None,
     since: tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str]]] | None = None,
+    counts: progress.Counts | None = None,
 ) -> RunReport:
     """A run with its record. `records`: a rollback's before-images when the caller has them
-    already (the bake's); `trigger`: what started it, when not the command line."""
+    already (the bake's); `trigger`: what started it, when not the command line; `counts`:
+    where its progress is counted for whoever watches."""
     run_id, stop = new_run_id(), stop or StopRequest()
     # UTC from the run's clock: the sandbox's model time in tests, so a run can be backdated.
     started_at, started = aws.clock.utcnow(), time.monotonic()
@@ -152,6 +159,8 @@ async def _run(
     if config.find_all and records is None:
         found = await finder.find(aws, bases, finder.Filters(config.match, config.exclude))
         suffixes = found.suffixes
+    counts = counts or progress.Counts()
+    counts.environments = len(suffixes)
     # Prices before the record: a Price List failure leaves no run stuck at "running".
     book = await price_book(config, aws) if records is None else None
     record = {
@@ -190,6 +199,7 @@ async def _run(
             prices=book,
             stop=stop,
             known_functions=found.reads if found is not None else {},
+            progress=counts,
         )
         engine = (
             RecordedEngine(aws, settings, records, "apply" if applying else "undo", config.force)
@@ -400,13 +410,24 @@ def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> N
     sys.stdout.flush()
 
 
+class _Stderr:
+    """stderr as it is at each write, not as it was when logging was configured: the live
+    progress display redirects it, so log lines print above the display, not through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 @contextlib.contextmanager
 def _log_stream(path: Path | None) -> Iterator[TextIO]:
     """The run's log stream; afterwards logging goes back to structlog's defaults, so that
     nothing logs into a closed file once the run is over (callers embedding `main`)."""
     try:
         if path is None:
-            yield sys.stderr
+            yield cast(TextIO, _Stderr())  # write and flush: all that logging uses of it
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as stream:

@@ -216,7 +216,8 @@ class Aws:
         self._clients: dict[str, Any] = {}
         self._client_lock = anyio.Lock()
         self._limiters: dict[str, AsyncLimiter] = {}
-        self._by_operation: dict[tuple[str, str], AsyncLimiter | None] = {}
+        self._by_operation: dict[tuple[str, str], tuple[str, AsyncLimiter] | None] = {}
+        self._queued: Counter[str] = Counter()  # calls waiting for their bucket, by bucket
         # Calls of a service inside the SDK at once: twice its connection pool, so the pool
         # stays busy while the rest wait as bare coroutines, not as signed requests.
         self._in_flight: dict[str, anyio.Semaphore] = {}
@@ -350,8 +351,15 @@ class Aws:
             self._clients[service] = client
         return client
 
-    def _limiter(self, service: str, operation: str) -> AsyncLimiter | None:
-        """The operation's quota limiter (None: no published quota), looked up once."""
+    def busiest_queue(self) -> tuple[str, int] | None:
+        """The quota bucket with the most calls waiting for their turn, and how many: the
+        run's bottleneck (progress displays it). None while no call waits."""
+        busiest = max(self._queued.items(), key=lambda item: item[1], default=None)
+        return busiest if busiest is not None and busiest[1] > 0 else None
+
+    def _pacing(self, service: str, operation: str) -> tuple[str, AsyncLimiter] | None:
+        """The operation's quota bucket and limiter (None: no published quota), looked up
+        once."""
         key = (service, operation)
         try:
             return self._by_operation[key]
@@ -359,7 +367,7 @@ class Aws:
             limiter = self._by_operation[key] = self._bucket_limiter(service, operation)
             return limiter
 
-    def _bucket_limiter(self, service: str, operation: str) -> AsyncLimiter | None:
+    def _bucket_limiter(self, service: str, operation: str) -> tuple[str, AsyncLimiter] | None:
         bucket = quotas.bucket_for(service, operation)
         if bucket is None:
             return None
@@ -369,7 +377,7 @@ class Aws:
             rate = quotas.rate_of(bucket, raised) * self.settings.time_scale * QUOTA_HEADROOM
             limiter = _paced(max(rate, 0.01))
             self._limiters[bucket.name] = limiter
-        return limiter
+        return bucket.name, limiter
 
     async def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         """Call `service.operation(**params)` under its quota; raises botocore's errors."""
@@ -391,15 +399,20 @@ class Aws:
         its retry quota is spent, which a burst of throttles does (a stalled endpoint, or
         another tool on the account's quota): a paced call that still ends throttled waits
         a moment and goes through its limiter again, a few times, before it fails."""
-        limiter = self._limiter(service, operation)
+        paced = self._pacing(service, operation)
         for round_ in range(1, _THROTTLED_ROUNDS + 2):
-            if limiter is not None:
-                await limiter.acquire()
+            if paced is not None:
+                bucket, limiter = paced
+                self._queued[bucket] += 1
+                try:
+                    await limiter.acquire()
+                finally:
+                    self._queued[bucket] -= 1
             try:
                 return await self._attempt(client, service, operation, params)
             except Exception as error:
                 throttled = errors.error_code(error) in errors.THROTTLE_CODES
-                if limiter is None or not throttled or round_ > _THROTTLED_ROUNDS:
+                if paced is None or not throttled or round_ > _THROTTLED_ROUNDS:
                     raise
             await self.sleep(_THROTTLED_PAUSE_S * round_)
         raise AssertionError("unreachable: the last round returns or raises")

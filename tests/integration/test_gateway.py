@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import pytest
+from aiolimiter import AsyncLimiter
 from botocore.exceptions import ClientError
 from botocore.loaders import Loader
 
@@ -101,14 +102,18 @@ def test_a_data_path_the_user_set_is_searched_after_ours(
     assert searched[2:] == Loader().search_paths  # then botocore's own, as without ours
 
 
+def _limiter(aws: Aws, service: str, operation: str) -> AsyncLimiter:
+    paced = aws._pacing(service, operation)
+    assert paced is not None
+    return paced[1]
+
+
 async def test_a_raised_quota_sets_its_buckets_pace_and_no_other(endpoint_url: str) -> None:
     raised = (("cloudwatch.PutMetricAlarm", 20.0),)
     settings = AwsSettings(region=REGION, endpoint_url=endpoint_url, quotas=raised)
     async with Aws.open(settings) as aws:
-        alarms = aws._limiter("cloudwatch", "PutMetricAlarm")
-        retention = aws._limiter("logs", "PutRetentionPolicy")
-    assert alarms is not None
-    assert retention is not None
+        alarms = _limiter(aws, "cloudwatch", "PutMetricAlarm")
+        retention = _limiter(aws, "logs", "PutRetentionPolicy")
     assert alarms.max_rate / alarms.time_period == pytest.approx(20.0 * QUOTA_HEADROOM)
     assert retention.max_rate / retention.time_period == pytest.approx(5.0 * QUOTA_HEADROOM)
 
@@ -122,9 +127,8 @@ async def test_a_quota_below_one_call_a_second_paces_one_call_at_a_time(
     settings = AwsSettings(region=REGION, endpoint_url=endpoint_url, quotas=raised)
     async with Aws.open(settings) as aws:
         answer = await aws.cloudwatch.describe_alarms(AlarmNamePrefix="none-")
-        alarms = aws._limiter("cloudwatch", "DescribeAlarms")
+        alarms = _limiter(aws, "cloudwatch", "DescribeAlarms")
     assert answer["MetricAlarms"] == []
-    assert alarms is not None
     assert alarms.max_rate == 1.0
     assert alarms.time_period == pytest.approx(1 / (0.5 * QUOTA_HEADROOM))
 
@@ -139,8 +143,7 @@ async def test_a_limiter_releases_a_quarter_second_of_calls_at_once(
         region=REGION, endpoint_url=endpoint_url, quotas=(("lambda.GetFunction", quota),)
     )
     async with Aws.open(settings) as aws:
-        limiter = aws._limiter("lambda", "GetFunction")
-        assert limiter is not None
+        limiter = _limiter(aws, "lambda", "GetFunction")
         released = 0
         while limiter.has_capacity() and released < 200:
             await limiter.acquire()
