@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from optimizer_async import iam_policy, logs, plan_file, signals
+from optimizer_async import iam_policy, logs, plan_file, shards, signals
 from optimizer_async.aws import quotas
 from optimizer_async.config import (
     OUTPUT_FORMATS,
@@ -57,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-COMMANDS: Final = ("apply", "rollback", "runs", "savings", "iam-policy")
+COMMANDS: Final = ("apply", "rollback", "runs", "savings", "report", "iam-policy")
 _RUN_ID_RE: Final = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 _ACCOUNT_RE: Final = re.compile(r"\d{12}")
 _DURATION_RE: Final = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -160,6 +160,33 @@ def build_savings_parser() -> argparse.ArgumentParser:
     add("--days", type=int, default=14, metavar="N", help="longest window each side (14)")
     _common(parser)
     return parser
+
+
+def build_report_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=f"{PROG} report",
+        description="merge: join the JSON reports of a run's shards (--shard I/N) into the "
+        "report one run over every environment would have written. No AWS call is made.",
+    )
+    add = parser.add_argument
+    add("action", choices=("merge",))
+    add("reports", nargs="+", type=Path, metavar="REPORT", help="every shard's JSON report")
+    add("--report-file", type=Path, metavar="F", help="also write the merged report to F")
+    return parser
+
+
+def _report_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+    return RunConfig(
+        suffixes=(),
+        region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        command="merge",
+        merge=tuple(args.reports),
+        output="json",
+        report_file=_writable(args.report_file, "--report-file"),
+        log_format="json",
+        log_level="warning",
+        progress=False,
+    )
 
 
 def build_runs_parser() -> argparse.ArgumentParser:
@@ -273,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every environment of the region: a function {base}-{suffix} whose "
         "environment-suffix tag names that suffix (ENVIRONMENT_SUFFIX is then ignored)",
+    )
+    add(
+        "--shard",
+        metavar="I/N",
+        help="only shard I (from 0) of N of the environments, by rendezvous hashing of "
+        "(account, region, suffix); auto/N takes I from JOB_COMPLETION_INDEX or "
+        "AWS_BATCH_JOB_ARRAY_INDEX. Join the shards' JSON reports with `report merge`",
     )
     add("--match", action="append", default=[], metavar="GLOB", help="with --all: only these")
     add("--exclude", action="append", default=[], metavar="GLOB", help="with --all: not these")
@@ -392,6 +426,8 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         return _savings_config(build_savings_parser().parse_args(list(argv[1:])), environ)
     if argv and argv[0] == "apply":
         return _apply_config(build_apply_parser().parse_args(list(argv[1:])), environ)
+    if argv and argv[0] == "report":
+        return _report_config(build_report_parser().parse_args(list(argv[1:])), environ)
     args = build_parser().parse_args(list(argv))
     try:
         seed = parse_suffixes(args.seed)
@@ -407,6 +443,10 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         raise UsageError("--match and --exclude filter what --all finds: add --all")
     if not suffixes and not args.find_all:
         raise UsageError("no environment suffix: set ENVIRONMENT_SUFFIX, pass --suffix or --all")
+    try:
+        shard = None if args.shard is None else shards.parse(args.shard, environ)
+    except shards.ShardError as error:
+        raise UsageError(str(error)) from None
     if args.plan_out is not None and not args.dry_run:
         raise UsageError("--plan-out needs --dry-run: a plan file is reviewed, then applied")
     bake = _bake(args.bake, args.dry_run)
@@ -440,6 +480,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         find_all=args.find_all,
         match=match,
         exclude=exclude,
+        shard=shard,
         dry_run=args.dry_run,
         function_bases=bases,
         targets=targets,

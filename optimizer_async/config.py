@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import DEFAULT_FUNCTION_BASE
+from optimizer_async.shards import Shard
 from optimizer_async.targets import Targets
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 OutputFormat = Literal["table", "json", "markdown"]
 PriceSource = Literal["table", "live"]
 PRICE_SOURCES: Final[tuple[PriceSource, ...]] = ("table", "live")
-Command = Literal["run", "rollback", "runs", "apply", "savings"]
+Command = Literal["run", "rollback", "runs", "apply", "savings", "merge"]
 OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
 
 
@@ -86,3 +87,5 @@ class RunConfig:
     prices: PriceSource = "table"  # --prices: the dated table, or the Price List API
     days: int = 14  # savings: the longest window before and since the run
     progress: bool = True  # live on a terminal, else a `progress` log event (progress.py)
+    shard: Shard | None = None  # --shard I/N: this run's share of the environments
+    merge: tuple[Path, ...] = ()  # report merge: the shards' JSON reports

@@ -25,7 +25,8 @@ from optimizer_async.config import OutputFormat
 from optimizer_async.costs import Money, usd_range
 from optimizer_async.finder import Finding
 from optimizer_async.results import ChangeOutcome, EnvironmentOutcome
-from optimizer_async.steps.base import render_value
+from optimizer_async.shards import Shard
+from optimizer_async.steps.base import MoneyLine, render_value
 from optimizer_async.steps.registry import REGISTRY
 
 SCHEMA_VERSION: Final = 1
@@ -51,6 +52,8 @@ class RunReport:
     prices: str = f"table {pricing.PRICES_AS_OF}"  # where the prices came from
     stopped_by: int | None = None  # the signal that stopped the run, if one did
     found: Finding | None = None  # --all: what was found, every candidate with its reason
+    account: str | None = None  # the account the run read
+    sharding: Sharding | None = None  # --shard: this run's share, and what merging needs
 
     @property
     def command(self) -> str:
@@ -67,14 +70,7 @@ class RunReport:
 
     @property
     def status(self) -> str:
-        if self.stopped_by is not None:
-            return "stopped"
-        if self.failed:
-            return "failed"
-        statuses = {env.status for env in self.environments}
-        if "changed" in statuses:
-            return "converged"
-        return "planned" if "planned" in statuses else "nothing_to_do"
+        return run_status({env.status for env in self.environments}, self.stopped_by is not None)
 
     @property
     def exit_code(self) -> int:
@@ -95,6 +91,7 @@ class RunReport:
             "run_id": self.run_id,
             "dry_run": self.dry_run,
             "status": self.status,
+            "account": self.account,
             "region": self.region,
             "started_at": self.started_at.isoformat(),
             "elapsed_s": round(self.elapsed_s, 3),
@@ -107,19 +104,82 @@ class RunReport:
             "steps": list(self.steps),
             "found": None if self.found is None else self.found.to_json(),
             "environments": json_text.Lazy(self.environments, _environment_json),
-            "savings": {
-                "monthly_usd": round(savings.net_usd, 2),
-                "monthly_usd_low": round(savings.net_low_usd, 2),
-                **_labels(savings),
-                "basis": "; ".join(savings.bases),
-                "estimated": self.dry_run,
-                "prices_as_of": pricing.PRICES_AS_OF,
-                "price_region": self.region,
-                "prices": self.prices,
-                "account_lines": [line.to_json() for line in self.account_money.lines],
-            },
+            "savings": savings_json(
+                savings, self.account_money, self.dry_run, self.region, self.prices
+            ),
             "api_calls": self.api_calls,
+            "shard": None if self.sharding is None else self.sharding.to_json(self.environments),
         }
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """A `--shard` run's share of the work, and what `report merge` needs to join the
+    shards' reports into the report one run over everything would have written: every
+    environment in order, and the money lines at full precision (the account's tiers and
+    free tier are priced over all shards' lines together, once)."""
+
+    shard: Shard
+    every: tuple[str, ...]  # every environment of the run before sharding, in order
+    free_tier: bool
+
+    def to_json(self, environments: list[EnvironmentOutcome]) -> dict[str, Any]:
+        return {
+            "index": self.shard.index,
+            "count": self.shard.count,
+            "of": list(self.every),
+            "environments": [env.suffix for env in environments],
+            "free_tier": self.free_tier,
+            "money_lines": json_text.Lazy(
+                environments,
+                lambda env: {
+                    "suffix": env.suffix,
+                    "lines": [exact_line(line) for line in env.total_money.lines],
+                },
+            ),
+        }
+
+
+def exact_line(line: MoneyLine) -> dict[str, Any]:
+    """A money line as it is, not rounded for reading: `report merge` prices with it."""
+    return {
+        "label": line.label,
+        "effect": line.effect,
+        "monthly_usd": line.monthly_usd,
+        "low_usd": line.low_usd,
+        "basis": line.basis,
+        "inputs": dict(line.inputs),
+        "source": line.source,
+        "assumed": line.assumed,
+    }
+
+
+def run_status(statuses: set[str], stopped: bool) -> str:
+    """A run's status from its environments' statuses."""
+    if stopped:
+        return "stopped"
+    if "failed" in statuses:
+        return "failed"
+    if "changed" in statuses:
+        return "converged"
+    return "planned" if "planned" in statuses else "nothing_to_do"
+
+
+def savings_json(
+    savings: Money, account_money: Money, dry_run: bool, region: str, prices: str
+) -> dict[str, Any]:
+    """A report's `savings`: the run's net, by label, and the account's lines."""
+    return {
+        "monthly_usd": round(savings.net_usd, 2),
+        "monthly_usd_low": round(savings.net_low_usd, 2),
+        **_labels(savings),
+        "basis": "; ".join(savings.bases),
+        "estimated": dry_run,
+        "prices_as_of": pricing.PRICES_AS_OF,
+        "price_region": region,
+        "prices": prices,
+        "account_lines": [line.to_json() for line in account_money.lines],
+    }
 
 
 def _labels(money: Money) -> dict[str, float]:

@@ -24,6 +24,7 @@ from optimizer_async import (
     finder,
     json_text,
     logs,
+    merge,
     plan_file,
     price_list,
     pricing,
@@ -39,7 +40,7 @@ from optimizer_async.costs import Money
 from optimizer_async.engine import Engine, EngineSettings, FleetRun
 from optimizer_async.inventory import FINGERPRINT_KEY
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
-from optimizer_async.report import RunReport, render_runs, render_savings
+from optimizer_async.report import RunReport, Sharding, render_runs, render_savings
 from optimizer_async.report import write as write_report
 from optimizer_async.signals import StopRequest
 from optimizer_async.state import (
@@ -159,6 +160,11 @@ async def _run(
     if config.find_all and records is None:
         found = await finder.find(aws, bases, finder.Filters(config.match, config.exclude))
         suffixes = found.suffixes
+    sharding = None
+    if config.shard is not None and records is None:
+        account, every = await aws.account_id(), suffixes
+        suffixes = tuple(s for s in every if config.shard.takes(account, aws.region, s))
+        sharding = Sharding(config.shard, tuple(every), config.free_tier)
     counts = counts or progress.Counts()
     counts.environments = len(suffixes)
     # Prices before the record: a Price List failure leaves no run stuck at "running".
@@ -173,6 +179,7 @@ async def _run(
         "dry_run": config.dry_run,
         "region": config.region,
         "suffixes": list(suffixes),
+        "shard": None if config.shard is None else str(config.shard),
         "steps": [step.name for step in steps],
         "status": "running",
     }
@@ -251,6 +258,8 @@ async def _run(
             prices=book.origin if book else "",
             stopped_by=stop.signum,
             found=found,
+            account=await aws.account_id(),
+            sharding=sharding,
         )
         await store.write(run_key(run_id, "report.json"), report.document())
         await store.write(
@@ -480,6 +489,8 @@ def _command(config: RunConfig) -> int:
     )
     if config.sandbox is not None:
         return _run_in_sandbox(config, settings)
+    if config.command == "merge":
+        return _merge(config)
     try:
         if config.command == "runs":
             sys.stdout.write(anyio.run(_list, config, settings))
@@ -493,6 +504,19 @@ def _command(config: RunConfig) -> int:
     _emit(report, config)
     _say_stopped(report)
     return report.exit_code
+
+
+def _merge(config: RunConfig) -> int:
+    """`report merge`: the shards' reports joined (merge.py); bad reports are bad input."""
+    try:
+        merged = merge.merge(merge.load(config.merge), new_run_id())
+    except merge.MergeError as error:
+        raise UsageError(str(error)) from None
+    text = "".join(json_text.chunks(merged)) + "\n"
+    if config.report_file is not None:
+        write_atomically(config.report_file, text)
+    sys.stdout.write(text)
+    return 0
 
 
 def _run_in_sandbox(config: RunConfig, settings: AwsSettings) -> int:

@@ -1,0 +1,165 @@
+"""`report merge SHARD.json ...`: the shards' JSON reports joined into the report one run
+over every environment would have written: its ids, times and API call counts aside, and
+each function's `evidence.report_lines.scan`, which describes the Logs Insights query of
+the shard that read it (the query's id, the log groups it read together, its bytes).
+
+Every shard must be there exactly once, from the same run configuration (dry run or not,
+steps, account, region, prices, the same environments in all: `shard.of`). Environments
+come in the order the run had them; the money is priced again over all the shards' lines
+at full precision (`shard.money_lines`), so the account's tiers and free tier count once,
+as in one run; API calls are summed (each shard made its own preflight and listing).
+No AWS call is made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from optimizer_async import bill, pricing
+from optimizer_async.costs import Money
+from optimizer_async.report import SCHEMA_VERSION, run_status, savings_json
+from optimizer_async.steps.base import MoneyLine
+
+
+class MergeError(ValueError):
+    """Reports that cannot be merged: which, and why."""
+
+
+def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The shard reports, each checked to be one."""
+    documents = []
+    for path in paths:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise MergeError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
+        if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
+            raise MergeError(f"{path} is not a lambda-optimizer JSON report")
+        if not isinstance(document.get("shard"), dict):
+            raise MergeError(f"{path} is not a shard's report (a run with --shard I/N)")
+        documents.append(document)
+    return documents
+
+
+def merge(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
+    """One report from the shards' (see the module's docstring)."""
+    if not documents:
+        raise MergeError("no reports to merge")
+    shards = [document["shard"] for document in documents]
+    count = _same(documents, lambda d: d["shard"]["count"], "shard count")
+    _every_shard_once(sorted(shard["index"] for shard in shards), count)
+    for what, value in (
+        ("dry run", lambda d: d["dry_run"]),
+        ("command", lambda d: d["command"]),
+        ("account", lambda d: d["account"]),
+        ("region", lambda d: d["region"]),
+        ("steps", lambda d: d["steps"]),
+        ("prices", lambda d: d["savings"]["prices"]),
+        ("environments", lambda d: d["shard"]["of"]),
+        ("free tier", lambda d: d["shard"]["free_tier"]),
+        ("found", lambda d: d.get("found")),
+    ):
+        _same(documents, value, what)
+    first = documents[0]
+    order = {suffix: i for i, suffix in enumerate(first["shard"]["of"])}
+    environments = sorted(
+        (env for document in documents for env in document["environments"]),
+        key=lambda env: order[env["suffix"]],
+    )
+    lines_by_suffix = {
+        entry["suffix"]: [MoneyLine(**line) for line in entry["lines"]]
+        for shard in shards
+        for entry in shard["money_lines"]
+    }
+    lines = [line for env in environments for line in lines_by_suffix.get(env["suffix"], [])]
+    region, prices = first["region"], first["savings"]["prices"]
+    account_money = bill.account_lines(lines, _book(region, prices), first["shard"]["free_tier"])
+    stopped = [d["stopped_by"] for d in documents if d["stopped_by"]]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "dry_run": first["dry_run"],
+        "status": run_status({env["status"] for env in environments}, bool(stopped)),
+        "account": first["account"],
+        "region": region,
+        "started_at": min(d["started_at"] for d in documents),
+        "elapsed_s": max(d["elapsed_s"] for d in documents),  # the shards ran side by side
+        "command": first["command"],
+        "rollback_of": None,
+        "stopped_by": stopped[0] if stopped else None,
+        "applied_plan": None,
+        "plan_out": None,
+        "bake": None,
+        "steps": first["steps"],
+        "found": first.get("found"),
+        "environments": environments,
+        "savings": savings_json(
+            Money.total([Money(tuple(lines)), account_money]),
+            account_money,
+            first["dry_run"],
+            region,
+            prices,
+        ),
+        "api_calls": _calls([d["api_calls"] for d in documents]),
+        "shard": None,
+        "merged_from": [d["run_id"] for d in sorted(documents, key=lambda d: d["shard"]["index"])],
+    }
+
+
+def _same(
+    documents: Sequence[dict[str, Any]], value: Callable[[dict[str, Any]], Any], what: str
+) -> Any:
+    """The value every report has; MergeError naming the first that differs."""
+    first = value(documents[0])
+    for document in documents[1:]:
+        if value(document) != first:
+            raise MergeError(
+                f"the reports differ in {what}: {documents[0]['run_id']} and "
+                f"{document['run_id']} are not shards of one run"
+            )
+    return first
+
+
+def _every_shard_once(indexes: list[int], count: int) -> None:
+    twice = sorted({i for i in indexes if indexes.count(i) > 1})
+    if twice:
+        raise MergeError(f"shard(s) {', '.join(f'{i}/{count}' for i in twice)} given twice")
+    missing = [i for i in range(count) if i not in indexes]
+    if missing:
+        raise MergeError(f"shard(s) {', '.join(f'{i}/{count}' for i in missing)} missing")
+
+
+def _book(region: str, prices: str) -> pricing.PriceBook:
+    """The price table the shards priced from; live prices are not read again offline."""
+    book = pricing.table(region)
+    if prices and prices != book.origin:
+        raise MergeError(
+            f"the shards were priced from {prices!r}: report merge prices again from the "
+            f"table ({book.origin}); run the shards with --prices table to merge them"
+        )
+    return book
+
+
+def _calls(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The shards' API call counts, summed."""
+    by_operation: dict[str, dict[str, int]] = {}
+    failed: dict[str, int] = {}
+    for snapshot in snapshots:
+        for service, operations in snapshot["by_operation"].items():
+            mine = by_operation.setdefault(service, {})
+            for operation, count in operations.items():
+                mine[operation] = mine.get(operation, 0) + count
+        for key, count in snapshot["failed"].items():
+            failed[key] = failed.get(key, 0) + count
+    return {
+        "total": sum(s["total"] for s in snapshots),
+        "writes": sum(s["writes"] for s in snapshots),
+        "attempts": sum(s["attempts"] for s in snapshots),
+        "by_operation": {
+            service: dict(sorted(ops.items())) for service, ops in sorted(by_operation.items())
+        },
+        "failed": dict(sorted(failed.items())),
+    }
