@@ -16,12 +16,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from optimizer_async import bill, pricing
 from optimizer_async.costs import Money
 from optimizer_async.report import SCHEMA_VERSION, run_status, savings_json
 from optimizer_async.steps.base import MoneyLine
+
+# What merging reads of each report (`found` may be absent: a run without --all).
+_NEEDED: Final = (
+    "run_id", "dry_run", "command", "account", "region", "steps", "started_at",
+    "elapsed_s", "stopped_by", "environments", "savings", "api_calls",
+)  # fmt: skip
+_NEEDED_OF_SHARD: Final = ("index", "count", "of", "free_tier", "money_lines")
 
 
 class MergeError(ValueError):
@@ -40,6 +47,10 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
             raise MergeError(f"{path} is not a lambda-optimizer JSON report")
         if not isinstance(document.get("shard"), dict):
             raise MergeError(f"{path} is not a shard's report (a run with --shard I/N)")
+        missing = [key for key in _NEEDED if key not in document]
+        missing += [f"shard.{key}" for key in _NEEDED_OF_SHARD if key not in document["shard"]]
+        if missing:
+            raise MergeError(f"{path} is not a whole shard report: no {', '.join(missing)}")
         documents.append(document)
     return documents
 

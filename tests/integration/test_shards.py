@@ -84,7 +84,12 @@ def test_merge_refuses_an_incomplete_or_foreign_set_in_one_line(
         reports[name] = tmp_path / f"{name}.json"
         reports[name].write_text(json.dumps(report))
 
+    cut = json.loads(reports["0of2"].read_text())
+    del cut["shard"]["money_lines"], cut["account"]
+    reports["cut"] = tmp_path / "cut.json"
+    reports["cut"].write_text(json.dumps(cut))
     for paths, message in [
+        ((reports["cut"],), "cut.json is not a whole shard report: no account, shard.money_lines"),
         ((reports["0of2"],), "shard(s) 1/2 missing"),
         ((reports["0of2"], reports["0of2"]), "shard(s) 0/2 given twice"),
         ((reports["plain"],), "is not a shard's report (a run with --shard I/N)"),
