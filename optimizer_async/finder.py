@@ -125,7 +125,8 @@ def judge(suffix: str, state: FunctionState | None) -> tuple[bool, str]:
 async def listed_names(aws: Aws) -> list[str]:
     """Every function in the region, by name (ListFunctions, 50 a page)."""
     names: list[str] = []
-    async for page in aws.pages("Marker", aws.lambda_.list_functions, MaxItems=50):
+    pages = aws.pages(("Marker", "NextMarker"), aws.lambda_.list_functions, MaxItems=50)
+    async for page in pages:
         names.extend(str(fn["FunctionName"]) for fn in page.get("Functions", ()))
     return names
 

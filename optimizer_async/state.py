@@ -163,10 +163,11 @@ class S3StateStore:
     Objects are written with server-side encryption whatever the bucket's default.
     """
 
-    def __init__(self, aws: Aws, bucket: str, prefix: str = "") -> None:
+    def __init__(self, aws: Aws, bucket: str, prefix: str = "", page_size: int = 1000) -> None:
         self.aws = aws
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.page_size = page_size  # keys a listing page holds (S3's most: 1000)
 
     @property
     def location(self) -> str:
@@ -235,10 +236,11 @@ class S3StateStore:
     async def keys(self, prefix: str) -> list[str]:
         found: list[str] = []
         async for page in self.aws.pages(
-            "ContinuationToken",
+            ("ContinuationToken", "NextContinuationToken"),
             self.aws.s3.list_objects_v2,
             Bucket=self.bucket,
             Prefix=self.prefix + prefix,
+            MaxKeys=self.page_size,
         ):
             found += [str(item.get("Key"))[len(self.prefix) :] for item in page.get("Contents", [])]
         return sorted(key for key in found if key.endswith(".json"))

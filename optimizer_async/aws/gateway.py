@@ -458,18 +458,25 @@ class Aws:
 
     @staticmethod
     async def pages(
-        token: str, method: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+        token: str | tuple[str, str],
+        method: Callable[P, Awaitable[R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
     ) -> AsyncIterator[R]:
-        """Every page of a paginated call; `token` names the request and response token."""
+        """Every page of a paginated call. `token` names the request's and the answer's
+        token when they are one name (`NextToken`), else both: ListFunctions takes a
+        `Marker` and answers a `NextMarker`."""
+        asked, answered = (token, token) if isinstance(token, str) else token
         call = cast(Callable[..., Awaitable[R]], method)
         params: dict[str, Any] = dict(kwargs)
         while True:
             page = await call(*args, **params)
             yield page
-            next_token = cast(Mapping[str, Any], page).get(token)
+            next_token = cast(Mapping[str, Any], page).get(answered)
             if not next_token:
                 return
-            params[token] = next_token
+            params[asked] = next_token
 
     def scaled(self, seconds: float) -> float:
         """A wait of `seconds` on AWS's clock, on this run's clock."""

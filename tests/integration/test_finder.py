@@ -3,6 +3,8 @@ and each candidate's function is read once for finding and discovery together.""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable
 
 from tests.conftest import ClientFactory
@@ -74,3 +76,32 @@ def test_all_in_an_empty_selection_has_nothing_to_do(optimize: Optimize, unique:
     assert report["status"] == "nothing_to_do"
     assert report["found"]["environments"] == []
     assert report["environments"] == []
+
+
+def test_all_reads_every_page_of_the_regions_functions(
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
+) -> None:
+    """ListFunctions answers 50 a page: the environment listed last is found too."""
+    (first,) = seed(unique("first"))
+    lam = client("lambda")
+    role = lam.get_function(FunctionName=f"lambda-function-{first}")["Configuration"]["Role"]
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("index.py", "def handler(event, context):\n    return event\n")
+    for n in range(55):  # functions of no environment, listed between the two
+        lam.create_function(
+            FunctionName=unique(f"other-{n}"),
+            Runtime="python3.12",
+            Role=role,
+            Handler="index.handler",
+            Code={"ZipFile": zipped.getvalue()},
+        )
+    (last,) = seed(unique("last"))
+
+    code, report = optimize("--all", "--match", f"{first.split('-')[0]}-*", "--dry-run")
+
+    assert code == 0
+    assert report["found"]["environments"] == sorted([first, last])
+    listed = report["found"]["functions_listed"]
+    assert listed >= 57
+    assert report["api_calls"]["by_operation"]["lambda"]["ListFunctions"] == -(-listed // 50)

@@ -6,7 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from optimizer_async.state import FINGERPRINT_KEY_NAME
+from optimizer_async.aws.gateway import Aws
+from optimizer_async.state import FINGERPRINT_KEY_NAME, S3StateStore
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique
 from tests.integration.test_rollback import assert_as_before
@@ -79,3 +80,15 @@ def test_a_bucket_that_cannot_keep_records_safely_is_refused_before_any_write(
     assert client("s3").list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
     code, _ = optimize("--suffix", dev, "--state-bucket", f"s3://{unique('missing')}")
     assert code == 2
+
+
+async def test_a_listing_reads_every_page_of_keys(
+    aws: Aws, client: ClientFactory, unique: Unique
+) -> None:
+    """S3 answers a continuation in `NextContinuationToken` and takes it back as
+    `ContinuationToken`: pages of two keys, five records, every one listed."""
+    bucket = safe_bucket(client, unique("paged"))
+    store = S3StateStore(aws, bucket, "team", page_size=2)
+    for n in range(5):
+        await store.write(f"runs/r{n}/run.json", {"n": n})
+    assert await store.keys("runs/") == [f"runs/r{n}/run.json" for n in range(5)]

@@ -15,6 +15,7 @@ from optimizer_async.sandbox.patches import (
     lambda_concurrency,
     lambda_config_fields,
     lambda_dlq_permission,
+    lambda_list_paging,
     lambda_revision_id,
     lambda_update_lifecycle,
     logs_group_identifiers,
@@ -38,6 +39,7 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     lambda_revision_id.apply()  # after the lifecycle: a stale revision opens no update window
     lambda_dlq_permission.apply()  # likewise for a refused dead-letter queue
     lambda_concurrency.apply()
+    lambda_list_paging.apply()
     workload_lambda.apply()  # last of Lambda's: it records only what the others let through
     logs_group_identifiers.apply()
     logs_retention.apply()
