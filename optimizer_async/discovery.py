@@ -63,8 +63,10 @@ class Discovery:
         targets: Targets | None = None,
         known: Mapping[str, FunctionState] | None = None,
         progress: Counts | None = None,
+        refused: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self.aws = aws
+        self._refused = refused  # (function, suffix) never to take: `--all` judged them
         self._progress = progress or Counts()  # `discovered` counts environments' cores
         self._known = dict(known or {})  # read moments ago: each taken once, then read again
         self.function_bases = tuple(function_bases)
@@ -156,6 +158,9 @@ class Discovery:
 
         async def one(base: str) -> None:
             name = names.function(base)
+            if (name, suffix) in self._refused:
+                log.info("function.skipped", function=name, reason="not taken by --all")
+                return
             state = self._known.pop(name, None) or await find_function(self.aws, name)
             if state is None:
                 return

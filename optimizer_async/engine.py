@@ -76,6 +76,8 @@ class EngineSettings:
     stop: StopRequest | None = None  # once requested, no new write starts
     # Functions read moments ago by name (`--all`'s finder): discovery takes them as read.
     known_functions: Mapping[str, FunctionState] = field(default_factory=dict)
+    # (function, suffix) the finder did not take: not the environment's, whatever its base.
+    refused_functions: frozenset[tuple[str, str]] = frozenset()
     progress: Counts = field(default_factory=Counts)  # what people watching the run see
 
 
@@ -106,6 +108,7 @@ class Engine:
             settings.targets,
             settings.known_functions,
             settings.progress,
+            settings.refused_functions,
         )
         self._functions_in_flight = anyio.CapacityLimiter(settings.concurrency)
         self._iam_gate = IamGate(aws.clock)

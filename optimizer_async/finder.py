@@ -78,6 +78,12 @@ class Finding:
     listed: int  # functions ListFunctions returned
     reads: dict[str, FunctionState]
 
+    @property
+    def refused(self) -> frozenset[tuple[str, str]]:
+        """(function, suffix) of the candidates not taken: discovery must not take them
+        either, as another base's function of an environment found by its first."""
+        return frozenset((c.function, c.suffix) for c in self.candidates if not c.taken)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "functions_listed": self.listed,

@@ -206,6 +206,7 @@ async def _run(
             prices=book,
             stop=stop,
             known_functions=found.reads if found is not None else {},
+            refused_functions=found.refused if found is not None else frozenset(),
             progress=counts,
         )
         engine = (

@@ -7,6 +7,7 @@ import io
 import zipfile
 from collections.abc import Callable
 
+from optimizer_async import baseline
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique
 
@@ -105,3 +106,23 @@ def test_all_reads_every_page_of_the_regions_functions(
     listed = report["found"]["functions_listed"]
     assert listed >= 57
     assert report["api_calls"]["by_operation"]["lambda"]["ListFunctions"] == -(-listed // 50)
+
+
+def test_a_found_environments_untagged_function_of_another_base_is_not_taken(
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
+) -> None:
+    """`--all` takes only what it judged: the environment is found by its first base's
+    function, and its second base's function, whose tag was taken away, stays untouched."""
+    (dev,) = seed(unique("dev"), functions_per_env=2)
+    first, second = baseline.function_bases(2)
+    _retag(client, f"{second}-{dev}", None)
+    bases = ["--function-base", first, "--function-base", second]
+
+    code, report = optimize("--all", *bases, "--match", dev, "--dry-run")
+
+    assert code == 0
+    assert report["found"]["environments"] == [dev]
+    (environment,) = report["environments"]
+    assert [fn["name"] for fn in environment["functions"]] == [f"{first}-{dev}"]
+    why = {c["function"]: c["taken"] for c in report["found"]["candidates"]}
+    assert why == {f"{first}-{dev}": True, f"{second}-{dev}": False}
