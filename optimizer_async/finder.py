@@ -11,7 +11,7 @@ tags), and the run's discovery is handed those reads rather than making them aga
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Final
@@ -137,12 +137,21 @@ async def listed_names(aws: Aws) -> list[str]:
     return names
 
 
-async def find(aws: Aws, bases: Sequence[str], filters: Filters) -> Finding:
-    """The environments of the region, every candidate judged (see the module's docstring)."""
+async def find(
+    aws: Aws,
+    bases: Sequence[str],
+    filters: Filters,
+    mine: Callable[[str], bool] = lambda suffix: True,
+) -> Finding:
+    """The environments of the region, every candidate judged (see the module's docstring).
+    `mine`: the suffixes this run judges at all (a shard's; the other shards judge the rest,
+    so each candidate is read once across them)."""
     names = await listed_names(aws)
     judged: dict[tuple[str, str], Candidate] = {}
     to_read: dict[str, list[str]] = {}  # function -> the suffixes it is a candidate for
     for function, suffix in candidates(names, bases):
+        if not mine(suffix):
+            continue
         refusal = filters.refusal(suffix)
         if refusal is not None:
             judged[function, suffix] = Candidate(function, suffix, False, refusal)

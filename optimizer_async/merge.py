@@ -4,10 +4,12 @@ each function's `evidence.report_lines.scan`, which describes the Logs Insights 
 the shard that read it (the query's id, the log groups it read together, its bytes).
 
 Every shard must be there exactly once, from the same run configuration (dry run or not,
-steps, account, region, prices, the same environments in all: `shard.of`). Environments
-come in the order the run had them; the money is priced again over all the shards' lines
-at full precision (`shard.money_lines`), so the account's tiers and free tier count once,
-as in one run; API calls are summed (each shard made its own preflight and listing).
+steps, account, region, prices, free tier; `--all` or not), and no environment in two.
+Environments come in the order the run had them (with `--all`, each shard found and judged
+the candidates of its own suffixes: their findings are joined). The money is priced again
+over all the shards' lines at full precision (`shard.money_lines`), so the account's tiers
+and free tier count once, as in one run; API calls are summed. The merged report's exit
+code is the run's: 1 if an environment failed.
 No AWS call is made.
 """
 
@@ -59,6 +61,13 @@ def merge(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
     """One report from the shards' (see the module's docstring)."""
     if not documents:
         raise MergeError("no reports to merge")
+    try:
+        return _merged(documents, run_id)
+    except (KeyError, TypeError, ValueError) as error:  # a report edited by hand, or cut
+        raise MergeError(f"the reports cannot be read as shards of one run: {error!r}") from None
+
+
+def _merged(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
     shards = [document["shard"] for document in documents]
     count = _same(documents, lambda d: d["shard"]["count"], "shard count")
     _every_shard_once(sorted(shard["index"] for shard in shards), count)
@@ -69,17 +78,18 @@ def merge(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
         ("region", lambda d: d["region"]),
         ("steps", lambda d: d["steps"]),
         ("prices", lambda d: d["savings"]["prices"]),
-        ("environments", lambda d: d["shard"]["of"]),
         ("free tier", lambda d: d["shard"]["free_tier"]),
-        ("found", lambda d: d.get("found")),
+        ("finding (--all)", lambda d: d.get("found") is None),
     ):
         _same(documents, value, what)
     first = documents[0]
-    order = {suffix: i for i, suffix in enumerate(first["shard"]["of"])}
-    environments = sorted(
-        (env for document in documents for env in document["environments"]),
-        key=lambda env: order[env["suffix"]],
-    )
+    environments = [env for document in documents for env in document["environments"]]
+    suffixes = [env["suffix"] for env in environments]
+    twice = sorted({suffix for suffix in suffixes if suffixes.count(suffix) > 1})
+    if twice:
+        raise MergeError(f"environment(s) {', '.join(twice)} in more than one shard's report")
+    order = {suffix: i for i, suffix in enumerate(_order(documents))}
+    environments.sort(key=lambda env: order[env["suffix"]])
     lines_by_suffix = {
         entry["suffix"]: [MoneyLine(**line) for line in entry["lines"]]
         for shard in shards
@@ -103,9 +113,9 @@ def merge(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
         "stopped_by": stopped[0] if stopped else None,
         "applied_plan": None,
         "plan_out": None,
-        "bake": None,
+        "bake": _bake([d["bake"] for d in documents if d.get("bake")]),
         "steps": first["steps"],
-        "found": first.get("found"),
+        "found": _found([d["found"] for d in documents if d.get("found") is not None]),
         "environments": environments,
         "savings": savings_json(
             Money.total([Money(tuple(lines)), account_money]),
@@ -117,6 +127,41 @@ def merge(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
         "api_calls": _calls([d["api_calls"] for d in documents]),
         "shard": None,
         "merged_from": [d["run_id"] for d in sorted(documents, key=lambda d: d["shard"]["index"])],
+    }
+
+
+def _order(documents: Sequence[dict[str, Any]]) -> list[str]:
+    """The run's order of environments: the suffixes given (the same in every shard), or,
+    where each shard found its own (`--all`), by suffix, as one run's finder orders them."""
+    given = [d["shard"]["of"] for d in documents]
+    if all(of == given[0] for of in given):
+        return list(given[0])
+    return sorted({suffix for of in given for suffix in of})
+
+
+def _found(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """`--all`'s findings joined: each shard judged the candidates of its own suffixes."""
+    if not findings:
+        return None
+    candidates = [c for found in findings for c in found["candidates"]]
+    return {
+        "functions_listed": max(found["functions_listed"] for found in findings),
+        "environments": sorted({s for found in findings for s in found["environments"]}),
+        "candidates": sorted(candidates, key=lambda c: (c["suffix"], c["function"])),
+    }
+
+
+def _bake(bakes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The shards' bakes as one: every function rolled back, the first error if any."""
+    if not bakes:
+        return None
+    return {
+        "duration_s": max(bake["duration_s"] for bake in bakes),
+        "polls": max(int(bake.get("polls", 0)) for bake in bakes),
+        "error": next((bake["error"] for bake in bakes if bake.get("error")), None),
+        "rolled_back": {
+            name: why for bake in bakes for name, why in bake.get("rolled_back", {}).items()
+        },
     }
 
 

@@ -156,15 +156,19 @@ async def _run(
     else:
         steps = REGISTRY.select(config.only, config.skip)
         suffixes, bases = config.suffixes, config.function_bases
-    found = None
-    if config.find_all and records is None:
-        found = await finder.find(aws, bases, finder.Filters(config.match, config.exclude))
+    found, sharding, shard = None, None, config.shard if records is None else None
+    account = await aws.account_id()
+
+    def mine(suffix: str) -> bool:
+        return shard is None or shard.takes(account, aws.region, suffix)
+
+    if config.find_all and records is None:  # a shard judges only its own candidates
+        filters = finder.Filters(config.match, config.exclude)
+        found = await finder.find(aws, bases, filters, mine)
         suffixes = found.suffixes
-    sharding = None
-    if config.shard is not None and records is None:
-        account, every = await aws.account_id(), suffixes
-        suffixes = tuple(s for s in every if config.shard.takes(account, aws.region, s))
-        sharding = Sharding(config.shard, tuple(every), config.free_tier)
+    if shard is not None:
+        every, suffixes = suffixes, tuple(s for s in suffixes if mine(s))
+        sharding = Sharding(shard, tuple(every), config.free_tier)
     counts = counts or progress.Counts()
     counts.environments = len(suffixes)
     # Prices before the record: a Price List failure leaves no run stuck at "running".
@@ -259,7 +263,7 @@ async def _run(
             prices=book.origin if book else "",
             stopped_by=stop.signum,
             found=found,
-            account=await aws.account_id(),
+            account=account,
             sharding=sharding,
         )
         await store.write(run_key(run_id, "report.json"), report.document())
@@ -487,6 +491,8 @@ def _command(config: RunConfig) -> int:
         time_scale=config.time_scale,
         quotas=config.quotas,
         max_connections=max(16, config.concurrency * 2),
+        # N shards run side by side on one account's quotas: each paces at 1/N of them.
+        quota_share=1.0 / config.shard.count if config.shard is not None else 1.0,
     )
     if config.sandbox is not None:
         return _run_in_sandbox(config, settings)
@@ -517,7 +523,7 @@ def _merge(config: RunConfig) -> int:
     if config.report_file is not None:
         write_atomically(config.report_file, text)
     sys.stdout.write(text)
-    return 0
+    return 1 if merged["status"] in ("failed", "stopped") else 0  # as the run would have
 
 
 def _run_in_sandbox(config: RunConfig, settings: AwsSettings) -> int:

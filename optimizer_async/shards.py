@@ -20,7 +20,7 @@ from typing import Final
 
 # Where job runners put an array task's index, in the order they are looked at.
 INDEX_VARIABLES: Final = ("JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX")
-_SHARD_RE: Final = re.compile(r"(?P<index>\d+|auto)/(?P<count>\d+)")
+_SHARD_RE: Final = re.compile(r"(?P<index>[0-9]+|auto)/(?P<count>[0-9]+)")
 MAX_SHARDS: Final = 10_000
 
 
@@ -70,7 +70,7 @@ def parse(text: str, environ: Mapping[str, str]) -> Shard:
                 f"--shard auto/{count}: set I, or run where {' or '.join(INDEX_VARIABLES)} is set"
             )
         given = environ[variable].strip()
-        if not given.isdigit():
+        if not (given.isascii() and given.isdigit()):
             raise ShardError(f"{variable}={given!r} is not a shard index")
     index = int(given)
     if index >= count:

@@ -95,6 +95,8 @@ class AwsSettings:
     quotas: tuple[tuple[str, float], ...] = ()  # (bucket, rate): an account's raised quotas
     max_connections: int = 64
     max_attempts: int = 8
+    # The part of every quota this process may use: 1/N for one of N shards side by side.
+    quota_share: float = 1.0
 
 
 class Unavailable(Exception):
@@ -375,6 +377,7 @@ class Aws:
         if limiter is None:
             raised = dict(self.settings.quotas)
             rate = quotas.rate_of(bucket, raised) * self.settings.time_scale * QUOTA_HEADROOM
+            rate *= self.settings.quota_share
             limiter = _paced(max(rate, 0.01))
             self._limiters[bucket.name] = limiter
         return bucket.name, limiter

@@ -118,6 +118,15 @@ async def test_a_raised_quota_sets_its_buckets_pace_and_no_other(endpoint_url: s
     assert retention.max_rate / retention.time_period == pytest.approx(5.0 * QUOTA_HEADROOM)
 
 
+async def test_one_of_n_shards_paces_at_its_share_of_every_quota(endpoint_url: str) -> None:
+    settings = AwsSettings(region=REGION, endpoint_url=endpoint_url, quota_share=0.25)
+    async with Aws.open(settings) as aws:
+        alarms = _limiter(aws, "cloudwatch", "PutMetricAlarm")
+        reads = _limiter(aws, "lambda", "GetFunction")
+    assert alarms.max_rate / alarms.time_period == pytest.approx(3.0 * QUOTA_HEADROOM / 4)
+    assert reads.max_rate / reads.time_period == pytest.approx(100.0 * QUOTA_HEADROOM / 4)
+
+
 async def test_a_quota_below_one_call_a_second_paces_one_call_at_a_time(
     endpoint_url: str,
 ) -> None:

@@ -89,9 +89,10 @@ def test_without_a_terminal_there_is_no_display(
 
 
 async def test_the_gateway_names_the_bucket_calls_queue_for(endpoint_url: str) -> None:
-    """Three DescribeAlarms at 0.5/s: one goes, two wait in its bucket (progress shows it)."""
+    """Three DescribeAlarms at one per 20 s: one goes, two wait in its bucket (progress
+    shows it); the next would go 20 s on, far beyond the test's own pace."""
     settings = AwsSettings(
-        region=REGION, endpoint_url=endpoint_url, quotas=(("cloudwatch.DescribeAlarms", 0.5),)
+        region=REGION, endpoint_url=endpoint_url, quotas=(("cloudwatch.DescribeAlarms", 0.05),)
     )
     async with Aws.open(settings) as aws:
         assert aws.busiest_queue() is None

@@ -51,16 +51,19 @@ def test_shards_cover_every_environment_once_and_merge_into_one_runs_report(
     assert code == 0
     assert [e["suffix"] for e in whole["environments"]] == sorted(suffixes)
 
+    reads = whole["api_calls"]["by_operation"]["lambda"]["GetFunction"]
     for count in range(1, 5):
-        paths, taken = [], []
+        paths, taken, read = [], [], 0
         for index in range(count):
             code, part = optimize(*ours, "--shard", f"{index}/{count}")
             assert code == 0
-            assert part["shard"]["of"] == sorted(suffixes)
+            assert part["shard"]["of"] == part["shard"]["environments"]  # it found its own
             taken += part["shard"]["environments"]
+            read += part["api_calls"]["by_operation"]["lambda"].get("GetFunction", 0)
             paths.append(tmp_path / f"{count}-{index}.json")
             paths[-1].write_text(json.dumps(part))
         assert sorted(taken) == sorted(suffixes)  # every environment, exactly once
+        assert read == reads  # each candidate read by one shard only
 
         code, out, err = _merge(capsys, *reversed(paths))  # in any order
         assert code == 0, err

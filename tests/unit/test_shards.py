@@ -46,6 +46,7 @@ def test_parse_takes_an_index_or_the_job_runners() -> None:
         ("0/0", {}, "N must be between 1 and"),
         ("auto/4", {}, "set I, or run where JOB_COMPLETION_INDEX or AWS_BATCH"),
         ("auto/4", {"JOB_COMPLETION_INDEX": "x"}, "JOB_COMPLETION_INDEX='x' is not a shard"),
+        ("auto/4", {"JOB_COMPLETION_INDEX": "²"}, "JOB_COMPLETION_INDEX='²' is not a shard"),
     ],
 )
 def test_parse_refuses_what_names_no_shard(
