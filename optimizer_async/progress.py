@@ -31,6 +31,7 @@ _REFRESH_S: Final = 0.5  # the live display's redraw
 class Counts:
     """One account and region's run so far: environments and changes."""
 
+    run_id: str = ""  # known once the run has started
     environments: int = 0  # to discover (known once the suffixes are)
     discovered: int = 0  # environments whose functions were read (or failed to be)
     planned: int = 0  # environments planned
@@ -39,7 +40,10 @@ class Counts:
     failed: int = 0  # environments and changes that failed
 
     def to_json(self) -> dict[str, int]:
-        return asdict(self)
+        """The counts (the run id goes on the event itself)."""
+        counts = asdict(self)
+        del counts["run_id"]
+        return counts
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,8 @@ async def watch(
     if not live:
         while True:
             await sleep(interval_s)
-            log.info("progress", **event(places))
+            run_ids = [place.counts.run_id for place in places if place.counts.run_id]
+            log.info("progress", **event(places), **({"run_id": run_ids[0]} if run_ids else {}))
     console = Console(stderr=True)
     with Live(
         table(places),

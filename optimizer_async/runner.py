@@ -164,13 +164,14 @@ async def _run(
 
     if config.find_all and records is None:  # a shard judges only its own candidates
         filters = finder.Filters(config.match, config.exclude)
-        found = await finder.find(aws, bases, filters, mine)
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            found = await finder.find(aws, bases, filters, mine)
         suffixes = found.suffixes
     if shard is not None:
         every, suffixes = suffixes, tuple(s for s in suffixes if mine(s))
         sharding = Sharding(shard, tuple(every), config.free_tier)
     counts = counts or progress.Counts()
-    counts.environments = len(suffixes)
+    counts.run_id, counts.environments = run_id, len(suffixes)
     # Prices before the record: a Price List failure leaves no run stuck at "running".
     book = await price_book(config, aws) if records is None else None
     record = {

@@ -113,7 +113,9 @@ def test_the_display_has_a_row_per_place_and_a_total(places: int) -> None:
     from optimizer_async import progress
 
     rows = [
-        progress.Place(f"11111111111{i}", REGION, progress.Counts(3, 3, 2, 5, 4, 1), lambda: None)
+        progress.Place(
+            f"11111111111{i}", REGION, progress.Counts("", 3, 3, 2, 5, 4, 1), lambda: None
+        )
         for i in range(places)
     ]
     console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
@@ -131,7 +133,7 @@ async def test_elsewhere_a_progress_event_comes_every_interval() -> None:
 
     from optimizer_async import progress
 
-    counts = progress.Counts(environments=4, discovered=4, planned=3, applied=7)
+    counts = progress.Counts("20261129T000000Z-abcdef", 4, discovered=4, planned=3, applied=7)
     place = progress.Place("123456789012", REGION, counts, lambda: ("lambda.GetFunction", 9))
     intervals: list[float] = []
 
@@ -148,6 +150,7 @@ async def test_elsewhere_a_progress_event_comes_every_interval() -> None:
     assert intervals == [5.0, 5.0, 5.0]
     assert len(events) == 2
     assert {e["event"] for e in events} == {"progress"}
+    assert {e["run_id"] for e in events} == {"20261129T000000Z-abcdef"}
     assert events[0]["places"] == [
         {
             "account": "123456789012",
