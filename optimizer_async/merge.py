@@ -63,6 +63,8 @@ def merge(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
         raise MergeError("no reports to merge")
     try:
         return _merged(documents, run_id)
+    except MergeError:
+        raise
     except (KeyError, TypeError, ValueError) as error:  # a report edited by hand, or cut
         raise MergeError(f"the reports cannot be read as shards of one run: {error!r}") from None
 

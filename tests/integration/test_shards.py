@@ -102,4 +102,6 @@ def test_merge_refuses_an_incomplete_or_foreign_set_in_one_line(
         assert code == 2
         assert out == ""
         assert err.count("\n") == 1
+        assert err.startswith("lambda-optimizer: error: ")
         assert message in err
+        assert "cannot be read" not in err  # said plainly, not wrapped as unreadable
