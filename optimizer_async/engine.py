@@ -285,6 +285,7 @@ class Engine:
                                 f"not attempted: {dependency[0]} failed ({failures[dependency]})"
                             )
                         failures[slot] = f"{dependency[0]} failed"
+                        self.settings.progress.failed += len(outcomes)
                         return
                 for name in step.after_if_run:  # an order only: their outcome does not matter
                     soft = (name, slot[1])
@@ -322,6 +323,7 @@ class Engine:
             return False
         for result in outcomes:
             result.status, result.error = "failed", f"not started: stopped by {stop.name}"
+        self.settings.progress.failed += len(outcomes)
         return True
 
     def _dependencies(self, step: Step, function: str | None, plan: EnvironmentPlan) -> list[_Slot]:

@@ -118,9 +118,14 @@ async def test_a_failed_step_stops_only_the_steps_after_it(
 ) -> None:
     (suffix,) = seed(unique("dev"))
     _Tag.applied.clear()
-    run = await new_engine(aws, tmp_path, (_Broken(), _Tag(), _TagAfterBroken())).run([suffix])
+    engine = new_engine(aws, tmp_path, (_Broken(), _Tag(), _TagAfterBroken()))
+    run = await engine.run([suffix])
     (env,) = run.environments
     outcomes = {o.change.step: o for o in env.all_changes()}
+    # What a person watching saw: the failed change and the one not attempted after it.
+    counts = engine.settings.progress
+    assert (counts.discovered, counts.planned, counts.applied, counts.verified) == (1, 1, 1, 1)
+    assert counts.failed == 2
     assert (outcomes["broken"].status, outcomes["broken"].error) == (
         "failed",
         "RuntimeError: boom",
