@@ -12,7 +12,7 @@ tags), and the run's discovery is handed those reads rather than making them aga
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Final
 
@@ -45,12 +45,7 @@ class Candidate:
     reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "function": self.function,
-            "suffix": self.suffix,
-            "taken": self.taken,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

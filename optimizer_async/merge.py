@@ -16,6 +16,7 @@ No AWS call is made.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -87,7 +88,7 @@ def _merged(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
     first = documents[0]
     environments = [env for document in documents for env in document["environments"]]
     suffixes = [env["suffix"] for env in environments]
-    twice = sorted({suffix for suffix in suffixes if suffixes.count(suffix) > 1})
+    twice = sorted(suffix for suffix, n in Counter(suffixes).items() if n > 1)
     if twice:
         raise MergeError(f"environment(s) {', '.join(twice)} in more than one shard's report")
     order = {suffix: i for i, suffix in enumerate(_order(documents))}
@@ -182,7 +183,7 @@ def _same(
 
 
 def _every_shard_once(indexes: list[int], count: int) -> None:
-    twice = sorted({i for i in indexes if indexes.count(i) > 1})
+    twice = sorted(i for i, n in Counter(indexes).items() if n > 1)
     if twice:
         raise MergeError(f"shard(s) {', '.join(f'{i}/{count}' for i in twice)} given twice")
     missing = [i for i in range(count) if i not in indexes]

@@ -142,16 +142,7 @@ class Sharding:
 
 def exact_line(line: MoneyLine) -> dict[str, Any]:
     """A money line as it is, not rounded for reading: `report merge` prices with it."""
-    return {
-        "label": line.label,
-        "effect": line.effect,
-        "monthly_usd": line.monthly_usd,
-        "low_usd": line.low_usd,
-        "basis": line.basis,
-        "inputs": dict(line.inputs),
-        "source": line.source,
-        "assumed": line.assumed,
-    }
+    return {**line.to_json(), "monthly_usd": line.monthly_usd, "low_usd": line.low_usd}
 
 
 def run_status(statuses: set[str], stopped: bool) -> str:

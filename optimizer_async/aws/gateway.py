@@ -366,10 +366,10 @@ class Aws:
         try:
             return self._by_operation[key]
         except KeyError:
-            limiter = self._by_operation[key] = self._bucket_limiter(service, operation)
-            return limiter
+            paced = self._by_operation[key] = self._bucket_pacing(service, operation)
+            return paced
 
-    def _bucket_limiter(self, service: str, operation: str) -> tuple[str, AsyncLimiter] | None:
+    def _bucket_pacing(self, service: str, operation: str) -> tuple[str, AsyncLimiter] | None:
         bucket = quotas.bucket_for(service, operation)
         if bucket is None:
             return None
