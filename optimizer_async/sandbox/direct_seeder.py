@@ -8,6 +8,9 @@ attaches the workload as `PUT /_sandbox/workload` does. The request contents com
 the functions the HTTP Seeder uses; tests/sandbox/test_direct_seeder.py seeds one
 environment each way and compares every answer the optimizer reads. The HTTP Seeder stays
 the way to seed LocalStack or a sandbox in another process.
+
+Any account: `account_id` names the one the environments are created in (the default
+account's unless given), as the HTTP Seeder does through that account's credentials.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from functools import cache
 from typing import Final
 
 from moto.awslambda.models import lambda_backends
-from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 from moto.logs.models import logs_backends
 from moto.s3.models import s3_backends
@@ -40,6 +42,7 @@ from optimizer_async.environment_spec import (
     environment_spec,
 )
 from optimizer_async.sandbox import runtime
+from optimizer_async.sandbox.accounts import DEFAULT_ACCOUNT, checked_account
 from optimizer_async.sandbox.patches import workload_lambda
 from optimizer_async.sandbox.seeder import (
     SeededEnvironment,
@@ -96,9 +99,10 @@ class DirectSeeder:
         *,
         functions_per_env: int = 1,
         profiles: Sequence[str] = (DEFAULT_PROFILE,),
+        account_id: str = DEFAULT_ACCOUNT,
     ) -> None:
         self.region = region
-        self.account_id = DEFAULT_ACCOUNT_ID
+        self.account_id = checked_account(account_id)
         self.function_bases = baseline.function_bases(functions_per_env)
         self.profiles = check_mix(profiles)
         self._assigned: dict[str, str] = {}
@@ -239,8 +243,9 @@ class DirectSeeder:
         """What the Seeder's `PUT /_sandbox/workload` and `.../stored-bytes` do, and its
         day of START / END / REPORT lines."""
         profile = profile_for(profile_name, function.name)
-        workload_lambda.attach(self.region, function.name, profile_name)
-        runtime.current().stored_bytes[(self.region, function.log_group)] = profile.stored_log_bytes
+        workload_lambda.attach(self.account_id, self.region, function.name, profile_name)
+        key = (self.account_id, self.region, function.log_group)
+        runtime.current().stored_bytes[key] = profile.stored_log_bytes
         stream = report_stream(function, baseline_model(self.region, function, profile), profile)
         if stream is None:
             return

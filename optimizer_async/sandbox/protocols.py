@@ -1,7 +1,8 @@
 """Tell which AWS operation an HTTP request is, and answer with errors in each protocol's shape.
 
 Requests are identified the way AWS's front end would: the SigV4 credential scope names the
-service and region, and the service's wire protocol (from botocore's own model) names the
+service and region, its access key the account (as moto works it out; the caller remembers
+it per key), and the service's wire protocol (from botocore's own model) names the
 operation. Errors are rendered so that botocore parses them exactly as it parses AWS's.
 
 A request's protocol is the one it speaks: recent SDKs talk JSON to CloudWatch (AWS JSON
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -23,12 +24,12 @@ from xml.sax.saxutils import escape
 
 import botocore.session
 
+from optimizer_async.sandbox.accounts import DEFAULT_ACCOUNT
 from optimizer_async.sandbox.once import built_once
 
 # SigV4 signing names that differ from botocore's service names.
 _SIGNING_NAME_TO_SERVICE: Final = {"monitoring": "cloudwatch", "email": "ses"}
-_CREDENTIAL_RE: Final = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
-_ACCESS_KEY_RE: Final = re.compile(r"Credential=([^/]+)/")
+_CREDENTIAL_RE: Final = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 UNKNOWN: Final = "Unknown"
 _JSON_CONTENT_TYPES: Final = ("application/x-amz-json-1.0", "application/x-amz-json-1.1")
 
@@ -41,6 +42,7 @@ class CallId:
     region: str
     operation: str
     protocol: str | None = None  # the wire protocol of this request (None: the model's)
+    account: str = DEFAULT_ACCOUNT  # the account the signing key acts in
 
 
 @dataclass(frozen=True)
@@ -148,18 +150,16 @@ def credential_scope(authorization: str) -> tuple[str, str] | None:
     match = _CREDENTIAL_RE.search(authorization)
     if match is None:
         return None
-    region, signing_name = match.groups()
+    _, region, signing_name = match.groups()
     return region, _SIGNING_NAME_TO_SERVICE.get(signing_name, signing_name)
 
 
-def credential_access_key(authorization: str) -> str | None:
-    """The access key id that signed a SigV4 request, if it is one."""
-    match = _ACCESS_KEY_RE.search(authorization)
-    return match.group(1) if match else None
-
-
-def identify(environ: Mapping[str, Any], body: bytes) -> CallId:
-    """Service, region and operation of a WSGI request (body already read by the caller)."""
+def identify(
+    environ: Mapping[str, Any], body: bytes, account_of: Callable[[str], str] | None = None
+) -> CallId:
+    """Service, region, operation and account of a WSGI request (body already read by the
+    caller). `account_of` maps an access key to its account (default: every key is the
+    default account's); moto's `x-moto-account-id` header overrides it, as in moto."""
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     auth = environ.get("HTTP_AUTHORIZATION", "")
     match = _CREDENTIAL_RE.search(auth) or _CREDENTIAL_RE.search(
@@ -167,21 +167,24 @@ def identify(environ: Mapping[str, Any], body: bytes) -> CallId:
     )
     if match is None:
         return CallId(UNKNOWN, UNKNOWN, UNKNOWN)
-    region, signing_name = match.groups()
+    access_key, region, signing_name = match.groups()
     service = _SIGNING_NAME_TO_SERVICE.get(signing_name, signing_name)
+    account = environ.get("HTTP_X_MOTO_ACCOUNT_ID") or (
+        account_of(access_key) if account_of is not None else DEFAULT_ACCOUNT
+    )
 
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     protocol = protocol_of(service)
     if target:
         content_type = environ.get("CONTENT_TYPE", "")
         spoken = "json" if content_type.startswith(_JSON_CONTENT_TYPES) else protocol
-        return CallId(service, region, target.rsplit(".", 1)[-1], spoken)
+        return CallId(service, region, target.rsplit(".", 1)[-1], spoken, account)
     if protocol in ("query", "ec2"):
         action = query.get("Action") or parse_qs(body.decode("utf-8", "replace")).get("Action")
-        return CallId(service, region, action[0] if action else UNKNOWN)
+        return CallId(service, region, action[0] if action else UNKNOWN, None, account)
     if protocol in ("rest-json", "rest-xml"):
-        return CallId(service, region, _match_rest(service, environ, query))
-    return CallId(service, region, UNKNOWN)
+        return CallId(service, region, _match_rest(service, environ, query), None, account)
+    return CallId(service, region, UNKNOWN, None, account)
 
 
 # --- errors in each protocol's shape ----------------------------------------------------------

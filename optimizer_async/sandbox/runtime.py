@@ -1,5 +1,8 @@
 """The sandbox's live state: configuration, clock, seeded randomness, quota buckets, counters,
-the workload model and its Logs Insights queries.
+the workload model and its Logs Insights queries, and the account of each access key.
+
+AWS's quotas are per account and region, so a bucket is one (account, region, bucket); so
+are the workload model's functions, their queries and their log groups' stored bytes.
 
 moto keeps its backends in process-wide globals, so there is one runtime per process; the
 patches and the traffic shaper both read it. Reconfiguring swaps the config atomically and
@@ -20,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from optimizer_async.aws.quotas import QuotaBucket, rate_of
+from optimizer_async.sandbox.accounts import KeyAccounts
 from optimizer_async.sandbox.clock import Clock, SystemClock
 from optimizer_async.sandbox.config import FaultKind, SandboxConfig
 from optimizer_async.sandbox.stats import CallStats
@@ -56,14 +60,15 @@ class SandboxRuntime:
     def __init__(self, config: SandboxConfig, clock: Clock | None = None) -> None:
         self.stats = CallStats()
         self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str], TokenBucket] = {}
         self._config = config
         self._clock: Clock = clock or SystemClock()
         self._rng = random.Random(config.fault_seed)
-        # CloudWatch Logs storedBytes as AWS would measure them, keyed by (region, log group).
-        self.stored_bytes: dict[tuple[str, str], int] = {}
+        # CloudWatch Logs storedBytes as AWS would measure them: (account, region, log group).
+        self.stored_bytes: dict[tuple[str, str, str], int] = {}
         self.workload = WorkloadModel()
         self.insights = InsightsQueries()
+        self.accounts = KeyAccounts()  # the account of each access key seen
         # (UTC, clock reading, clock) at the anchor: one tuple, swapped whole.
         self._anchor = (datetime.now(UTC), self._clock.now(), self._clock)
 
@@ -107,13 +112,13 @@ class SandboxRuntime:
         with self._lock:
             self._anchor = (datetime.now(UTC), self._clock.now(), self._clock)
 
-    def allow(self, region: str, bucket: QuotaBucket) -> bool:
-        """Take one request from the (region, bucket) quota; False means throttle it.
+    def allow(self, account: str, region: str, bucket: QuotaBucket) -> bool:
+        """Take one request from the account's (region, bucket) quota; False means throttle it.
 
         The bucket's rate is AWS's default or the configured raised quota, x time scale.
         """
         with self._lock:
-            key = (region, bucket.name)
+            key = (account, region, bucket.name)
             limiter = self._buckets.get(key)
             if limiter is None:
                 rate = rate_of(bucket, dict(self._config.quotas))

@@ -15,6 +15,12 @@ over time. Elsewhere (LocalStack: `sandbox_control=False`) the seeder writes `me
 of daily PutMetricData points computed by the same model at baseline. Both ways, each log
 group gets a day of real START / END / REPORT lines, one invocation an hour.
 
+Accounts: the seeder works in the account of its credentials (`credentials`: an access key
+and secret, with a session token for credentials STS AssumeRole handed out; default: the
+environment's). Seeding through a member account's assumed-role credentials creates
+everything in that account, and the workload is attached there (`"account"` in the control
+payloads), so its metrics are answered to that account's callers.
+
 The seeder only runs against an explicit endpoint: it never creates resources in real AWS.
 """
 
@@ -87,7 +93,7 @@ class Seeder:
         metric_days: int = 30,
         profiles: Sequence[str] = (DEFAULT_PROFILE,),
         sandbox_control: bool = True,
-        credentials: tuple[str, str] | None = None,
+        credentials: tuple[str, str] | tuple[str, str, str] | None = None,
     ) -> None:
         if not endpoint_url.startswith(("http://", "https://")):
             raise ValueError(
@@ -99,9 +105,15 @@ class Seeder:
         self.metric_days = metric_days
         self.profiles = check_mix(profiles)
         self.sandbox_control = sandbox_control
-        access_key, secret_key = credentials or (None, None)
+        access_key = secret_key = token = None
+        if credentials:  # (key, secret) or, from STS, (key, secret, session token)
+            access_key, secret_key = credentials[0], credentials[1]
+            token = credentials[2] if len(credentials) == 3 else None
         session = boto3.session.Session(
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=token,
+            region_name=region,
         )
         config = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=32)
         self._clients: dict[str, Any] = {
@@ -113,6 +125,7 @@ class Seeder:
 
     @property
     def account_id(self) -> str:
+        """The credentials' account, as STS GetCallerIdentity tells it (asked once)."""
         if self._account_id is None:
             self._account_id = str(self._clients["sts"].get_caller_identity()["Account"])
         return self._account_id
@@ -262,12 +275,18 @@ class Seeder:
             self._control(
                 "PUT",
                 "workload",
-                {"region": self.region, "functionName": function.name, "profile": profile_name},
+                {
+                    "account": self.account_id,
+                    "region": self.region,
+                    "functionName": function.name,
+                    "profile": profile_name,
+                },
             )
             self._control(
                 "PUT",
                 "logs/stored-bytes",
                 {
+                    "account": self.account_id,
                     "region": self.region,
                     "logGroupName": function.log_group,
                     "storedBytes": profile.stored_log_bytes,

@@ -14,10 +14,11 @@ from moto.moto_api._internal.models import moto_api_backend
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from optimizer_async.sandbox import dispatch, patches, runtime
+from optimizer_async.sandbox.accounts import DEFAULT_ACCOUNT
 from optimizer_async.sandbox.clock import Clock
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.direct_seeder import DirectSeeder
-from optimizer_async.sandbox.patches import iam_authorization, workload_lambda
+from optimizer_async.sandbox.patches import iam_authorization, sts_assume_role, workload_lambda
 from optimizer_async.sandbox.request_handler import QuietRequestHandler, close_connections
 from optimizer_async.sandbox.seeder import SeededEnvironment
 from optimizer_async.sandbox.shaping import ShapingApp
@@ -36,8 +37,13 @@ class EmbeddedSandbox:
     """Start with `with EmbeddedSandbox(config) as sandbox:`; point clients at `endpoint_url`.
 
     moto's state, and the runtime with its configuration and clock, are process-wide: every
-    sandbox in a process serves the same account (`serve` seeds through one, then answers on
-    another), so run one at a time. Tests put it on virtual time with `use_clock`.
+    sandbox in a process serves the same accounts (`serve` seeds through one, then answers
+    on another), so run one at a time. Tests put it on virtual time with `use_clock`.
+
+    Accounts: the sandbox's own credentials act in the default account (123456789012);
+    `add_account` stands up an organisation member whose role STS AssumeRole hands out
+    credentials for, and those act in the member account (its own resources, quotas,
+    workload model and counts).
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class EmbeddedSandbox:
             handlers,
             reset=self.reset,
             attach_workload=workload_lambda.attach,
+            add_account=sts_assume_role.add_member_role,
             authorize=iam_authorization.authorize_call,
         )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -111,15 +118,19 @@ class EmbeddedSandbox:
         functions_per_env: int = 1,
         profiles: Sequence[str] = (DEFAULT_PROFILE,),
         region: str = "us-east-1",
+        account: str = DEFAULT_ACCOUNT,
     ) -> list[SeededEnvironment]:
         """Create environments at baseline as the HTTP Seeder does, but in this process's
         backends, some 20 times faster (see direct_seeder). Works before `start` too."""
         patches.apply_all()
-        seeder = DirectSeeder(region, functions_per_env=functions_per_env, profiles=profiles)
+        seeder = DirectSeeder(
+            region, functions_per_env=functions_per_env, profiles=profiles, account_id=account
+        )
         return seeder.seed(suffixes)
 
-    def stats(self) -> dict[str, Any]:
-        return self.runtime.stats.snapshot()
+    def stats(self, account: str | None = None) -> dict[str, Any]:
+        """The call counts (`GET /_sandbox/stats`); given an account, that account's only."""
+        return self.runtime.stats.snapshot(account)
 
     def reset_stats(self) -> None:
         self.runtime.stats.reset()
@@ -127,17 +138,34 @@ class EmbeddedSandbox:
     def reset(self) -> None:
         """Forget every AWS resource and count (moto's reset plus ours, the model included)."""
         moto_api_backend.reset()
+        self.runtime.accounts.clear()  # every access key is gone with moto's state
         self.runtime.stats.reset()
         self.runtime.stored_bytes.clear()
         self.runtime.forget_workload()
 
-    def attach_workload(self, region: str, function_name: str, profile: str) -> None:
-        """Give an existing function a named workload profile (`PUT /_sandbox/workload`)."""
-        workload_lambda.attach(region, function_name, profile)
+    def add_account(
+        self,
+        account: str,
+        role_name: str,
+        trusted_account: str = DEFAULT_ACCOUNT,
+        external_id: str | None = None,
+    ) -> str:
+        """Stand up an organisation member (`POST /_sandbox/accounts`): `role_name` in
+        `account`'s IAM, assumable by `trusted_account` (with `external_id` if given); its
+        ARN. Calling it again re-trusts the role. Works before `start` too."""
+        return sts_assume_role.add_member_role(account, role_name, trusted_account, external_id)
 
-    def workload_outcomes(self, region: str, start: datetime, end: datetime) -> dict[str, Outcome]:
+    def attach_workload(
+        self, region: str, function_name: str, profile: str, account: str = DEFAULT_ACCOUNT
+    ) -> None:
+        """Give an existing function a named workload profile (`PUT /_sandbox/workload`)."""
+        workload_lambda.attach(account, region, function_name, profile)
+
+    def workload_outcomes(
+        self, region: str, start: datetime, end: datetime, account: str = DEFAULT_ACCOUNT
+    ) -> dict[str, Outcome]:
         """What [start, end) does to each modelled function (`GET .../workload/outcomes`)."""
-        return self.runtime.workload.outcomes(region, start, end)
+        return self.runtime.workload.outcomes(account, region, start, end)
 
     def model_now(self) -> datetime:
         """The workload model's current UTC time (`GET /_sandbox/workload/now`)."""

@@ -1,7 +1,8 @@
 """WSGI middleware in front of moto: AWS's quotas, latency and faults, call counting, control API.
 
 Per request, in this order: identify the call; throttle it if its quota bucket is empty
-(in the service's own error shape); maybe inject a fault; add the call's latency; answer
+(in the service's own error shape; a bucket is the signing account's, in the request's
+region, as AWS's quotas are); maybe inject a fault; add the call's latency; answer
 from a sandbox handler (operations moto lacks; authorised first, as moto authorises its
 own) or from moto; count the outcome. moto's answer is read whole before it is sent: an
 exception anywhere inside (moto's or a patch's), or a server error no AWS client could
@@ -11,24 +12,36 @@ waits run on the runtime's clock, so tests can put them on virtual time.
 
 Control endpoints (not AWS calls, never counted):
   GET  /_sandbox/health              liveness for scripts and compose health checks
-  GET  /_sandbox/stats               call counts as JSON
+  GET  /_sandbox/stats[?account=ID]  call counts as JSON: {"total", "writes", "by_outcome",
+                                     "calls", "by_account": {ID: {"total", "writes",
+                                     "by_outcome", "by_region": {R: {"total",
+                                     "throttled"}}}}}; with an account, its counts only
+                                     (without "by_account")
   POST /_sandbox/stats/reset         zero the counts
   GET  /_sandbox/config              the current configuration
   PUT  /_sandbox/config              change it (JSON object of SandboxConfig fields;
                                      "quotas": [[bucket, rate], ...] raises AWS quotas)
   POST /_sandbox/reset               forget every AWS resource and count
-  PUT  /_sandbox/logs/stored-bytes   {"region", "logGroupName", "storedBytes"}: what AWS
-                                     would measure for a log group (moto cannot)
-  PUT  /_sandbox/workload            {"region", "functionName", "profile"}: give a function a
-                                     named workload profile (its metrics and REPORT lines
-                                     then come from the model, under its configuration)
-  GET  /_sandbox/workload/outcomes?region=R&start=ISO&end=ISO
+  PUT  /_sandbox/logs/stored-bytes   {"region", "logGroupName", "storedBytes", "account"?}:
+                                     what AWS would measure for a log group (moto cannot)
+  PUT  /_sandbox/workload            {"region", "functionName", "profile", "account"?}: give
+                                     a function a named workload profile (its metrics and
+                                     REPORT lines then come from the model, under its
+                                     configuration)
+  GET  /_sandbox/workload/outcomes?region=R&start=ISO&end=ISO[&account=ID]
                                      per modelled function, what that window did under its
                                      configuration history: {"fn": {"invocations", "errors",
                                      "outOfMemory", "timeouts", "throttles", "memoryMb",
                                      "timeoutS", "reservedConcurrency"}}
-  GET  /_sandbox/workload?region=R   {"fn": "profile name"} for the region's modelled functions
+  GET  /_sandbox/workload?region=R[&account=ID]
+                                     {"fn": "profile name"} for the region's modelled functions
   GET  /_sandbox/workload/now        {"now": ISO}: the model's current UTC time
+  POST /_sandbox/accounts            {"account", "roleName", "trustedAccount"?, "externalId"?}:
+                                     an organisation member, its role assumable by the
+                                     trusted account (with the external id): {"roleArn"}
+
+"account" is a 12-digit id; left out, it is the default account (123456789012), the one
+the sandbox's own credentials act in. Bad input is a 400 with the reason.
 """
 
 from __future__ import annotations
@@ -47,9 +60,11 @@ from urllib.parse import parse_qs
 
 from optimizer_async.aws.quotas import bucket_for
 from optimizer_async.sandbox import protocols
+from optimizer_async.sandbox.accounts import DEFAULT_ACCOUNT, checked_account
 from optimizer_async.sandbox.config import AFTER_COMMIT_KINDS, SandboxConfig
 from optimizer_async.sandbox.protocols import CallId, ErrorReply
 from optimizer_async.sandbox.runtime import SandboxRuntime
+from optimizer_async.sandbox.stats import CallStats
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -57,8 +72,10 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 OperationHandler = Callable[[CallId, bytes], tuple[int, list[tuple[str, str]], bytes]]
 # Authorises a sandbox-answered call: (call, WSGI environ, body) -> the error, if denied.
 Authorize = Callable[[CallId, dict[str, Any], bytes], ErrorReply | None]
-# Gives a function a named workload profile: (region, function name, profile name).
-AttachWorkload = Callable[[str, str, str], object]
+# Gives a function a named workload profile: (account, region, function name, profile name).
+AttachWorkload = Callable[[str, str, str, str], object]
+# Stands up a member account: (account, role name, trusted account, external id) -> role ARN.
+AddAccount = Callable[[str, str, str, str | None], str]
 
 _CONTROL_PREFIX: Final = "/_sandbox/"
 _UNSHAPED: Final = "error:" + protocols.UNKNOWN  # an error no AWS client could parse
@@ -75,6 +92,7 @@ class ShapingApp:
         handlers: dict[tuple[str, str], OperationHandler],
         reset: Callable[[], None],
         attach_workload: AttachWorkload,
+        add_account: AddAccount,
         authorize: Authorize | None = None,
     ) -> None:
         self._moto = moto_app
@@ -83,13 +101,14 @@ class ShapingApp:
         self._handlers = handlers
         self._reset = reset
         self._attach_workload = attach_workload
+        self._add_account = add_account
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith(_CONTROL_PREFIX):
             return self._control(environ, start_response, path[len(_CONTROL_PREFIX) :])
         body = _read_body(environ)
-        call = protocols.identify(environ, body)
+        call = protocols.identify(environ, body, self._runtime.accounts.of)
         if call.service == protocols.UNKNOWN:  # moto's own API, CORS preflight, ...
             return self._moto(environ, start_response)
         return self._serve(call, body, environ, start_response)
@@ -100,15 +119,19 @@ class ShapingApp:
         runtime, stats = self._runtime, self._runtime.stats
         config = runtime.config
         bucket = bucket_for(call.service, call.operation)
-        if config.rate_limits and bucket is not None and not runtime.allow(call.region, bucket):
-            stats.record(call.service, call.operation, "throttled")
+        if (
+            config.rate_limits
+            and bucket is not None
+            and not runtime.allow(call.account, call.region, bucket)
+        ):
+            _record(stats, call, "throttled")
             return _reply(start_response, protocols.throttle_error(call.service, call.protocol))
 
         fault = runtime.pick_fault()
         if fault in AFTER_COMMIT_KINDS:
             return self._lost_after_commit(call, body, environ, start_response, fault)
         if fault is not None:
-            stats.record(call.service, call.operation, f"fault:{fault}")
+            _record(stats, call, f"fault:{fault}")
             if fault == "throttle":
                 return _reply(start_response, protocols.throttle_error(call.service, call.protocol))
             if fault == "internal_error":
@@ -135,13 +158,13 @@ class ShapingApp:
             else:
                 status, headers, payload = handler(call, body)
             if fault is None:
-                stats.record(call.service, call.operation, _outcome(call, status, headers, payload))
+                _record(stats, call, _outcome(call, status, headers, payload))
             start_response(_status_line(status), headers)
             return [payload]
 
         status, headers, payload = self._call_moto(call, environ)
         if fault is None:
-            stats.record(call.service, call.operation, _outcome(call, status, headers, payload))
+            _record(stats, call, _outcome(call, status, headers, payload))
         start_response(_status_line(status), headers)
         return [payload]
 
@@ -180,7 +203,7 @@ class ShapingApp:
     ) -> Iterable[bytes]:
         """Serve the call whole (a write is applied), then lose its answer. Authorised as
         any call (moto authorises its own; the sandbox's handlers here)."""
-        self._runtime.stats.record(call.service, call.operation, f"fault:{fault}")
+        _record(self._runtime.stats, call, f"fault:{fault}")
         handler = self._handlers.get((call.service, call.operation))
         if handler is not None:
             denied = self._authorize(call, environ, body) if self._authorize else None
@@ -205,7 +228,9 @@ class ShapingApp:
             if (method, route) == ("GET", "health"):
                 return _json(start_response, {"status": "ok"})
             if (method, route) == ("GET", "stats"):
-                return _json(start_response, runtime.stats.snapshot())
+                asked = parse_qs(environ.get("QUERY_STRING", "")).get("account")
+                chosen = checked_account(asked[0]) if asked else None
+                return _json(start_response, runtime.stats.snapshot(chosen))
             if (method, route) == ("POST", "stats/reset"):
                 runtime.stats.reset()
                 return _json(start_response, {"reset": "stats"})
@@ -221,7 +246,7 @@ class ShapingApp:
                 return _json(start_response, {"reset": "all"})
             if (method, route) == ("PUT", "logs/stored-bytes"):
                 spec = json.loads(_read_body(environ))
-                key = (str(spec["region"]), str(spec["logGroupName"]))
+                key = (_account_in(spec), str(spec["region"]), str(spec["logGroupName"]))
                 runtime.stored_bytes[key] = int(spec["storedBytes"])
                 return _json(start_response, {"storedBytes": runtime.stored_bytes[key]})
             if (method, route) == ("PUT", "workload"):
@@ -231,30 +256,64 @@ class ShapingApp:
                     str(spec["functionName"]),
                     str(spec["profile"]),
                 )
-                self._attach_workload(region, function, profile)
+                account = _account_in(spec)
+                self._attach_workload(account, region, function, profile)
                 return _json(
                     start_response,
-                    {"region": region, "functionName": function, "profile": profile},
+                    {
+                        "account": account,
+                        "region": region,
+                        "functionName": function,
+                        "profile": profile,
+                    },
                 )
             if (method, route) == ("GET", "workload/outcomes"):
                 query = parse_qs(environ.get("QUERY_STRING", ""))
                 region = query["region"][0]
                 start, end = parse_time(query["start"][0]), parse_time(query["end"][0])
-                outcomes = runtime.workload.outcomes(region, start, end)
+                outcomes = runtime.workload.outcomes(_account_in(query), region, start, end)
                 return _json(
                     start_response, {name: found.to_json() for name, found in outcomes.items()}
                 )
             if (method, route) == ("GET", "workload"):
-                region = parse_qs(environ.get("QUERY_STRING", ""))["region"][0]
-                models = runtime.workload.functions(region)
+                query = parse_qs(environ.get("QUERY_STRING", ""))
+                models = runtime.workload.functions(_account_in(query), query["region"][0])
                 return _json(start_response, {m.function_name: m.profile.name for m in models})
             if (method, route) == ("GET", "workload/now"):
                 return _json(start_response, {"now": runtime.model_time().isoformat()})
+            if (method, route) == ("POST", "accounts"):
+                spec = json.loads(_read_body(environ) or b"{}")
+                if not isinstance(spec, dict):
+                    raise ValueError("expected a JSON object")
+                role_name, external_id = spec.get("roleName"), spec.get("externalId")
+                if not isinstance(role_name, str):
+                    raise ValueError(f"roleName must be a role name, not {role_name!r}")
+                if external_id is not None and not isinstance(external_id, str):
+                    raise ValueError("externalId must be a string")  # never echoed
+                role_arn = self._add_account(
+                    checked_account(spec.get("account")),
+                    role_name,
+                    checked_account(spec.get("trustedAccount", DEFAULT_ACCOUNT), "trustedAccount"),
+                    external_id,
+                )
+                return _json(start_response, {"roleArn": role_arn})
         except (ValueError, TypeError, KeyError) as error:
             return _json(start_response, {"error": str(error)}, status=400)
         return _json(
             start_response, {"error": f"no control endpoint {method} /_sandbox/{route}"}, 404
         )
+
+
+def _record(stats: CallStats, call: CallId, outcome: str) -> None:
+    stats.record(call.service, call.operation, outcome, account=call.account, region=call.region)
+
+
+def _account_in(payload: dict[str, Any]) -> str:
+    """The account a control payload or query names (a query's values are lists)."""
+    value = payload.get("account", DEFAULT_ACCOUNT)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return checked_account(value)
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

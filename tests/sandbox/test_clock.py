@@ -8,6 +8,7 @@ import pytest
 
 from optimizer_async.aws.quotas import BUCKETS
 from optimizer_async.sandbox import runtime
+from optimizer_async.sandbox.accounts import DEFAULT_ACCOUNT as ACCOUNT
 from optimizer_async.sandbox.clock import ManualClock, SystemClock
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.server import EmbeddedSandbox
@@ -67,8 +68,8 @@ def test_a_new_clock_refills_the_quota_buckets(sandbox: EmbeddedSandbox) -> None
     bucket = next(b for b in BUCKETS if b.name == "logs.DescribeLogGroups")
     with sandbox.use_clock(ManualClock(start=1_000_000.0)):
         sandbox.configure(SandboxConfig(rate_limits=True))
-        taken = sum(sandbox.runtime.allow("us-east-1", bucket) for _ in range(20))
+        taken = sum(sandbox.runtime.allow(ACCOUNT, "us-east-1", bucket) for _ in range(20))
         assert taken == 10
         sandbox.set_clock(ManualClock())  # time "goes back" a million seconds
-        taken = sum(sandbox.runtime.allow("us-east-1", bucket) for _ in range(20))
+        taken = sum(sandbox.runtime.allow(ACCOUNT, "us-east-1", bucket) for _ in range(20))
         assert taken == 10

@@ -2,7 +2,8 @@
 
 Each module fixes one gap seen in moto 5.2.5 and says which in its docstring; each is
 tested over HTTP with plain boto3 in tests/sandbox/ (test_patches.py; those serving the
-workload model in test_workload.py and test_insights.py).
+workload model in test_workload.py and test_insights.py; STS AssumeRole and the accounts it
+selects in test_accounts.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from optimizer_async.sandbox.patches import (
     price_list,
     serializer_keys,
     shared_blobs,
+    sts_assume_role,
     workload_lambda,
     xml_unparse,
 )
@@ -50,6 +52,7 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     cloudwatch_json.apply()
     moto_query_parser.apply()
     iam_authorization.apply()
+    sts_assume_role.apply()
     shared_blobs.apply()
     serializer_keys.apply()
     xml_unparse.apply()

@@ -35,7 +35,7 @@ _PLAIN_STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
 
 
 def _modelled(
-    region: str, namespace: str, metric: str, dimensions: list[dict[str, str]]
+    account: str, region: str, namespace: str, metric: str, dimensions: list[dict[str, str]]
 ) -> FunctionModel | None:
     """The modelled function a metric belongs to, or None if moto should answer."""
     if unit_of(namespace, metric) is None or len(dimensions) != 1:
@@ -46,8 +46,8 @@ def _modelled(
     workload = runtime.current().workload
     value = str(dimension.get("Value", ""))
     if namespace == "AWS/Logs":
-        return workload.for_log_group(region, value)
-    return workload.get(region, value)
+        return workload.for_log_group(account, region, value)
+    return workload.get(account, region, value)
 
 
 def _utc(moment: datetime) -> datetime:
@@ -87,14 +87,15 @@ def _series(
 
 
 def _metric_data(
-    region: str, query: dict[str, Any], start: datetime, end: datetime, scan_by: str
+    account: str, region: str, query: dict[str, Any], start: datetime, end: datetime, scan_by: str
 ) -> dict[str, Any] | None:
     stat_spec = query.get("MetricStat")
     if not stat_spec:
         return None
     metric_spec = stat_spec["Metric"]
     namespace, metric = metric_spec.get("Namespace", ""), metric_spec.get("MetricName", "")
-    model = _modelled(region, namespace, metric, list(metric_spec.get("Dimensions") or []))
+    dimensions = list(metric_spec.get("Dimensions") or [])
+    model = _modelled(account, region, namespace, metric, dimensions)
     if model is None:
         return None
     stat = str(stat_spec["Stat"])
@@ -122,7 +123,9 @@ def apply() -> None:
         answered: dict[str, dict[str, Any]] = {}
         rest = []
         for query in queries:
-            found = _metric_data(backend.region_name, query, start, end, scan_by)
+            found = _metric_data(
+                backend.account_id, backend.region_name, query, start, end, scan_by
+            )
             if found is None:
                 rest.append(query)
             elif _query_results.returned(query):
@@ -140,7 +143,13 @@ def apply() -> None:
         namespace = response._get_param("Namespace")
         metric = response._get_param("MetricName")
         dimensions = response._get_param("Dimensions", [])
-        model = _modelled(response.region, namespace or "", metric or "", list(dimensions))
+        model = _modelled(
+            str(response.current_account),
+            response.region,
+            namespace or "",
+            metric or "",
+            list(dimensions),
+        )
         if model is None:
             return original(response)
         start, end = _utc(response._get_param("StartTime")), _utc(response._get_param("EndTime"))

@@ -48,7 +48,6 @@ from moto.iam.access_control import (
     IAMRequest,
     PermissionResult,
 )
-from moto.iam.models import get_account_id_from
 from moto.secretsmanager.models import secretsmanager_backends
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
@@ -391,8 +390,7 @@ class _CallRequest:
         self.partition = "aws"
         self.service_name = call.service
         self._operation = call.operation
-        access_key = protocols.credential_access_key(str(self.headers.get("Authorization", "")))
-        self.current_account = get_account_id_from(access_key or "")
+        self.current_account = call.account  # the signing key's, as moto would find it
 
     def _get_action(self) -> str:
         return self._operation

@@ -12,7 +12,6 @@ from typing import Any
 
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, lambda_backends
-from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY
 from optimizer_async.sandbox import runtime
@@ -35,8 +34,8 @@ def _reserved(backend: Any, excluding: str | None = None) -> int:
 
 
 def get_account_settings(call: CallId, _body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-    """The GetAccountSettings answer for the sandbox's account in the caller's region."""
-    backend = lambda_backends[DEFAULT_ACCOUNT_ID][call.region]
+    """The GetAccountSettings answer for the caller's account in the caller's region."""
+    backend = lambda_backends[call.account][call.region]
     functions = list(backend.list_functions())
     limit = runtime.current().config.account_concurrency
     reserved = _reserved(backend)

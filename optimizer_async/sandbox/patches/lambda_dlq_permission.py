@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend
-from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import IAMBackend, iam_backends
 
 from optimizer_async.sandbox import runtime
@@ -89,14 +88,15 @@ def allows(documents: list[str], action: str, resource: str) -> bool:
     return allowed
 
 
-def _check_dead_letter(role_arn: str, dead_letter: Any) -> None:
+def _check_dead_letter(account: str, role_arn: str, dead_letter: Any) -> None:
+    """The function's account's IAM decides: an execution role is the function's own."""
     if not isinstance(dead_letter, dict) or not dead_letter.get("TargetArn"):
         return
     target = str(dead_letter["TargetArn"])
     if not target.startswith("arn:aws:sqs:"):
         return  # SNS topics need sns:Publish; not used by this product
     try:
-        role = iam_backends[DEFAULT_ACCOUNT_ID]["global"].get_role_by_arn(role_arn)
+        role = iam_backends[account]["global"].get_role_by_arn(role_arn)
     except Exception:
         raise InvalidParameterValueException(NO_PERMISSION_MESSAGE) from None
     if not allows(_visible_documents(role), "sqs:SendMessage", target):
@@ -131,12 +131,15 @@ def apply() -> None:
 
     @wrap_method(LambdaBackend, "create_function")
     def create(original: Any, backend: Any, spec: dict[str, Any]) -> Any:
-        _check_dead_letter(str(spec.get("Role", "")), spec.get("DeadLetterConfig"))
+        _check_dead_letter(
+            backend.account_id, str(spec.get("Role", "")), spec.get("DeadLetterConfig")
+        )
         return original(backend, spec)
 
     @wrap_method(LambdaBackend, "update_function_configuration")
     def update(original: Any, backend: Any, name: str, qualifier: Any, body: dict[str, Any]) -> Any:
         if body.get("DeadLetterConfig"):
             fn = backend.get_function(name, qualifier)
-            _check_dead_letter(str(body.get("Role") or fn.role), body["DeadLetterConfig"])
+            role = str(body.get("Role") or fn.role)
+            _check_dead_letter(backend.account_id, role, body["DeadLetterConfig"])
         return original(backend, name, qualifier, body)

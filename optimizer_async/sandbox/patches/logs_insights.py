@@ -65,25 +65,26 @@ def _log_groups(response: Any) -> list[str]:
     return list(dict.fromkeys(str(group) for group in groups))  # a group is read once
 
 
-def _modelled(region: str, groups: list[str]) -> list[FunctionModel] | None:
+def _modelled(account: str, region: str, groups: list[str]) -> list[FunctionModel] | None:
     workload = runtime.current().workload
-    found = [workload.for_log_group(region, group) for group in groups]
+    found = [workload.for_log_group(account, region, group) for group in groups]
     return None if any(model is None for model in found) else [m for m in found if m]
 
 
 def _start(response: Any) -> str:
     backend, region = response.logs_backend, response.region
+    account = str(backend.account_id)
     groups = _log_groups(response)
     for group in groups:
         if group not in backend.groups:
             raise ResourceNotFoundException(f"Log group '{group}' does not exist.")
     sandbox = runtime.current()
     now = sandbox.clock.now()
-    if sandbox.insights.running(region, now) >= insights.MAX_RUNNING_QUERIES:
+    if sandbox.insights.running(account, region, now) >= insights.MAX_RUNNING_QUERIES:
         raise QueryLimitExceeded()
     start_s, end_s = response._get_int_param("startTime"), response._get_int_param("endTime")
     query_string = str(response._get_param("queryString") or "")
-    models = _modelled(region, groups)
+    models = _modelled(account, region, groups)
     try:
         query = insights.parse(query_string)
     except insights.QueryError:
@@ -92,13 +93,13 @@ def _start(response: Any) -> str:
         return str(backend.start_query(groups, start_s, end_s, query_string))
     start = datetime.fromtimestamp(start_s, UTC)
     end = datetime.fromtimestamp(end_s, UTC)
-    account = str(response.current_account)
     scans = [
         (f"{account}:{model.log_group}", insights.scan(model, account, start, end))
         for model in models
     ]
     config = sandbox.config
     added = sandbox.insights.add(
+        account,
         region,
         query_string,
         groups,
@@ -121,7 +122,7 @@ def apply() -> None:
     def get_query_results(original: Any, response: Any) -> str:
         query_id = str(response._get_param("queryId"))
         sandbox = runtime.current()
-        query = sandbox.insights.get(query_id)
+        query = sandbox.insights.get(str(response.logs_backend.account_id), query_id)
         if query is not None:
             return json.dumps(query.answer(sandbox.clock.now()))
         if query_id not in response.logs_backend.queries:
@@ -136,7 +137,9 @@ def apply() -> None:
         now = sandbox.clock.now()
         ours = [
             query.describe(now)
-            for query in sandbox.insights.all(response.region)
+            for query in sandbox.insights.all(
+                str(response.logs_backend.account_id), response.region
+            )
             if (not group or group in query.log_groups)
             and (not status or query.status(now) == status)
         ]
@@ -148,7 +151,7 @@ def apply() -> None:
         """StopQuery: cancel a running query; one that ended is refused, as AWS does."""
         query_id = str(response._get_param("queryId"))
         sandbox = runtime.current()
-        query = sandbox.insights.get(query_id)
+        query = sandbox.insights.get(str(response.logs_backend.account_id), query_id)
         if query is None and query_id not in response.logs_backend.queries:
             raise ResourceNotFoundException("The specified query does not exist.")
         if query is None or not query.cancel(sandbox.clock.now()):

@@ -19,7 +19,8 @@ def apply() -> None:
     @wrap_method(LogGroup, "to_describe_dict")
     def describe(original: Any, group: Any) -> dict[str, Any]:
         described: dict[str, Any] = original(group)
-        stored = runtime.current().stored_bytes.get((group.region, group.name))
+        key = (group.account_id, group.region, group.name)
+        stored = runtime.current().stored_bytes.get(key)
         if stored is not None:
             described["storedBytes"] = stored
         return described

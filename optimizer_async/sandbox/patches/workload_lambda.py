@@ -7,6 +7,7 @@ UpdateFunctionConfiguration is recorded in the model as of the end of its update
 refused; PutFunctionConcurrency and DeleteFunctionConcurrency apply at once. Deleting a
 function forgets its model. Functions get a profile through `attach` (the seeder does it
 through `PUT /_sandbox/workload`); the model starts from their configuration at that moment.
+Each function is modelled in its own account (the Lambda backend's), as AWS keeps them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from moto.awslambda.models import LambdaBackend, lambda_backends
-from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from optimizer_async.sandbox import runtime
 from optimizer_async.sandbox.patches._patching import wrap_method
@@ -28,16 +28,18 @@ def _reserved(fn: Any) -> int | None:
     return None if value is None else int(value)
 
 
-def attach(region: str, function_name: str, profile: str) -> FunctionModel:
-    """Give an existing function a named profile (KeyError if it does not exist)."""
-    backend = lambda_backends[DEFAULT_ACCOUNT_ID][region]
+def attach(account: str, region: str, function_name: str, profile: str) -> FunctionModel:
+    """Give an existing function of the account a named profile (KeyError if it does not
+    exist there)."""
+    backend = lambda_backends[account][region]
     try:
         fn = backend.get_function(function_name)
     except Exception as error:  # moto's UnknownFunctionException
-        raise KeyError(f"no function {function_name!r} in {region}") from error
+        raise KeyError(f"no function {function_name!r} in {region} of {account}") from error
     config = FunctionConfig(int(fn.memory_size), float(fn.timeout), _reserved(fn))
     sandbox = runtime.current()
     return sandbox.workload.attach(
+        account,
         region,
         fn.function_name,
         profile_for(profile, fn.function_name),
@@ -56,6 +58,7 @@ def apply() -> None:
             return result  # it will end Failed: the function keeps its configuration
         sandbox = runtime.current()
         sandbox.workload.change(
+            backend.account_id,
             backend.region_name,
             fn.function_name,
             sandbox.model_time(None if window is None else window[0]),
@@ -70,7 +73,11 @@ def apply() -> None:
         fn = backend.get_function(function_name)
         sandbox = runtime.current()
         sandbox.workload.change(
-            backend.region_name, fn.function_name, sandbox.model_time(), reserved=_reserved(fn)
+            backend.account_id,
+            backend.region_name,
+            fn.function_name,
+            sandbox.model_time(),
+            reserved=_reserved(fn),
         )
         return result
 
@@ -80,7 +87,11 @@ def apply() -> None:
         fn = backend.get_function(function_name)
         sandbox = runtime.current()
         sandbox.workload.change(
-            backend.region_name, fn.function_name, sandbox.model_time(), reserved=None
+            backend.account_id,
+            backend.region_name,
+            fn.function_name,
+            sandbox.model_time(),
+            reserved=None,
         )
         return result
 
@@ -89,5 +100,7 @@ def apply() -> None:
         fn = backend.get_function(function_name)
         result = original(backend, function_name, qualifier)
         if qualifier is None:
-            runtime.current().workload.forget(backend.region_name, fn.function_name)
+            runtime.current().workload.forget(
+                backend.account_id, backend.region_name, fn.function_name
+            )
         return result

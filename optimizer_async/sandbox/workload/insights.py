@@ -236,6 +236,7 @@ class InsightsQuery:
     """A query the sandbox runs: Running until `ready_at` (sandbox clock), then Complete."""
 
     query_id: str
+    account: str
     region: str
     query_string: str
     log_groups: tuple[str, ...]
@@ -278,22 +279,27 @@ class InsightsQuery:
 
 
 class InsightsQueries:
-    """The account's queries (per region), for the concurrency limit and later reads."""
+    """Every account's queries (per region), for the concurrency limit and later reads: an
+    account sees only its own."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queries: dict[str, InsightsQuery] = {}
 
-    def running(self, region: str, now: float) -> int:
+    def _running(self, account: str, region: str, now: float) -> int:
+        return sum(
+            1
+            for query in self._queries.values()
+            if (query.account, query.region) == (account, region) and query.status(now) == "Running"
+        )
+
+    def running(self, account: str, region: str, now: float) -> int:
         with self._lock:
-            return sum(
-                1
-                for query in self._queries.values()
-                if query.region == region and query.status(now) == "Running"
-            )
+            return self._running(account, region, now)
 
     def add(
         self,
+        account: str,
         region: str,
         query_string: str,
         log_groups: Sequence[str],
@@ -302,17 +308,13 @@ class InsightsQueries:
         outcome: tuple[list[Row], dict[str, float]],
         now: float,
     ) -> InsightsQuery | None:
-        """Register a query; None if the region already runs the maximum."""
+        """Register a query; None if the account's region already runs the maximum."""
         with self._lock:
-            running = sum(
-                1
-                for query in self._queries.values()
-                if query.region == region and query.status(now) == "Running"
-            )
-            if running >= MAX_RUNNING_QUERIES:
+            if self._running(account, region, now) >= MAX_RUNNING_QUERIES:
                 return None
             query = InsightsQuery(
                 query_id=str(uuid.uuid4()),
+                account=account,
                 region=region,
                 query_string=query_string,
                 log_groups=tuple(log_groups),
@@ -324,13 +326,19 @@ class InsightsQueries:
             self._queries[query.query_id] = query
             return query
 
-    def get(self, query_id: str) -> InsightsQuery | None:
+    def get(self, account: str, query_id: str) -> InsightsQuery | None:
+        """The account's query of that id (another account's is not found, as on AWS)."""
         with self._lock:
-            return self._queries.get(query_id)
+            query = self._queries.get(query_id)
+        return query if query is not None and query.account == account else None
 
-    def all(self, region: str) -> list[InsightsQuery]:
+    def all(self, account: str, region: str) -> list[InsightsQuery]:
         with self._lock:
-            queries = [query for query in self._queries.values() if query.region == region]
+            queries = [
+                query
+                for query in self._queries.values()
+                if (query.account, query.region) == (account, region)
+            ]
         return sorted(queries, key=lambda query: query.create_time_ms, reverse=True)
 
     def clear(self) -> None:

@@ -1,6 +1,6 @@
 """The consequences of a function's configuration over time, for any window.
 
-Per (region, function) the model keeps the profile and each setting's history: memory,
+Per (account, region, function) the model keeps the profile and each setting's history: memory,
 timeout and reserved concurrency, each in effect from a moment on (before the first change:
 the configuration the function had when its profile was attached). A window splits into
 pieces under one configuration each; per piece, with the CPU factor
@@ -377,14 +377,17 @@ def unit_of(namespace: str, metric: str) -> str | None:
 
 
 class WorkloadModel:
-    """Every modelled function of the sandbox, by (region, function name). Thread-safe."""
+    """Every modelled function of the sandbox, by (account, region, function name): accounts
+    are separate, as on AWS, so two accounts may each have a function of one name.
+    Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._functions: dict[tuple[str, str], FunctionModel] = {}
+        self._functions: dict[tuple[str, str, str], FunctionModel] = {}
 
     def attach(
         self,
+        account: str,
         region: str,
         function_name: str,
         profile: WorkloadProfile,
@@ -393,7 +396,7 @@ class WorkloadModel:
     ) -> FunctionModel:
         """Give a function a profile (at model time `at`); a function already modelled keeps
         its history."""
-        key = (region, function_name)
+        key = (account, region, function_name)
         with self._lock:
             existing = self._functions.get(key)
             if existing is None:
@@ -404,26 +407,36 @@ class WorkloadModel:
             self._functions[key] = model
             return model
 
-    def get(self, region: str, function_name: str) -> FunctionModel | None:
+    def get(self, account: str, region: str, function_name: str) -> FunctionModel | None:
         with self._lock:
-            return self._functions.get((region, function_name))
+            return self._functions.get((account, region, function_name))
 
-    def for_log_group(self, region: str, log_group: str) -> FunctionModel | None:
+    def for_log_group(self, account: str, region: str, log_group: str) -> FunctionModel | None:
         """The function that writes to `log_group` (Lambda's default group), if modelled."""
         if not log_group.startswith(_LOG_GROUP_PREFIX):
             return None
-        return self.get(region, log_group[len(_LOG_GROUP_PREFIX) :])
+        return self.get(account, region, log_group[len(_LOG_GROUP_PREFIX) :])
 
-    def functions(self, region: str) -> list[FunctionModel]:
+    def functions(self, account: str, region: str) -> list[FunctionModel]:
         with self._lock:
-            return [model for (r, _), model in sorted(self._functions.items()) if r == region]
+            return [
+                model
+                for (a, r, _), model in sorted(self._functions.items())
+                if (a, r) == (account, region)
+            ]
 
-    def outcomes(self, region: str, start: datetime, end: datetime) -> dict[str, Outcome]:
-        """What [start, end) does to each modelled function of the region."""
-        return {model.function_name: model.outcome(start, end) for model in self.functions(region)}
+    def outcomes(
+        self, account: str, region: str, start: datetime, end: datetime
+    ) -> dict[str, Outcome]:
+        """What [start, end) does to each modelled function of the account's region."""
+        return {
+            model.function_name: model.outcome(start, end)
+            for model in self.functions(account, region)
+        }
 
     def change(
         self,
+        account: str,
         region: str,
         function_name: str,
         at: datetime,
@@ -433,7 +446,7 @@ class WorkloadModel:
         reserved: int | _Keep | None = KEEP,
     ) -> bool:
         """Record settings in effect from `at` on; False if the function is not modelled."""
-        key = (region, function_name)
+        key = (account, region, function_name)
         with self._lock:
             model = self._functions.get(key)
             if model is None:
@@ -443,9 +456,9 @@ class WorkloadModel:
             )
             return True
 
-    def forget(self, region: str, function_name: str) -> None:
+    def forget(self, account: str, region: str, function_name: str) -> None:
         with self._lock:
-            self._functions.pop((region, function_name), None)
+            self._functions.pop((account, region, function_name), None)
 
     def clear(self) -> None:
         with self._lock:
