@@ -87,7 +87,11 @@ def write(value: Any, *streams: IO[str], sort_keys: bool = False) -> None:
 
 
 def _has_lazy(value: Mapping[Any, Any]) -> bool:
-    return any(isinstance(item, Lazy) for item in value.values())
+    """A `Lazy` among its values, or its mappings' (a report inside a report)."""
+    return any(
+        isinstance(item, Lazy) or (isinstance(item, Mapping) and _has_lazy(item))
+        for item in value.values()
+    )
 
 
 def _items(

@@ -30,6 +30,8 @@ def _document(count: int) -> dict[str, Any]:
         "environments": Lazy(list(range(count)), _environment),
         "empty": Lazy([], _environment),
         "nested": {"list": [1, [2, {}], []], "lazy": Lazy([1, 2], lambda n: {"n": n})},
+        # reports inside a report (an organisation's places): lazy lists deeper down
+        "places": Lazy([1, 2], lambda n: {"report": {"run": {"items": Lazy([n], _environment)}}}),
         "elapsed_s": 36.838,
     }
 
