@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from optimizer_async import iam_policy, logs, plan_file, shards, signals
+from optimizer_async import accounts, iam_policy, logs, plan_file, shards, signals
 from optimizer_async.aws import quotas
 from optimizer_async.config import (
     OUTPUT_FORMATS,
@@ -27,7 +27,12 @@ from optimizer_async.config import (
     UsageError,
 )
 from optimizer_async.logs import LogFormat
-from optimizer_async.naming import InvalidNameError, parse_suffixes, validate_function_base
+from optimizer_async.naming import (
+    REGION_RE,
+    InvalidNameError,
+    parse_suffixes,
+    validate_function_base,
+)
 from optimizer_async.sandbox.config import PROFILES
 from optimizer_async.sandbox.workload.profiles import NAMED, check_mix
 from optimizer_async.steps.registry import REGISTRY, SelectionError
@@ -35,7 +40,6 @@ from optimizer_async.targets import GUARDRAIL_MODES, Targets, TargetsError, load
 
 PROG: Final = "lambda-optimizer"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-_REGION_RE: Final = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _ENDPOINT_RE: Final = re.compile(r"https?://[^\s/]+(/\S*)?")
 
 
@@ -120,6 +124,26 @@ def _reporting(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _accounts_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accounts",
+        type=Path,
+        metavar="FILE",
+        help="every account and region FILE lists (c7n-org's accounts.yaml: account_id, "
+        "name, role, external_id, regions, match, exclude), side by side, each role "
+        "assumed with STS",
+    )
+
+
+def _accounts(args: argparse.Namespace, region: str) -> tuple[accounts.Account, ...]:
+    if args.accounts is None:
+        return ()
+    try:
+        return accounts.load(args.accounts, region)
+    except accounts.AccountsError as error:
+        raise UsageError(str(error)) from None
+
+
 def build_rollback_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=f"{PROG} rollback",
@@ -130,6 +154,7 @@ def build_rollback_parser() -> argparse.ArgumentParser:
     add("--run-id", required=True, metavar="ID", help="the run to undo (see `runs`)")
     add("--dry-run", action="store_true", help="show what would be put back; change nothing")
     add("--force", action="store_true", help="also put back what was changed since the run")
+    _accounts_option(parser)
     _common(parser)
     return parser
 
@@ -224,6 +249,13 @@ def build_iam_policy_parser() -> argparse.ArgumentParser:
         help="also what --all needs: lambda:ListFunctions (AWS grants it only on *)",
     )
     add("--account", metavar="ID", help="12-digit account id (default: any account, *)")
+    add(
+        "--accounts",
+        type=Path,
+        metavar="FILE",
+        help="instead: the policy of the principal a --accounts run starts as (assume "
+        "exactly FILE's roles; each role needs this command's policy with --account ID)",
+    )
     add("--region", help="AWS region, or * (default: AWS_REGION, else us-east-1)")
     add("--partition", choices=("aws", "aws-cn", "aws-us-gov"), default="aws")
     add(
@@ -257,13 +289,23 @@ def iam_policy_document(
         raise UsageError(f"--account {account!r} is not a 12-digit account id")
     region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     region = region or "us-east-1"
-    if region != "*" and not _REGION_RE.fullmatch(region):
+    if region != "*" and not REGION_RE.fullmatch(region):
         raise UsageError(f"region {region!r} is not an AWS region name")
     try:
         steps = REGISTRY.select(_step_names(args.only), _step_names(args.skip))
     except SelectionError as error:
         raise UsageError(str(error)) from None
     bucket, prefix = _state_bucket(args)
+    if args.accounts is not None:
+        roles = [a.role for a in _accounts(args, region if region != "*" else "us-east-1")]
+        if not any(roles):
+            raise UsageError(f"{args.accounts} names no role to assume: no policy needed")
+        return iam_policy.caller_policy(
+            sorted({role for role in roles if role}),
+            partition=args.partition,
+            state_bucket=bucket,
+            state_prefix=prefix,
+        )
     return iam_policy.policy(
         steps,
         args.purpose,
@@ -308,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(account, region, suffix); auto/N takes I from JOB_COMPLETION_INDEX or "
         "AWS_BATCH_JOB_ARRAY_INDEX. Join the shards' JSON reports with `report merge`",
     )
+    _accounts_option(parser)
     add("--match", action="append", default=[], metavar="GLOB", help="with --all: only these")
     add("--exclude", action="append", default=[], metavar="GLOB", help="with --all: not these")
     add("--dry-run", action="store_true", help="discover, plan and estimate; change nothing")
@@ -463,6 +506,11 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
     region, endpoint = _aws_options(args, environ)
     if args.sandbox and endpoint:
         raise UsageError("--sandbox and AWS_ENDPOINT_URL are exclusive: pick one AWS")
+    if args.accounts is not None and args.sandbox:
+        raise UsageError("--accounts runs in the accounts it lists: it cannot go with --sandbox")
+    if args.accounts is not None and args.plan_out is not None:
+        raise UsageError("--plan-out writes one account and region's plan: leave out --accounts")
+    organisation = _accounts(args, region)
 
     try:
         targets = load_targets(args.targets) if args.targets else Targets()
@@ -495,6 +543,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         bake=bake,
         prices=args.prices,
         free_tier=args.free_tier,
+        accounts=organisation,
     )
 
 
@@ -534,6 +583,7 @@ def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Ru
         run_id=args.run_id,
         force=args.force,
         dry_run=args.dry_run,
+        accounts=_accounts(args, region),
         **_common_config(args, region, endpoint, environ),
     )
 
@@ -585,7 +635,7 @@ def _aws_options(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[
         raise UsageError("--time-scale must be positive")
     region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     region = region or "us-east-1"
-    if not _REGION_RE.fullmatch(region):
+    if not REGION_RE.fullmatch(region):
         raise UsageError(f"region {region!r} is not an AWS region name")
     endpoint = environ.get("AWS_ENDPOINT_URL") or None
     if endpoint and not _ENDPOINT_RE.fullmatch(endpoint):

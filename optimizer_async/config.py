@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
+from optimizer_async.accounts import Account
 from optimizer_async.logs import LogFormat
 from optimizer_async.naming import DEFAULT_FUNCTION_BASE
 from optimizer_async.shards import Shard
@@ -89,3 +90,5 @@ class RunConfig:
     progress: bool = True  # live on a terminal, else a `progress` log event (progress.py)
     shard: Shard | None = None  # --shard I/N: this run's share of the environments
     merge: tuple[Path, ...] = ()  # report merge: the shards' JSON reports
+    # --accounts FILE: every account and region it lists, side by side (organisation.py)
+    accounts: tuple[Account, ...] = ()

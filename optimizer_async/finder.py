@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 import structlog
 
+from optimizer_async.accounts import Account
 from optimizer_async.core import SUFFIX_TAG, find_function
 from optimizer_async.inventory import FunctionState
 from optimizer_async.naming import InvalidNameError, validate_suffix
@@ -50,17 +51,21 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """`--match` globs (any of them; none: every suffix) and `--exclude` globs."""
+    """`--match` globs (any of them; none: every suffix) and `--exclude` globs; with
+    `--accounts`, also the account's own (`accounts.Account.refusal`)."""
 
     match: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    account: Account | None = None
 
     def refusal(self, suffix: str) -> str | None:
         """Why the globs leave `suffix` out, or None if they let it through."""
         if self.match and not any(fnmatchcase(suffix, glob) for glob in self.match):
             return f"not matched by --match {' '.join(self.match)}"
         excluded = next((glob for glob in self.exclude if fnmatchcase(suffix, glob)), None)
-        return None if excluded is None else f"excluded by --exclude {excluded}"
+        if excluded is not None:
+            return f"excluded by --exclude {excluded}"
+        return None if self.account is None else self.account.refusal(suffix)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,9 @@ from typing import Any, Final
 
 from optimizer_async import bill, pricing
 from optimizer_async.costs import Money
-from optimizer_async.report import SCHEMA_VERSION, run_status, savings_json
+from optimizer_async.org_report import KIND as ORGANISATION
+from optimizer_async.org_report import PlaceTotals, account_totals
+from optimizer_async.report import SCHEMA_VERSION, run_status, savings_json, sum_calls
 from optimizer_async.steps.base import MoneyLine
 
 # What merging reads of each report (`found` may be absent: a run without --all).
@@ -32,6 +34,8 @@ _NEEDED: Final = (
     "elapsed_s", "stopped_by", "environments", "savings", "api_calls",
 )  # fmt: skip
 _NEEDED_OF_SHARD: Final = ("index", "count", "of", "free_tier", "money_lines")
+_NEEDED_OF_ORGANISATION: Final = ("run_id", "dry_run", "command", "started_at", "elapsed_s",
+                                  "stopped_by", "places", "api_calls", "notes")  # fmt: skip
 
 
 class MergeError(ValueError):
@@ -50,8 +54,18 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
             raise MergeError(f"{path} is not a lambda-optimizer JSON report")
         if not isinstance(document.get("shard"), dict):
             raise MergeError(f"{path} is not a shard's report (a run with --shard I/N)")
-        missing = [key for key in _NEEDED if key not in document]
-        missing += [f"shard.{key}" for key in _NEEDED_OF_SHARD if key not in document["shard"]]
+        organisation = document.get("kind") == ORGANISATION
+        reports = (
+            [p.get("report") for p in document.get("places", ()) if p.get("report")]
+            if organisation
+            else [document]
+        )
+        missing = [f"shard.{key}" for key in ("index", "count") if key not in document["shard"]]
+        missing += [key for key in _NEEDED_OF_ORGANISATION if organisation and key not in document]
+        for report in reports:
+            missing += [key for key in _NEEDED if key not in report]
+            shard = report.get("shard") or {}
+            missing += [f"shard.{key}" for key in _NEEDED_OF_SHARD if key not in shard]
         if missing:
             raise MergeError(f"{path} is not a whole shard report: no {', '.join(missing)}")
         documents.append(document)
@@ -63,14 +77,88 @@ def merge(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
     if not documents:
         raise MergeError("no reports to merge")
     try:
-        return _merged(documents, run_id)
+        organisations = sum(d.get("kind") == ORGANISATION for d in documents)
+        if organisations and organisations != len(documents):
+            raise MergeError("the reports mix --accounts runs with others: not shards of one run")
+        if organisations:
+            return _merged_organisation(documents, run_id)
+        return _merged(documents, run_id)[0]
     except MergeError:
         raise
     except (KeyError, TypeError, ValueError) as error:  # a report edited by hand, or cut
         raise MergeError(f"the reports cannot be read as shards of one run: {error!r}") from None
 
 
-def _merged(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
+def _merged_organisation(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
+    """Organisation shards (`--accounts` with `--shard`): each account and region's shard
+    reports merged as one run's, the accounts' totals made again from them."""
+    count = _same(documents, lambda d: d["shard"]["count"], "shard count")
+    _every_shard_once(sorted(d["shard"]["index"] for d in documents), count)
+    for what, value in (
+        ("dry run", lambda d: d["dry_run"]),
+        ("command", lambda d: d["command"]),
+        ("accounts and regions", lambda d: [(p["account"], p["region"]) for p in d["places"]]),
+    ):
+        _same(documents, value, what)
+    documents = sorted(documents, key=lambda d: d["shard"]["index"])
+    places, totals = [], []
+    for i, first in enumerate(documents[0]["places"]):
+        shards = [d["places"][i] for d in documents]
+        failed = next((p for p in shards if p["report"] is None), None)
+        merged, money = (
+            (None, Money()) if failed else _merged([p["report"] for p in shards], run_id)
+        )
+        places.append(
+            {
+                **{key: first[key] for key in ("account", "account_name", "region")},
+                "status": "failed" if merged is None else merged["status"],
+                "error": None if failed is None else failed["error"],
+                "run_id": None if merged is None else run_id,
+                "report": merged,
+            }
+        )
+        environments = [] if merged is None else merged["environments"]
+        totals.append(
+            PlaceTotals(
+                first["account"],
+                first["account_name"],
+                first["region"],
+                frozenset({"failed"} if merged is None else {e["status"] for e in environments}),
+                len(environments),
+                sum(e["status"] == "failed" for e in environments) + (merged is None),
+                money,
+            )
+        )
+    savings = Money.total(place.money for place in totals)
+    stopped = [d["stopped_by"] for d in documents if d["stopped_by"]]
+    statuses = {status for place in totals for status in place.statuses}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": ORGANISATION,
+        "run_id": run_id,
+        "dry_run": documents[0]["dry_run"],
+        "status": run_status(statuses, bool(stopped)),
+        "command": documents[0]["command"],
+        "rollback_of": None,
+        "started_at": min(d["started_at"] for d in documents),
+        "elapsed_s": max(d["elapsed_s"] for d in documents),
+        "stopped_by": stopped[0] if stopped else None,
+        "shard": None,
+        "accounts": account_totals(totals),
+        "savings": {
+            "monthly_usd": round(savings.net_usd, 2),
+            "monthly_usd_low": round(savings.net_low_usd, 2),
+            "estimated": documents[0]["dry_run"],
+        },
+        "api_calls": sum_calls([d["api_calls"] for d in documents]),
+        "notes": documents[0]["notes"],
+        "places": places,
+        "merged_from": [d["run_id"] for d in documents],
+    }
+
+
+def _merged(documents: Sequence[dict[str, Any]], run_id: str) -> tuple[dict[str, Any], Money]:
+    """The shards' reports of one account and region as one, and its exact money."""
     shards = [document["shard"] for document in documents]
     count = _same(documents, lambda d: d["shard"]["count"], "shard count")
     _every_shard_once(sorted(shard["index"] for shard in shards), count)
@@ -102,6 +190,7 @@ def _merged(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
     region, prices = first["region"], first["savings"]["prices"]
     account_money = bill.account_lines(lines, _book(region, prices), first["shard"]["free_tier"])
     stopped = [d["stopped_by"] for d in documents if d["stopped_by"]]
+    money = Money.total([Money(tuple(lines)), account_money])
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -121,16 +210,16 @@ def _merged(documents: Sequence[dict[str, Any]], run_id: str) -> dict[str, Any]:
         "found": _found([d["found"] for d in documents if d.get("found") is not None]),
         "environments": environments,
         "savings": savings_json(
-            Money.total([Money(tuple(lines)), account_money]),
+            money,
             account_money,
             first["dry_run"],
             region,
             prices,
         ),
-        "api_calls": _calls([d["api_calls"] for d in documents]),
+        "api_calls": sum_calls([d["api_calls"] for d in documents]),
         "shard": None,
         "merged_from": [d["run_id"] for d in sorted(documents, key=lambda d: d["shard"]["index"])],
-    }
+    }, money
 
 
 def _order(documents: Sequence[dict[str, Any]]) -> list[str]:
@@ -200,25 +289,3 @@ def _book(region: str, prices: str) -> pricing.PriceBook:
             f"table ({book.origin}); run the shards with --prices table to merge them"
         )
     return book
-
-
-def _calls(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The shards' API call counts, summed."""
-    by_operation: dict[str, dict[str, int]] = {}
-    failed: dict[str, int] = {}
-    for snapshot in snapshots:
-        for service, operations in snapshot["by_operation"].items():
-            mine = by_operation.setdefault(service, {})
-            for operation, count in operations.items():
-                mine[operation] = mine.get(operation, 0) + count
-        for key, count in snapshot["failed"].items():
-            failed[key] = failed.get(key, 0) + count
-    return {
-        "total": sum(s["total"] for s in snapshots),
-        "writes": sum(s["writes"] for s in snapshots),
-        "attempts": sum(s["attempts"] for s in snapshots),
-        "by_operation": {
-            service: dict(sorted(ops.items())) for service, ops in sorted(by_operation.items())
-        },
-        "failed": dict(sorted(failed.items())),
-    }

@@ -25,6 +25,8 @@ MAX_SUFFIX_LENGTH = 63 - len(_BUCKET_PREFIX) - _ACCOUNT_ID_PART
 _SUFFIX_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 _BASE_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?")
 _ACCOUNT_RE = re.compile(r"\d{12}")
+# An AWS region name (us-east-1, ap-southeast-2, us-gov-west-1).
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 
 
 class InvalidNameError(ValueError):

@@ -11,7 +11,7 @@ import json
 import re
 import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Final
@@ -82,6 +82,9 @@ class RunReport:
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = json_text.materialised(self.document())
         return document
+
+    def write(self, output: OutputFormat, *streams: IO[str]) -> None:
+        write(self, output, *streams)
 
     def document(self) -> dict[str, Any]:
         """`to_json`, its environments made one at a time while written (`json_text`)."""
@@ -154,6 +157,28 @@ def run_status(statuses: set[str], stopped: bool) -> str:
     if "changed" in statuses:
         return "converged"
     return "planned" if "planned" in statuses else "nothing_to_do"
+
+
+def sum_calls(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """API call counts of several runs (shards, an organisation's places), summed."""
+    by_operation: dict[str, dict[str, int]] = {}
+    failed: dict[str, int] = {}
+    for snapshot in snapshots:
+        for service, operations in snapshot["by_operation"].items():
+            mine = by_operation.setdefault(service, {})
+            for operation, count in operations.items():
+                mine[operation] = mine.get(operation, 0) + count
+        for key, count in snapshot["failed"].items():
+            failed[key] = failed.get(key, 0) + count
+    return {
+        "total": sum(s["total"] for s in snapshots),
+        "writes": sum(s["writes"] for s in snapshots),
+        "attempts": sum(s["attempts"] for s in snapshots),
+        "by_operation": {
+            service: dict(sorted(ops.items())) for service, ops in sorted(by_operation.items())
+        },
+        "failed": dict(sorted(failed.items())),
+    }
 
 
 def savings_json(
@@ -452,14 +477,17 @@ def render_runs(runs: list[dict[str, Any]], output: OutputFormat, location: str)
             str(run.get("command", "run"))
             + (f" of {run['rollback_of']}" if run.get("rollback_of") else ""),
             "dry run" if run.get("dry_run") else str(run.get("status", "")),
+            f"{len(run['places'])} account/region(s)"
+            if "places" in run
+            else " ".join(str(run.get(key) or "") for key in ("account", "region")).strip(),
             ", ".join(run.get("suffixes", [])),
             "yes" if run.get("environments_recorded") else "no",
         )
         for run in runs
     ]
-    headers = ("run id", "command", "status", "environments", "can roll back")
+    headers = ("run id", "command", "status", "where", "environments", "can roll back")
     if output == "markdown":
-        lines = [f"# runs in {location}", "", _markdown_row(headers), "|" + "---|" * 5]
+        lines = [f"# runs in {location}", "", _markdown_row(headers), "|" + "---|" * 6]
         return "\n".join([*lines, *(_markdown_row(row) for row in rows)]) + "\n"
     console = Console(file=io.StringIO(), width=140, force_terminal=False, no_color=True)
     table = Table(title=f"runs in {location}", title_justify="left")

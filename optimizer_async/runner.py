@@ -32,6 +32,7 @@ from optimizer_async import (
     realised,
     signals,
 )
+from optimizer_async.accounts import Place
 from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
 from optimizer_async.clock import Clock
@@ -39,9 +40,10 @@ from optimizer_async.config import BakeSettings, OutputFormat, RunConfig, UsageE
 from optimizer_async.costs import Money
 from optimizer_async.engine import Engine, EngineSettings, FleetRun
 from optimizer_async.inventory import FINGERPRINT_KEY
+from optimizer_async.org_report import KIND as ORGANISATION
+from optimizer_async.org_report import OrganisationReport
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
 from optimizer_async.report import RunReport, Sharding, render_runs, render_savings
-from optimizer_async.report import write as write_report
 from optimizer_async.signals import StopRequest
 from optimizer_async.state import (
     LocalStateStore,
@@ -91,6 +93,12 @@ async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any
             images[str(image["suffix"])] = image
     if not images:
         where = store.where(run_key(run_id))
+        record = await store.read(run_key(run_id, "run.json")) or {}
+        if record.get("kind") == ORGANISATION:
+            raise RecordError(
+                f"run {run_id} ran in {len(record.get('places', []))} account/region(s): "
+                "give the --accounts file it ran with"
+            )
         raise RecordError(
             f"run {run_id} left no before-images in {where}: nothing it changed to roll back"
         )
@@ -119,12 +127,12 @@ async def run_once(
             if config.progress:
                 place = progress.Place(account, aws.region, counts, aws.busiest_queue)
                 watching.start_soon(progress.watch, [place], progress.on_terminal())
-            report = await _run(aws, store, config, stop=stop, since=calls, counts=counts)
+            report = await run_recorded(aws, store, config, stop=stop, since=calls, counts=counts)
         watching.cancel_scope.cancel()
     return report
 
 
-async def _run(
+async def run_recorded(
     aws: Aws,
     store: StateStore,
     config: RunConfig,
@@ -133,10 +141,13 @@ async def _run(
     stop: StopRequest | None = None,
     since: tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str]]] | None = None,
     counts: progress.Counts | None = None,
+    place: Place | None = None,
+    organisation_run: str | None = None,
 ) -> RunReport:
     """A run with its record. `records`: a rollback's before-images when the caller has them
     already (the bake's); `trigger`: what started it, when not the command line; `counts`:
-    where its progress is counted for whoever watches."""
+    where its progress is counted for whoever watches; `place`, `organisation_run`: the
+    account (its filters) and the organisation's run this run is part of (`--accounts`)."""
     run_id, stop = new_run_id(), stop or StopRequest()
     # UTC from the run's clock: the sandbox's model time in tests, so a run can be backdated.
     started_at, started = aws.clock.utcnow(), time.monotonic()
@@ -158,12 +169,20 @@ async def _run(
         suffixes, bases = config.suffixes, config.function_bases
     found, sharding, shard = None, None, config.shard if records is None else None
     account = await aws.account_id()
+    if records is not None:
+        _same_place(records, account, aws.region, config.run_id or str(config.plan_file))
+    elif place is not None and not config.find_all:  # the account's filters, on the suffixes
+        left_out = [s for s in suffixes if place.account.refusal(s) is not None]
+        suffixes = tuple(s for s in suffixes if s not in left_out)
+        if left_out:
+            log.info("environments.left_out", account=account, suffixes=left_out,
+                     reason=f"account {place.account.name}'s match/exclude")  # fmt: skip
 
     def mine(suffix: str) -> bool:
         return shard is None or shard.takes(account, aws.region, suffix)
 
     if config.find_all and records is None:  # a shard judges only its own candidates
-        filters = finder.Filters(config.match, config.exclude)
+        filters = finder.Filters(config.match, config.exclude, place.account if place else None)
         with structlog.contextvars.bound_contextvars(run_id=run_id):
             found = await finder.find(aws, bases, filters, mine)
         suffixes = found.suffixes
@@ -182,7 +201,9 @@ async def _run(
         "trigger": trigger,
         "started_at": started_at.isoformat(),
         "dry_run": config.dry_run,
+        "account": account,
         "region": config.region,
+        "organisation_run": organisation_run,
         "suffixes": list(suffixes),
         "shard": None if config.shard is None else str(config.shard),
         "steps": [step.name for step in steps],
@@ -281,6 +302,19 @@ async def _run(
     return report
 
 
+def _same_place(records: dict[str, dict[str, Any]], account: str, region: str, of: str) -> None:
+    """A recorded change is put back only where it was made: RecordError if a record is of
+    another account or region than these credentials' (exit 2, before any write)."""
+    for suffix, record in records.items():
+        where = (str(record.get("account_id")), str(record.get("region")))
+        if where != (account, region):
+            raise RecordError(
+                f"{of} recorded environment {suffix} in account {where[0]} {where[1]}; these "
+                f"credentials are account {account} in {region}: use that account and region "
+                "(with --accounts, the file that ran it)"
+            )
+
+
 async def _bake(
     aws: Aws,
     store: StateStore,
@@ -310,7 +344,7 @@ async def _bake(
         undo = replace(
             config, command="rollback", run_id=run_id, force=False, bake=None, plan_out=None
         )
-        report = await _run(aws, store, undo, records, trigger="bake")
+        report = await run_recorded(aws, store, undo, records, trigger="bake")
         failures = {
             fn.name: next(
                 (c.error for c in fn.changes if not c.ok and c.error), env.error or fn.status
@@ -367,6 +401,11 @@ async def savings_document(
         report = await store.read(run_key(config.run_id, "report.json"))
         if run is None or report is None:
             raise RecordError(f"run {config.run_id} has no record in {store.location}")
+        if run.get("kind") == ORGANISATION:
+            raise RecordError(
+                f"run {config.run_id} ran in several accounts and regions: ask each one's "
+                f"run id (its report's places[].run_id, or `runs`)"
+            )
         if run.get("command") not in ("run", "apply") or run.get("dry_run"):
             raise RecordError(f"run {config.run_id} changed nothing: nothing was saved")
         return await realised.measure(aws, run, report, config.days)
@@ -384,25 +423,27 @@ async def list_runs(store: StateStore) -> list[dict[str, Any]]:
         if key.endswith("/run.json"):
             record = await store.read(key)
             if record is not None:
-                images = [
-                    k for k in keys if k.startswith(run_key(record["run_id"], "before-images"))
-                ]
+                ids = [record["run_id"]]  # an organisation's: its places' runs
+                ids += [str(p["run_id"]) for p in record.get("places", ()) if p.get("run_id")]
+                images = [k for k in keys for i in ids if k.startswith(run_key(i, "before-images"))]
                 runs.append({**record, "environments_recorded": len(images)})
     return sorted(runs, key=lambda run: str(run["run_id"]), reverse=True)
 
 
-def _say_stopped(report: RunReport) -> None:
+def _say_stopped(report: RunReport | OrganisationReport) -> None:
     if report.stopped_by is not None:
         name = signal.Signals(report.stopped_by).name
         print(f"lambda-optimizer: interrupted by {name}: the report says what was done and "
               "what was not", file=sys.stderr)  # fmt: skip
 
 
-def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> None:
+def _emit(
+    report: RunReport | OrganisationReport, config: RunConfig, heading: str | None = None
+) -> None:
     if heading and config.output != "json":
         print(f"\n=== {heading} ===")
     if config.report_file is None:
-        write_report(report, config.output, sys.stdout)
+        report.write(config.output, sys.stdout)
         sys.stdout.flush()
         return
     suffix = config.report_file.suffix.lower()
@@ -413,15 +454,15 @@ def _emit(report: RunReport, config: RunConfig, heading: str | None = None) -> N
         config.report_file.parent.mkdir(parents=True, exist_ok=True)
         stream = config.report_file.open("w")
     except OSError:  # stdout still gets the report
-        write_report(report, config.output, sys.stdout)
+        report.write(config.output, sys.stdout)
         sys.stdout.flush()
         raise
     with stream:
         if output == config.output:  # one report made once, written to both
-            write_report(report, output, sys.stdout, stream)
+            report.write(output, sys.stdout, stream)
         else:
-            write_report(report, config.output, sys.stdout)
-            write_report(report, output, stream)
+            report.write(config.output, sys.stdout)
+            report.write(output, stream)
     sys.stdout.flush()
 
 
@@ -506,7 +547,13 @@ def _command(config: RunConfig) -> int:
         if config.command == "savings":
             sys.stdout.write(anyio.run(_savings, config, settings))
             return 0
-        report = anyio.run(run_once, config, settings, None, None, True)
+        report: RunReport | OrganisationReport
+        if config.accounts:
+            from optimizer_async.organisation import run_organisation  # it builds on this module
+
+            report = anyio.run(run_organisation, config, settings, None, None, True)
+        else:
+            report = anyio.run(run_once, config, settings, None, None, True)
     finally:
         signals.install()  # the event loop restored the defaults: ours again
     _emit(report, config)

@@ -44,7 +44,7 @@ from aiobotocore.session import AioSession
 from aiolimiter import AsyncLimiter
 from botocore import xform_name
 
-from optimizer_async.aws import errors, quotas
+from optimizer_async.aws import assumed_role, errors, quotas
 from optimizer_async.aws.lean_models import LeanLoader
 from optimizer_async.aws.operations import is_write
 from optimizer_async.clock import Clock, EventLoopClock
@@ -97,6 +97,8 @@ class AwsSettings:
     max_attempts: int = 8
     # The part of every quota this process may use: 1/N for one of N shards side by side.
     quota_share: float = 1.0
+    # --accounts: act as this role of another account (the credentials above assume it).
+    role: assumed_role.RoleToAssume | None = None
 
 
 class Unavailable(Exception):
@@ -107,6 +109,8 @@ def unavailable(error: BaseException, settings: AwsSettings) -> str:
     """One line for the user, by the error's kind (botocore's class names, no import)."""
     kind = type(error).__name__
     where = settings.endpoint_url or f"AWS in {settings.region}"
+    if isinstance(error, assumed_role.RoleRefused):
+        return str(error)
     if kind == "NoCredentialsError":
         return ("no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, or run where a role provides them")  # fmt: skip
@@ -242,7 +246,28 @@ class Aws:
         except Exception as error:  # an unknown profile is found here
             raise Unavailable(unavailable(error, settings)) from error
         async with AsyncExitStack() as stack:
-            yield cls(settings, session, stack, clock)
+            if settings.role is None:
+                yield cls(settings, session, stack, clock)
+                return
+            # The role's session signs every call; the run's own only assumes the role.
+            botocore_session = _botocore_session()
+            aws = cls(
+                settings,
+                aioboto3.Session(region_name=settings.region, botocore_session=botocore_session),
+                stack,
+                clock,
+            )
+            counter = aws.counter
+            credentials = assumed_role.resolver(
+                settings.role,
+                session,
+                {"endpoint_url": settings.endpoint_url, "region_name": settings.region},
+                stack,
+                aws.clock.utcnow,
+                lambda outcome: counter.record("sts", "AssumeRole", outcome, 1),
+            )
+            botocore_session.register_component("credential_provider", credentials)
+            yield aws
 
     @property
     def region(self) -> str:

@@ -18,14 +18,14 @@ Seed = Callable[..., list[str]]
 _RUN_ONLY = ("run_id", "started_at", "elapsed_s", "api_calls", "shard", "merged_from")
 
 
-def _merge(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, str, str]:
+def merge_reports(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, str, str]:
     capsys.readouterr()
     code = cli.main(["report", "merge", *map(str, paths)])
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def _comparable(report: dict[str, Any]) -> Any:
+def comparable(report: dict[str, Any]) -> Any:
     """The report without what differs from run to run: ids, times, call counts, and the
     Logs Insights query each function's REPORT lines came from (`scan`: its id, the log
     groups it read together and the bytes it scanned are the run's, as its calls are)."""
@@ -65,10 +65,10 @@ def test_shards_cover_every_environment_once_and_merge_into_one_runs_report(
         assert sorted(taken) == sorted(suffixes)  # every environment, exactly once
         assert read == reads  # each candidate read by one shard only
 
-        code, out, err = _merge(capsys, *reversed(paths))  # in any order
+        code, out, err = merge_reports(capsys, *reversed(paths))  # in any order
         assert code == 0, err
         merged = json.loads(out)
-        assert _comparable(merged) == _comparable(whole)
+        assert comparable(merged) == comparable(whole)
         assert merged["merged_from"] == [json.loads(p.read_text())["run_id"] for p in paths]
 
 
@@ -98,7 +98,7 @@ def test_merge_refuses_an_incomplete_or_foreign_set_in_one_line(
         ((reports["plain"],), "is not a shard's report (a run with --shard I/N)"),
         ((tmp_path / "none.json",), "none.json: No such file or directory"),
     ]:
-        code, out, err = _merge(capsys, *paths)
+        code, out, err = merge_reports(capsys, *paths)
         assert code == 2
         assert out == ""
         assert err.count("\n") == 1

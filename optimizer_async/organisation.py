@@ -1,0 +1,253 @@
+"""`--accounts FILE`: one run over many accounts and regions, side by side.
+
+AWS's quotas are per account and region, so each place (account, region) gets a gateway of
+its own (its own limiters, its role's credentials) and runs as a run of its own (run id,
+record, before-images, report): the places do not wait on each other's quotas, and the
+whole run takes about as long as its slowest place. The run's own credentials only say who
+the caller is, keep the state store and assume the roles. A place that cannot run (its role
+refused, its credentials another account's) fails alone with its reason; the others go on.
+
+The organisation's record (`runs/{id}/run.json`, kind `organisation`) lists the places' run
+ids, so `rollback --run-id ID --accounts FILE` puts back every place's changes, each in its
+own account and region. The free tier belongs to an account once: with `--free-tier` it is
+applied in the account's first region only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import anyio
+import structlog
+
+from optimizer_async import progress, signals
+from optimizer_async.accounts import Account, Place, places
+from optimizer_async.aws import errors
+from optimizer_async.aws.assumed_role import RoleToAssume, session_name
+from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
+from optimizer_async.clock import Clock
+from optimizer_async.config import RunConfig
+from optimizer_async.org_report import KIND, OrganisationReport, PlaceResult
+from optimizer_async.recorded import RecordError
+from optimizer_async.runner import load_images, new_run_id, open_store, run_recorded
+from optimizer_async.signals import StopRequest
+from optimizer_async.state import StateStore, run_key
+
+log = structlog.get_logger("optimizer_async.organisation")
+
+FREE_TIER_NOTE = "the free tier is the account's once: applied in each account's first region"
+
+
+class WrongAccount(Exception):
+    """A place's credentials answered as another account than the file says."""
+
+
+def place_settings(settings: AwsSettings, place: Place, run_id: str) -> AwsSettings:
+    """The place's gateway: its region, and its role assumed with the run's credentials."""
+    account = place.account
+    role = (
+        None
+        if account.role is None
+        else RoleToAssume(account.role, session_name(run_id), account.external_id)
+    )
+    return replace(settings, region=place.region, role=role)
+
+
+async def run_organisation(
+    config: RunConfig,
+    settings: AwsSettings,
+    clock: Clock | None = None,
+    stop: StopRequest | None = None,
+    signals_: bool = False,
+) -> OrganisationReport:
+    """Every place of `config.accounts` run side by side (see the module's docstring)."""
+    stop = stop or StopRequest()
+    run_id, started = new_run_id(), time.monotonic()
+    async with anyio.create_task_group() as watching:
+        if signals_ and threading.current_thread() is threading.main_thread():
+            await watching.start(signals.watch, stop)
+        async with Aws.open(settings, clock) as home:
+            caller = await home.preflight()
+            store = await open_store(config, home)
+            started_at = home.clock.utcnow()
+            rollback_of = config.run_id if config.command == "rollback" else None
+            places = [
+                _PlaceRun(PlaceResult(place), recorded_run)
+                for place, recorded_run in await _targets(store, config, rollback_of)
+            ]
+            if config.progress:
+                shown = [run.progress() for run in places]
+                watching.start_soon(progress.watch, shown, progress.on_terminal())
+            record = {
+                "run_id": run_id,
+                "kind": KIND,
+                "command": config.command,
+                "rollback_of": rollback_of,
+                "caller_account": caller,
+                "started_at": started_at.isoformat(),
+                "dry_run": config.dry_run,
+                "shard": None if config.shard is None else str(config.shard),
+                "places": [_place_json(run.result) for run in places],
+                "status": "running",
+            }
+            await store.write(run_key(run_id, "run.json"), record)
+            log.info("organisation.started", run_id=run_id, places=len(places),
+                     command=config.command, dry_run=config.dry_run)  # fmt: skip
+            async with anyio.create_task_group() as group:
+                for place in places:
+                    group.start_soon(place.run, config, settings, clock, store, stop, run_id)
+            report = OrganisationReport(
+                run_id=run_id,
+                dry_run=config.dry_run,
+                command=config.command,
+                started_at=started_at,
+                elapsed_s=time.monotonic() - started,
+                places=[run.result for run in places],
+                own_calls=home.counter.snapshot(),
+                stopped_by=stop.signum,
+                rollback_of=rollback_of,
+                shard=None
+                if config.shard is None
+                else {"index": config.shard.index, "count": config.shard.count},
+                notes=[FREE_TIER_NOTE] if config.free_tier else [],
+            )
+            await store.write(run_key(run_id, "report.json"), report.document())
+            finished = home.clock.utcnow().isoformat()
+            await store.write(
+                run_key(run_id, "run.json"),
+                {
+                    **record,
+                    "places": [_place_json(place) for place in report.places],
+                    "status": report.status,
+                    "finished_at": finished,
+                },
+            )
+            log.info("organisation.finished", run_id=run_id, status=report.status)
+        watching.cancel_scope.cancel()
+    return report
+
+
+class _PlaceRun:
+    """One place's run inside the organisation's: its gateway, its counts, its result."""
+
+    def __init__(self, result: PlaceResult, recorded_run: str | None) -> None:
+        self.result = result
+        self.recorded_run = recorded_run  # a rollback: the place's run it puts back
+        self.counts = progress.Counts()
+        self.aws: Aws | None = None  # once open
+
+    def progress(self) -> progress.Place:
+        account = self.result.place.account
+        return progress.Place(
+            f"{account.name} ({account.account_id})",
+            self.result.place.region,
+            self.counts,
+            lambda: None if self.aws is None else self.aws.busiest_queue(),
+        )
+
+    async def run(
+        self,
+        config: RunConfig,
+        settings: AwsSettings,
+        clock: Clock | None,
+        store: StateStore,
+        stop: StopRequest,
+        organisation_run: str,
+    ) -> None:
+        """The place's run; any failure of its own is its result's error, never raised:
+        the other places go on."""
+        place, result = self.result.place, self.result
+        place_config = replace(
+            config,
+            region=place.region,
+            free_tier=config.free_tier and place.region == place.account.regions[0],
+            run_id=self.recorded_run,
+        )
+        own = place_settings(settings, place, organisation_run)
+        try:
+            async with Aws.open(own, clock) as aws:
+                self.aws, calls = aws, aws.counter.mark()
+                try:
+                    got = await aws.preflight()
+                    if got != place.account.account_id:
+                        raise WrongAccount(
+                            f"the credentials for account {place.account.name} are "
+                            f"account {got}'s, not {place.account.account_id}'s"
+                        )
+                    records = None
+                    if self.recorded_run is not None:
+                        records = await load_images(store, self.recorded_run)
+                    result.report = await run_recorded(
+                        aws,
+                        store,
+                        place_config,
+                        records,
+                        stop=stop,
+                        since=calls,
+                        counts=self.counts,
+                        place=place,
+                        organisation_run=organisation_run,
+                    )
+                finally:
+                    if result.report is None:  # what it called before it failed
+                        result.calls = aws.counter.snapshot(since=calls)
+        except (Unavailable, WrongAccount, RecordError) as error:
+            result.error = str(error)
+        except Exception as error:
+            result.error = errors.describe(error)
+        if result.error is not None:
+            log.error("place.failed", account=place.account.account_id,
+                      region=place.region, error=result.error)  # fmt: skip
+
+
+def _place_json(result: PlaceResult) -> dict[str, Any]:
+    return {
+        "account": result.place.account.account_id,
+        "account_name": result.place.account.name,
+        "region": result.place.region,
+        "run_id": None if result.report is None else result.report.run_id,
+        "status": "running" if result.report is None and result.error is None else result.status,
+        "error": result.error,
+    }
+
+
+async def _targets(
+    store: StateStore, config: RunConfig, rollback_of: str | None
+) -> list[tuple[Place, str | None]]:
+    """The places to run, each with the recorded run it puts back (a rollback) or None.
+
+    A rollback takes the places the recorded run covered (an organisation's, or one
+    place's own run), each one's account from the file; a place whose run changed nothing
+    has nothing to put back and is left out."""
+    if rollback_of is None:
+        return [(place, None) for place in places(config.accounts)]
+    record = await store.read(run_key(rollback_of, "run.json"))
+    if record is None:
+        raise RecordError(f"run {rollback_of} has no record in {store.location}")
+    recorded: Sequence[dict[str, Any]] = (
+        record.get("places", [])
+        if record.get("kind") == KIND
+        else [{"account": record.get("account"), "region": record["region"], "run_id": rollback_of}]
+    )
+    by_id = {account.account_id: account for account in config.accounts}
+    found: list[tuple[Place, str | None]] = []
+    for entry in recorded:
+        account: Account | None = by_id.get(str(entry.get("account")))
+        if account is None:
+            raise RecordError(
+                f"run {rollback_of} changed account {entry.get('account')}, which the "
+                "--accounts file does not list: give the file that ran it"
+            )
+        run = entry.get("run_id")
+        if run and await store.keys(run_key(str(run), "before-images")):
+            found.append((Place(account, str(entry["region"])), str(run)))
+    if not found:
+        raise RecordError(
+            f"run {rollback_of} left no before-images in {store.where(run_key(rollback_of))}: "
+            "nothing it changed to roll back"
+        )
+    return found

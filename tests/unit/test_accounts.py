@@ -1,0 +1,127 @@
+"""The accounts file (`--accounts`): c7n-org's shape, checked before any AWS call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from optimizer_async import cli
+from optimizer_async.accounts import Account, AccountsError, load, places
+from optimizer_async.config import UsageError
+from optimizer_async.finder import Filters
+
+ROLE = "arn:aws:iam::111111111111:role/LambdaOptimizer"
+
+
+def _file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "accounts.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_c7n_org_file_reads_with_defaults_and_its_own_keys_ignored(tmp_path: Path) -> None:
+    path = _file(
+        tmp_path,
+        f"""
+accounts:
+  - account_id: "111111111111"
+    name: payments
+    role: {ROLE}
+    external_id: org-7f3a
+    regions: [us-east-1, eu-west-1]
+    match: ["pr-*"]
+    exclude: pr-9*
+    tags: [type:dev]
+    email: payments@example.com
+    vars: {{owner: team}}
+  - account_id: 012345678901
+""",
+    )
+    first, second = load(path, "ap-southeast-2")
+    assert first == Account(
+        "111111111111",
+        "payments",
+        ("us-east-1", "eu-west-1"),
+        ROLE,
+        "org-7f3a",
+        ("pr-*",),
+        ("pr-9*",),
+    )
+    assert "org-7f3a" not in repr(first)  # the external id stays out of logs and errors
+    # No name: the id; no regions: the run's; no role: the run's own credentials.
+    assert (second.account_id, second.name, second.regions, second.role) == (
+        "012345678901",
+        "012345678901",
+        ("ap-southeast-2",),
+        None,
+    )
+    assert [(p.account.name, p.region) for p in places((first, second))] == [
+        ("payments", "us-east-1"),
+        ("payments", "eu-west-1"),
+        ("012345678901", "ap-southeast-2"),
+    ]
+
+
+def test_an_accounts_globs_narrow_the_runs_and_say_so() -> None:
+    account = Account("111111111111", "payments", ("us-east-1",), match=("pr-*",),
+                      exclude=("pr-9*",))  # fmt: skip
+    filters = Filters(match=("pr-*", "dev"), account=account)
+    assert filters.refusal("pr-1") is None
+    assert filters.refusal("dev") == "not matched by account payments's match pr-*"
+    assert filters.refusal("pr-90") == "excluded by account payments's exclude pr-9*"
+    assert filters.refusal("qa") == "not matched by --match pr-* dev"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("accounts: [", "is not YAML (line 1)"),
+        ("- account_id: '111111111111'", "expected one key, `accounts:`"),
+        ("accounts: []", "`accounts` must be a non-empty list"),
+        ("accounts: [x]", "accounts[0] must be a mapping"),
+        ("accounts: [{account_id: '1111'}]", "accounts[0].account_id must be a 12-digit"),
+        ("accounts: [{account_id: '111111111111', rgions: [us-east-1]}]",
+         "accounts[0]: unknown key(s) rgions"),
+        ("accounts: [{account_id: '111111111111', role: 'LambdaOptimizer'}]",
+         "accounts[0].role is not an IAM role ARN"),
+        ("accounts: [{account_id: '222222222222', role: '" + ROLE + "'}]",
+         "accounts[0].role is a role of account 111111111111, not 222222222222"),
+        ("accounts: [{account_id: '111111111111', external_id: abc}]",
+         "accounts[0].external_id needs a role to assume"),
+        ("accounts: [{account_id: '111111111111', role: '" + ROLE + "', external_id: 'a b'}]",
+         "accounts[0].external_id must be 2-1224 characters"),
+        ("accounts: [{account_id: '111111111111', regions: [us-east]}]",
+         "'us-east' is not an AWS region name"),
+        ("accounts: [{account_id: '111111111111', regions: []}]",
+         "accounts[0].regions must name at least one region"),
+        ("accounts: [{account_id: '111111111111', regions: [us-east-1, us-east-1]}]",
+         "accounts[0].regions lists a region twice"),
+        ("accounts: [{account_id: '111111111111', match: ['']}]",
+         "accounts[0].match must be a list of non-empty strings"),
+        ("accounts: [{account_id: '111111111111'}, {account_id: '111111111111', name: b}]",
+         "account_id 111111111111 is listed twice"),
+        ("accounts: [{account_id: '111111111111', name: a}, {account_id: '222222222222', name: a}]",
+         "name a is listed twice"),
+    ],
+)  # fmt: skip
+def test_a_bad_file_is_one_line_naming_where(tmp_path: Path, text: str, says: str) -> None:
+    with pytest.raises(AccountsError) as raised:
+        load(_file(tmp_path, text), "us-east-1")
+    assert says in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_command_line_refuses_a_bad_accounts_file_before_any_aws_call(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(UsageError, match=r"none\.yaml: No such file"):
+        cli.parse_config(["--all", "--accounts", str(tmp_path / "none.yaml")], {})
+    path = _file(tmp_path, "accounts: [{account_id: '111111111111'}]")
+    with pytest.raises(UsageError, match="cannot go with --sandbox"):
+        cli.parse_config(["--all", "--accounts", str(path), "--sandbox"], {})
+    with pytest.raises(UsageError, match="leave out --accounts"):
+        cli.parse_config(["--all", "--accounts", str(path), "--dry-run", "--plan-out",
+                          str(tmp_path / "plan.json")], {})  # fmt: skip
+    config = cli.parse_config(["--all", "--accounts", str(path), "--region", "eu-west-1"], {})
+    assert [a.regions for a in config.accounts] == [("eu-west-1",)]
