@@ -187,18 +187,39 @@ def policy(
         for resource in _expand(permission, basics, environments):
             resources.update(_as_aws_expects(permission.action, resource))
     if state_bucket:
-        prefix = state_prefix.strip("/") + "/" if state_prefix.strip("/") else ""
-        for action, template in STATE_BUCKET_PERMISSIONS:
-            resource = template.format(
-                partition=partition, state_bucket=state_bucket, state_prefix=prefix
-            )
-            grants.setdefault(action, set()).add(resource)
+        _grant_state_bucket(grants, partition, state_bucket, state_prefix)
     if find_all and purpose != "rollback":  # a rollback undoes the environments it names
         for permission in FINDER_PERMISSIONS:
             grants.setdefault(permission.action, set()).add(permission.resource)
     if live_prices and purpose != "rollback":  # a rollback prices nothing
         grants.setdefault(PRICE_LIST_ACTION, set()).add("*")
     return {"Version": VERSION, "Statement": _statements(grants)}
+
+
+def caller_policy(
+    role_arns: Sequence[str],
+    *,
+    partition: str = "aws",
+    state_bucket: str | None = None,
+    state_prefix: str = "",
+) -> PolicyDocument:
+    """The policy of the principal an organisation's run (`--accounts`) starts as: it only
+    assumes exactly the listed roles (each role holds `policy(...)` for its own account)
+    and keeps the run records. GetCallerIdentity needs no permission."""
+    grants: dict[str, set[str]] = {"sts:AssumeRole": set(role_arns)}
+    if state_bucket:
+        _grant_state_bucket(grants, partition, state_bucket, state_prefix)
+    return {"Version": VERSION, "Statement": _statements(grants)}
+
+
+def _grant_state_bucket(
+    grants: dict[str, set[str]], partition: str, bucket: str, prefix: str
+) -> None:
+    """The run records' objects under the prefix, and listing them."""
+    under = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    for action, template in STATE_BUCKET_PERMISSIONS:
+        resource = template.format(partition=partition, state_bucket=bucket, state_prefix=under)
+        grants.setdefault(action, set()).add(resource)
 
 
 def render(document: PolicyDocument) -> str:

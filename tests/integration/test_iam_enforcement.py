@@ -20,20 +20,32 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from optimizer_async.aws import errors
 from optimizer_async.aws.operations import iam_action, is_write
 from optimizer_async.cli import iam_policy_document
-from optimizer_async.iam_policy import PURPOSES, PolicyDocument, Purpose, policy, render
+from optimizer_async.iam_policy import (
+    PURPOSES,
+    PolicyDocument,
+    Purpose,
+    caller_policy,
+    policy,
+    render,
+)
 from optimizer_async.naming import EnvironmentNames
+from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.steps.registry import REGISTRY, declared_calls
 from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import Optimize
+from tests.integration.test_organisation import member_credentials
 from tests.integration.test_state_bucket import safe_bucket
 
 pytestmark = pytest.mark.sandbox_only
@@ -316,3 +328,52 @@ def test_all_needs_list_functions_and_nothing_more(
             refused, answer = None, errors.describe(error)
     assert refused != 0, answer
     assert _denied(sandbox) == {"lambda:ListFunctions"}
+
+
+def test_an_organisation_run_starts_as_a_principal_that_may_only_assume_the_roles(
+    sandbox: EmbeddedSandbox,
+    optimize: Optimize,
+    client: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """`iam-policy --accounts FILE`: the caller may assume exactly the file's roles; each
+    role holds its own account's policy. A dry run over the member succeeds as that caller,
+    and a caller allowed another role only is denied AssumeRole."""
+    member = "111111111111"
+    arn = sandbox.add_account(member, "LambdaOptimizer", trusted_account=ACCOUNT)
+    credentials = member_credentials(sandbox.endpoint_url, arn, None)
+    Seeder(sandbox.endpoint_url, REGION, credentials=credentials).seed(["dev"])
+    member_iam = boto3.client(
+        "iam",
+        endpoint_url=sandbox.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=credentials[0],
+        aws_secret_access_key=credentials[1],
+        aws_session_token=credentials[2],
+    )
+    own = policy(REGISTRY, "plan", account=member, region=REGION, suffixes=("dev",))
+    member_iam.put_role_policy(
+        RoleName="LambdaOptimizer", PolicyName="lambda-optimizer", PolicyDocument=render(own)
+    )
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(json.dumps({"accounts": [{"account_id": member, "role": arn}]}))
+    allowed = iam_policy_document(["--accounts", str(accounts)], {})
+    assert allowed["Statement"] == [
+        {"Sid": "WriteRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [arn]}
+    ]
+    other = caller_policy([arn.replace("LambdaOptimizer", "Other")])
+    keys = {"allowed": _user(client, allowed), "other": _user(client, other)}
+    sandbox.reset_stats()
+
+    with _as(sandbox, monkeypatch, keys["allowed"]):
+        code, report = optimize("--suffix", "dev", "--accounts", str(accounts), "--dry-run")
+    assert code == 0, report
+    assert _denied(sandbox) == set()
+    (place,) = report["places"]
+    assert place["report"]["environments"][0]["status"] == "planned"
+    with _as(sandbox, monkeypatch, keys["other"]):
+        code, report = optimize("--suffix", "dev", "--accounts", str(accounts), "--dry-run")
+    assert code == 1
+    assert _denied(sandbox) == {"sts:AssumeRole"}
+    assert "not authorized to perform: sts:AssumeRole" in report["places"][0]["error"]
