@@ -169,6 +169,7 @@ def build_apply_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("plan", type=Path, metavar="PLAN", help="the plan file")
     add("--dry-run", action="store_true", help="show what it would apply; change nothing")
+    _accounts_option(parser)
     _common(parser)
     return parser
 
@@ -508,8 +509,6 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         raise UsageError("--sandbox and AWS_ENDPOINT_URL are exclusive: pick one AWS")
     if args.accounts is not None and args.sandbox:
         raise UsageError("--accounts runs in the accounts it lists: it cannot go with --sandbox")
-    if args.accounts is not None and args.plan_out is not None:
-        raise UsageError("--plan-out writes one account and region's plan: leave out --accounts")
     organisation = _accounts(args, region)
 
     try:
@@ -615,6 +614,20 @@ def _apply_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunCo
         document = plan_file.load(args.plan)
     except plan_file.PlanFileError as error:
         raise UsageError(str(error)) from None
+    if plan_file.is_organisation(document):
+        region, endpoint = _aws_options(args, environ)
+        if args.accounts is None:
+            raise UsageError(f"{args.plan} is an organisation's plan: give --accounts FILE")
+        return RunConfig(
+            suffixes=(),
+            command="apply",
+            plan_file=args.plan,
+            dry_run=args.dry_run,
+            accounts=_accounts(args, region),
+            **_common_config(args, region, endpoint, environ),
+        )
+    if args.accounts is not None:
+        raise UsageError(f"{args.plan} is one account and region's plan: leave out --accounts")
     if args.region and args.region != document["region"]:
         raise UsageError(f"the plan is for {document['region']}, not {args.region}")
     _, endpoint = _aws_options(args, environ)

@@ -135,6 +135,8 @@ class OrganisationReport:
     rollback_of: str | None = None
     shard: dict[str, int] | None = None  # --shard I/N: {"index", "count"}
     notes: list[str] = field(default_factory=list)
+    plan_out: str | None = None  # a dry run with --plan-out: every place's plan, one file
+    applied_plan: str | None = None  # `apply`: the organisation's plan it applied
 
     @property
     def status(self) -> str:
@@ -173,6 +175,8 @@ class OrganisationReport:
             "status": self.status,
             "command": self.command,
             "rollback_of": self.rollback_of,
+            "applied_plan": self.applied_plan,
+            "plan_out": self.plan_out,
             "started_at": self.started_at.isoformat(),
             "elapsed_s": round(self.elapsed_s, 3),
             "stopped_by": None if self.stopped_by is None else signal.Signals(self.stopped_by).name,
@@ -236,6 +240,9 @@ def render_table(report: OrganisationReport, width: int = 120) -> str:
     console.print(totals)
     for note in report.notes:
         console.print(Text(f"note: {note}"))
+    if report.plan_out:
+        apply = f"lambda-optimizer apply {report.plan_out} --accounts FILE"
+        console.print(Text(f"plan written to {report.plan_out}: review it, then `{apply}`"))
     console.print(Text(headline(report)))
     parts.append(str(console.file.getvalue()))  # type: ignore[attr-defined]
     return "\n".join(parts)

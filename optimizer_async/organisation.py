@@ -19,12 +19,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import anyio
 import structlog
 
-from optimizer_async import progress, signals
+from optimizer_async import json_text, plan_file, progress, signals
 from optimizer_async.accounts import Account, Place, places
 from optimizer_async.aws import errors
 from optimizer_async.aws.assumed_role import RoleToAssume, session_name
@@ -35,7 +36,7 @@ from optimizer_async.org_report import KIND, OrganisationReport, PlaceResult
 from optimizer_async.recorded import RecordError
 from optimizer_async.runner import load_images, new_run_id, open_store, run_recorded
 from optimizer_async.signals import StopRequest
-from optimizer_async.state import StateStore, run_key
+from optimizer_async.state import StateStore, run_key, write_atomically
 
 log = structlog.get_logger("optimizer_async.organisation")
 
@@ -76,8 +77,8 @@ async def run_organisation(
             started_at = home.clock.utcnow()
             rollback_of = config.run_id if config.command == "rollback" else None
             places = [
-                _PlaceRun(PlaceResult(place), recorded_run)
-                for place, recorded_run in await _targets(store, config, rollback_of)
+                _PlaceRun(PlaceResult(place), replays)
+                for place, replays in await _targets(store, config, rollback_of)
             ]
             if config.progress:
                 shown = [run.progress() for run in places]
@@ -100,6 +101,9 @@ async def run_organisation(
             async with anyio.create_task_group() as group:
                 for place in places:
                     group.start_soon(place.run, config, settings, clock, store, stop, run_id)
+            plan_out = None
+            if config.plan_out is not None and not stop.requested:
+                plan_out = await _write_plan(config.plan_out, run_id, places)
             report = OrganisationReport(
                 run_id=run_id,
                 dry_run=config.dry_run,
@@ -114,6 +118,8 @@ async def run_organisation(
                 if config.shard is None
                 else {"index": config.shard.index, "count": config.shard.count},
                 notes=[FREE_TIER_NOTE] if config.free_tier else [],
+                plan_out=plan_out,
+                applied_plan=str(config.plan_file) if config.command == "apply" else None,
             )
             await store.write(run_key(run_id, "report.json"), report.document())
             finished = home.clock.utcnow().isoformat()
@@ -131,12 +137,32 @@ async def run_organisation(
     return report
 
 
+async def _write_plan(path: Path, run_id: str, places: Sequence[_PlaceRun]) -> str:
+    """The organisation's plan file: every place's plan that was made (a place that could
+    not run has none: the report says why)."""
+    planned = [
+        {
+            "account": run.result.place.account.account_id,
+            "account_name": run.result.place.account.name,
+            "region": run.result.place.region,
+            "plan": run.result.report.plan,
+        }
+        for run in places
+        if run.result.report is not None and run.result.report.plan is not None
+    ]
+    document = plan_file.organisation_document(run_id, planned)
+    payload = "".join(json_text.chunks(document, sort_keys=True))
+    return await anyio.to_thread.run_sync(write_atomically, path, payload)
+
+
 class _PlaceRun:
     """One place's run inside the organisation's: its gateway, its counts, its result."""
 
-    def __init__(self, result: PlaceResult, recorded_run: str | None) -> None:
+    def __init__(self, result: PlaceResult, replays: str | dict[str, Any] | None) -> None:
         self.result = result
-        self.recorded_run = recorded_run  # a rollback: the place's run it puts back
+        # a rollback: the place's run it puts back; an apply: the place's plan
+        self.recorded_run = replays if isinstance(replays, str) else None
+        self.plan = replays if isinstance(replays, dict) else None
         self.counts = progress.Counts()
         self.aws: Aws | None = None  # once open
 
@@ -191,6 +217,7 @@ class _PlaceRun:
                         counts=self.counts,
                         place=place,
                         organisation_run=organisation_run,
+                        plan=self.plan,
                     )
                 finally:
                     if result.report is None:  # what it called before it failed
@@ -217,12 +244,20 @@ def _place_json(result: PlaceResult) -> dict[str, Any]:
 
 async def _targets(
     store: StateStore, config: RunConfig, rollback_of: str | None
-) -> list[tuple[Place, str | None]]:
-    """The places to run, each with the recorded run it puts back (a rollback) or None.
+) -> list[tuple[Place, str | dict[str, Any] | None]]:
+    """The places to run, each with what it replays: the recorded run it puts back (a
+    rollback), its plan (`apply` of an organisation's plan), or None (a run).
 
     A rollback takes the places the recorded run covered (an organisation's, or one
-    place's own run), each one's account from the file; a place whose run changed nothing
-    has nothing to put back and is left out."""
+    place's own run), an apply the places its plan holds, each one's account from the file;
+    a place whose run changed nothing has nothing to put back and is left out."""
+    if config.command == "apply":
+        assert config.plan_file is not None
+        document = plan_file.load(config.plan_file)
+        return [
+            (_place(config, entry, str(config.plan_file)), entry["plan"])
+            for entry in document["places"]
+        ]
     if rollback_of is None:
         return [(place, None) for place in places(config.accounts)]
     record = await store.read(run_key(rollback_of, "run.json"))
@@ -233,21 +268,26 @@ async def _targets(
         if record.get("kind") == KIND
         else [{"account": record.get("account"), "region": record["region"], "run_id": rollback_of}]
     )
-    by_id = {account.account_id: account for account in config.accounts}
-    found: list[tuple[Place, str | None]] = []
+    found: list[tuple[Place, str | dict[str, Any] | None]] = []
     for entry in recorded:
-        account: Account | None = by_id.get(str(entry.get("account")))
-        if account is None:
-            raise RecordError(
-                f"run {rollback_of} changed account {entry.get('account')}, which the "
-                "--accounts file does not list: give the file that ran it"
-            )
         run = entry.get("run_id")
         if run and await store.keys(run_key(str(run), "before-images")):
-            found.append((Place(account, str(entry["region"])), str(run)))
+            found.append((_place(config, entry, f"run {rollback_of}"), str(run)))
     if not found:
         raise RecordError(
             f"run {rollback_of} left no before-images in {store.where(run_key(rollback_of))}: "
             "nothing it changed to roll back"
         )
     return found
+
+
+def _place(config: RunConfig, entry: dict[str, Any], what: str) -> Place:
+    """The place a record names, its account as the accounts file has it."""
+    by_id = {account.account_id: account for account in config.accounts}
+    account: Account | None = by_id.get(str(entry.get("account")))
+    if account is None:
+        raise RecordError(
+            f"{what} is for account {entry.get('account')}, which the --accounts file does "
+            "not list: give the file it was made with"
+        )
+    return Place(account, str(entry["region"]))

@@ -23,6 +23,8 @@ from optimizer_async.steps.base import Change, Step
 from optimizer_async.targets import Targets, targets_from_json, targets_to_json
 
 KIND: Final = "lambda-optimizer plan"
+# `--accounts --dry-run --plan-out`: each account and region's plan, applied in its own place.
+ORGANISATION_KIND: Final = "lambda-optimizer organisation plan"
 SCHEMA_VERSION: Final = 1
 
 
@@ -66,6 +68,18 @@ def plan_document(
     }
 
 
+def organisation_document(run_id: str, places: list[dict[str, Any]]) -> dict[str, Any]:
+    """An organisation's plan file: `places`, each {account, account_name, region, plan}
+    (the place's own plan document, as `plan_document` makes it)."""
+    return {
+        "kind": ORGANISATION_KIND,
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(),
+        "places": places,
+    }
+
+
 def _planned(env: EnvironmentPlan) -> list[tuple[Change, str | None]]:
     """Changes a run would attempt (blocked ones are not in the plan), with their function."""
     found: list[tuple[Change, str | None]] = [
@@ -84,7 +98,8 @@ def load(path: Path) -> dict[str, Any]:
         raise PlanFileError(f"plan file {path}: {error.strerror or error}") from None
     except json.JSONDecodeError as error:
         raise PlanFileError(f"plan file {path}: not JSON ({error.msg})") from None
-    if not isinstance(document, dict) or document.get("kind") != KIND:
+    kinds = (KIND, ORGANISATION_KIND)
+    if not isinstance(document, dict) or document.get("kind") not in kinds:
         raise PlanFileError(f"plan file {path}: not a {KIND} (written by --plan-out)")
     if document.get("schema_version") != SCHEMA_VERSION:
         raise PlanFileError(
@@ -92,12 +107,31 @@ def load(path: Path) -> dict[str, Any]:
             f"{SCHEMA_VERSION}"
         )
     try:
-        targets_from_json(document["targets"])
-        for suffix, env in document["environments"].items():
-            for change in env["changes"]:
-                Change(**{k: change[k] for k in ("step", "resource", "setting", "before", "after")})
-            if env["suffix"] != suffix:
-                raise ValueError(f"environment {suffix} names itself {env['suffix']}")
+        if document["kind"] == KIND:
+            _check(document)
+        else:
+            for place in document["places"]:
+                _check(place["plan"])
+                where = {
+                    (e["account_id"], e["region"]) for e in place["plan"]["environments"].values()
+                }
+                if where - {(place["account"], place["region"])}:
+                    raise ValueError(
+                        f"a plan of {place['account']} {place['region']} holds another's"
+                    )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise PlanFileError(f"plan file {path}: malformed ({error})") from None
     return document
+
+
+def is_organisation(document: Mapping[str, Any]) -> bool:
+    return document.get("kind") == ORGANISATION_KIND
+
+
+def _check(document: Mapping[str, Any]) -> None:
+    targets_from_json(document["targets"])
+    for suffix, env in document["environments"].items():
+        for change in env["changes"]:
+            Change(**{k: change[k] for k in ("step", "resource", "setting", "before", "after")})
+        if env["suffix"] != suffix:
+            raise ValueError(f"environment {suffix} names itself {env['suffix']}")

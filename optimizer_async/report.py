@@ -54,6 +54,8 @@ class RunReport:
     found: Finding | None = None  # --all: what was found, every candidate with its reason
     account: str | None = None  # the account the run read
     sharding: Sharding | None = None  # --shard: this run's share, and what merging needs
+    # An organisation's place, a dry run with --plan-out: its plan document (not reported).
+    plan: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def command(self) -> str:

@@ -143,11 +143,15 @@ async def run_recorded(
     counts: progress.Counts | None = None,
     place: Place | None = None,
     organisation_run: str | None = None,
+    plan: dict[str, Any] | None = None,
 ) -> RunReport:
     """A run with its record. `records`: a rollback's before-images when the caller has them
     already (the bake's); `trigger`: what started it, when not the command line; `counts`:
     where its progress is counted for whoever watches; `place`, `organisation_run`: the
-    account (its filters) and the organisation's run this run is part of (`--accounts`)."""
+    account (its filters) and the organisation's run this run is part of (`--accounts`);
+    `plan`: `apply`'s plan document when not the plan file itself (a place's, of an
+    organisation's plan). With `place`, a dry run's plan document is kept on the report
+    (`RunReport.plan`) for the organisation's plan file."""
     run_id, stop = new_run_id(), stop or StopRequest()
     # UTC from the run's clock: the sandbox's model time in tests, so a run can be backdated.
     started_at, started = aws.clock.utcnow(), time.monotonic()
@@ -159,7 +163,7 @@ async def run_recorded(
         records = await load_images(store, config.run_id)
     elif applying:
         assert config.plan_file is not None
-        document = plan_file.load(config.plan_file)
+        document = plan if plan is not None else plan_file.load(config.plan_file)
         records, targets = document["environments"], targets_from_json(document["targets"])
     if records is not None:
         steps = recorded_steps(records, {step.name: step for step in REGISTRY})
@@ -245,13 +249,14 @@ async def run_recorded(
         if running.cancelled_caught:  # abandoned after a stop: report what it got to
             fleet = engine.partial()
             log.warning("run.abandoned", signal=stop.name)
-        written = None
+        written, planned = None, None
         if config.plan_out is not None and not stop.requested:  # never a plan cut short
-            document = plan_file.plan_document(
+            planned = plan_file.plan_document(
                 run_id, config.region, fleet.plan, fleet.inventories, steps, targets
             )
-            payload = "".join(json_text.chunks(document, sort_keys=True))
-            written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
+            if place is None:  # else the organisation writes every place's in one file
+                payload = "".join(json_text.chunks(planned, sort_keys=True))
+                written = await anyio.to_thread.run_sync(write_atomically, config.plan_out, payload)
         baked = None
         if config.bake is not None and not (config.dry_run or records or stop.requested):
             try:
@@ -287,6 +292,7 @@ async def run_recorded(
             found=found,
             account=account,
             sharding=sharding,
+            plan=planned,
         )
         await store.write(run_key(run_id, "report.json"), report.document())
         await store.write(

@@ -7,13 +7,14 @@ from typing import Final
 
 _READ_PREFIXES: Final = ("Get", "List", "Describe", "Head", "Filter", "Lookup", "Query")
 _READ_OPERATIONS: Final = frozenset(
-    {"StartQuery", "StopQuery", "SelectObjectContent", "TestInvokeMethod", "Invoke"}
+    {"StartQuery", "StopQuery", "SelectObjectContent", "TestInvokeMethod", "Invoke", "AssumeRole"}
 )
 
 
 def is_write(operation: str) -> bool:
     """True for calls that may change state; unknown names count as writes (the safe side).
-    Invoke counts as a read: it runs code but changes no configuration."""
+    Invoke counts as a read: it runs code but changes no configuration; so does AssumeRole,
+    which hands out credentials and changes no resource."""
     return not (operation.startswith(_READ_PREFIXES) or operation in _READ_OPERATIONS)
 
 

@@ -360,7 +360,7 @@ def test_an_organisation_run_starts_as_a_principal_that_may_only_assume_the_role
     accounts.write_text(json.dumps({"accounts": [{"account_id": member, "role": arn}]}))
     allowed = iam_policy_document(["--accounts", str(accounts)], {})
     assert allowed["Statement"] == [
-        {"Sid": "WriteRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [arn]}
+        {"Sid": "ReadRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [arn]}
     ]
     other = caller_policy([arn.replace("LambdaOptimizer", "Other")])
     keys = {"allowed": _user(client, allowed), "other": _user(client, other)}

@@ -311,3 +311,35 @@ def test_a_plan_is_applied_only_in_the_account_and_region_it_was_made_for(
 
     assert code == 2  # refused before any write: the plan is another account's
     assert sandbox.stats()["writes"] == 0
+
+
+def test_an_organisations_plan_is_reviewed_then_applied_place_by_place(
+    organisation: Organisation, optimize: Optimize, tmp_path: Path, sandbox: EmbeddedSandbox
+) -> None:
+    accounts = str(organisation())
+    plan = tmp_path / "plan.json"
+    code, planned = optimize("--all", "--accounts", accounts, "--dry-run", "--plan-out", str(plan))
+    assert code == 0
+    assert planned["plan_out"] == str(plan)
+    document = json.loads(plan.read_text())
+    assert document["kind"] == "lambda-optimizer organisation plan"
+    held = {
+        (p["account"], p["region"]): sorted(p["plan"]["environments"]) for p in document["places"]
+    }
+    assert held == {key: sorted(suffixes) for key, suffixes in SEEDED.items()}
+    assert sandbox.stats()["writes"] == 0
+
+    refused, _ = optimize("apply", str(plan))  # whose accounts? the file says
+    code, applied = optimize("apply", str(plan), "--accounts", accounts)
+
+    assert refused == 2
+    assert code == 0, applied
+    assert applied["applied_plan"] == str(plan)
+    for key, place in _places(applied).items():
+        run = place["report"]
+        assert (run["account"], run["region"]) == key
+        assert sorted(e["suffix"] for e in run["environments"]) == sorted(SEEDED[key])
+        assert {e["status"] for e in run["environments"]} <= {"changed"}
+    code, again = optimize("--all", "--accounts", accounts, "--dry-run")
+    assert code == 0
+    assert again["status"] == "nothing_to_do"

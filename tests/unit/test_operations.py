@@ -14,6 +14,7 @@ from optimizer_async.aws.operations import is_write
         ("DescribeAlarms", False),
         ("HeadObject", False),
         ("Invoke", False),
+        ("AssumeRole", False),  # credentials, no resource changed
         ("UpdateFunctionConfiguration", True),
         ("PutMetricAlarm", True),
         ("CreateQueue", True),
