@@ -393,11 +393,11 @@ def test_stats_per_account_keep_the_overall_shape(sandbox: EmbeddedSandbox) -> N
         "calls": [],
     }
     overall = control(sandbox, "GET", "stats")
-    assert (overall["total"], overall["writes"]) == (3, 1)  # AssumeRole is a write
+    assert (overall["total"], overall["writes"]) == (3, 0)  # AssumeRole changes nothing
     assert overall["by_account"] == {
         DEFAULT_ACCOUNT: {
             "total": 1,
-            "writes": 1,
+            "writes": 0,
             "by_outcome": {"ok": 1},
             "by_region": {REGION: {"total": 1, "throttled": 0}},
         },
