@@ -158,7 +158,9 @@ def run_status(statuses: set[str], stopped: bool) -> str:
         return "failed"
     if "changed" in statuses:
         return "converged"
-    return "planned" if "planned" in statuses else "nothing_to_do"
+    if "planned" in statuses:
+        return "planned"
+    return "held" if "held" in statuses else "nothing_to_do"
 
 
 def sum_calls(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -225,6 +227,7 @@ def _environment_json(env: EnvironmentOutcome) -> dict[str, Any]:
         "suffix": env.suffix,
         "status": env.status,
         "error": env.error,
+        "held_by": env.held_by,
         "before_images": env.before_images,
         "changes": [_change_json(c) for c in env.changes],
         "unchanged": env.unchanged,
@@ -399,8 +402,8 @@ def render_table(report: RunReport, width: int | None = None) -> str:
         title = f"environment {env.suffix}: {env.status}"
         if money.net_usd or money.net_low_usd:
             title += f" · {money.net_text()}/month"
-        if env.error:
-            console.print(Text(f"{title} — {env.error}"))
+        if env.error or env.held_by:
+            console.print(Text(f"{title} — {env.error or f'held by {env.held_by}'}"))
             continue
         sections = _sections(env)
         if not any(name == "changes" for name, _, _ in sections):
@@ -433,8 +436,8 @@ def render_markdown(report: RunReport) -> str:
         lines += [steps, ""]
     for env in report.environments:
         lines += [f"## `{env.suffix}` — {env.status}", ""]
-        if env.error:
-            lines += [f"**Error:** {env.error}", ""]
+        if env.error or env.held_by:
+            lines += [f"**Error:** {env.error}" if env.error else f"Held by {env.held_by}.", ""]
             continue
         sections = _sections(env)
         if not any(name == "changes" for name, _, _ in sections):

@@ -10,7 +10,7 @@ from optimizer_async.costs import Money
 from optimizer_async.steps.base import Change, Decision, Json, Risk, worst
 
 ChangeStatus = Literal["planned", "applied", "failed", "blocked"]
-Status = Literal["unchanged", "planned", "changed", "failed"]
+Status = Literal["unchanged", "planned", "changed", "failed", "held"]
 Facts = tuple[dict[str, Json], dict[str, str]]  # what the parts report; the table's cells
 
 
@@ -76,6 +76,7 @@ class EnvironmentOutcome:
     functions: list[FunctionOutcome] = field(default_factory=list)
     before_images: str | None = None  # where the rollback material was saved
     money: Money = field(default_factory=Money)  # the environment's own steps'
+    held_by: str | None = None  # another run held its lease: not run (leases.py)
 
     @property
     def total_money(self) -> Money:
@@ -84,6 +85,8 @@ class EnvironmentOutcome:
 
     @property
     def status(self) -> Status:
+        if self.held_by is not None:
+            return "held"
         statuses = {_status(self.changes, self.error)} | {fn.status for fn in self.functions}
         ranked: tuple[Status, ...] = ("failed", "changed", "planned")
         return next((status for status in ranked if status in statuses), "unchanged")

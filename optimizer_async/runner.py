@@ -23,6 +23,7 @@ from optimizer_async import (
     bill,
     finder,
     json_text,
+    leases,
     logs,
     merge,
     plan_file,
@@ -44,6 +45,7 @@ from optimizer_async.org_report import KIND as ORGANISATION
 from optimizer_async.org_report import OrganisationReport
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
 from optimizer_async.report import RunReport, Sharding, render_runs, render_savings
+from optimizer_async.results import EnvironmentOutcome
 from optimizer_async.signals import StopRequest
 from optimizer_async.state import (
     LocalStateStore,
@@ -133,6 +135,23 @@ async def run_once(
 
 
 async def run_recorded(
+    aws: Aws, store: StateStore, config: RunConfig, *args: Any, **kwargs: Any
+) -> RunReport:
+    """`_run_recorded` (see there), the leases it takes given back once it is over."""
+    async with contextlib.AsyncExitStack() as leased:
+        return await _run_recorded(leased, aws, store, config, *args, **kwargs)
+
+
+def lease_store(store: StateStore) -> leases.LeaseStore:
+    """Leases where the run records are: beside the local state, or in the state bucket."""
+    if isinstance(store, S3StateStore):
+        return leases.S3Leases(store.aws, store.bucket, store.prefix)
+    assert isinstance(store, LocalStateStore)
+    return leases.LocalLeases(store.root)
+
+
+async def _run_recorded(
+    leased: contextlib.AsyncExitStack,
     aws: Aws,
     store: StateStore,
     config: RunConfig,
@@ -144,6 +163,7 @@ async def run_recorded(
     place: Place | None = None,
     organisation_run: str | None = None,
     plan: dict[str, Any] | None = None,
+    lease: bool = True,
 ) -> RunReport:
     """A run with its record. `records`: a rollback's before-images when the caller has them
     already (the bake's); `trigger`: what started it, when not the command line; `counts`:
@@ -151,7 +171,9 @@ async def run_recorded(
     account (its filters) and the organisation's run this run is part of (`--accounts`);
     `plan`: `apply`'s plan document when not the plan file itself (a place's, of an
     organisation's plan). With `place`, a dry run's plan document is kept on the report
-    (`RunReport.plan`) for the organisation's plan file."""
+    (`RunReport.plan`) for the organisation's plan file. A run that may write holds a lease
+    per environment (`leases.py`) until it is over (`lease`: False for the bake's rollbacks,
+    inside a run that holds them); an environment another run holds is reported as held."""
     run_id, stop = new_run_id(), stop or StopRequest()
     # UTC from the run's clock: the sandbox's model time in tests, so a run can be backdated.
     started_at, started = aws.clock.utcnow(), time.monotonic()
@@ -193,6 +215,15 @@ async def run_recorded(
     if shard is not None:
         every, suffixes = suffixes, tuple(s for s in suffixes if mine(s))
         sharding = Sharding(shard, tuple(every), config.free_tier)
+    held: dict[str, leases.Holder] = {}
+    if lease and not config.dry_run and suffixes:
+        taken = await leased.enter_async_context(
+            leases.holding(lease_store(store), account, aws.region, suffixes, run_id, aws.clock)
+        )
+        held = taken.refused
+        if records is not None:
+            records = {suffix: records[suffix] for suffix in taken.taken}
+    in_order, suffixes = suffixes, tuple(s for s in suffixes if s not in held)
     counts = counts or progress.Counts()
     counts.run_id, counts.environments = run_id, len(suffixes)
     # Prices before the record: a Price List failure leaves no run stuck at "running".
@@ -249,6 +280,13 @@ async def run_recorded(
         if running.cancelled_caught:  # abandoned after a stop: report what it got to
             fleet = engine.partial()
             log.warning("run.abandoned", signal=stop.name)
+        if held:  # in the run's order, each with who holds it
+            done = {env.suffix: env for env in fleet.environments}
+            fleet.environments = [
+                done.get(suffix) or EnvironmentOutcome(suffix, held_by=held[suffix].describe())
+                for suffix in in_order
+                if suffix in done or suffix in held
+            ]
         written, planned = None, None
         if config.plan_out is not None and not stop.requested:  # never a plan cut short
             planned = plan_file.plan_document(
@@ -350,7 +388,7 @@ async def _bake(
         undo = replace(
             config, command="rollback", run_id=run_id, force=False, bake=None, plan_out=None
         )
-        report = await run_recorded(aws, store, undo, records, trigger="bake")
+        report = await run_recorded(aws, store, undo, records, trigger="bake", lease=False)
         failures = {
             fn.name: next(
                 (c.error for c in fn.changes if not c.ok and c.error), env.error or fn.status

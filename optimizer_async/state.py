@@ -93,7 +93,7 @@ class LocalStateStore:
         return sorted(key for key in found if not Path(key).name.startswith("."))
 
 
-def _private_directories(directory: Path) -> None:
+def private_directories(directory: Path) -> None:
     """Make `directory` and each missing parent 0700 (mkdir's mode applies to the last only)."""
     missing = [d for d in (directory, *directory.parents) if not d.exists()]
     for path in reversed(missing):
@@ -104,7 +104,7 @@ def _private_directories(directory: Path) -> None:
 def write_atomically(target: Path, payload: str | Iterable[str]) -> str:
     """Write `payload` (text, or its pieces) to `target` so that a crash leaves the old
     file or the new, whole."""
-    _private_directories(target.parent)
+    private_directories(target.parent)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.")
     try:
         with os.fdopen(descriptor, "w") as handle:
@@ -148,6 +148,7 @@ STATE_BUCKET_PERMISSIONS: Final = (
     ("s3:ListBucket", _STATE_BUCKET_ARN),
     ("s3:GetObject", _STATE_OBJECT_ARN),
     ("s3:PutObject", _STATE_OBJECT_ARN),
+    ("s3:DeleteObject", _STATE_OBJECT_ARN),  # a lease given back (leases.py)
 )
 
 

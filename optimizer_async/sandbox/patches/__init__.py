@@ -25,6 +25,7 @@ from optimizer_async.sandbox.patches import (
     logs_stored_bytes,
     moto_query_parser,
     price_list,
+    s3_conditional_writes,
     serializer_keys,
     shared_blobs,
     sts_assume_role,
@@ -54,6 +55,7 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     iam_authorization.apply()
     sts_assume_role.apply()
     shared_blobs.apply()
+    s3_conditional_writes.apply()
     serializer_keys.apply()
     xml_unparse.apply()
     return {

@@ -1,0 +1,259 @@
+"""Leases: never two runs changing one environment at once (the service's cycles, CLI runs,
+another machine's). A run holds a lease per (account, region, suffix) while it may write.
+
+A lease is a small document in the state store, `leases/{account}/{region}/{suffix}.json`:
+who holds it (run id, host, pid) and until when. It is taken only if there is none or the
+one there has expired, renewed by its holder while it runs (every third of its time), and
+deleted when the run ends; a holder that dies (kill -9, a lost node) stops renewing, so its
+lease expires and the next run takes it (at once when the holder was a process of the same
+host that no longer exists). Taking is atomic where the store is shared:
+
+- the local store (`--state-dir`): the read-and-write under an exclusive `flock` on the
+  lease's lock file, so runs on this machine take turns; the lock is the kernel's, freed
+  with the process whatever kills it;
+- the S3 store (`--state-bucket`): conditional writes (`If-None-Match: *` to create,
+  `If-Match: ETag` to take over an expired lease, renew or delete), so runs on any machine
+  agree: of two writers, S3 refuses the second (412).
+
+Times are the run's clock (`Clock.utcnow`), so tests expire a lease by moving it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import anyio
+import structlog
+
+from optimizer_async.aws import errors
+from optimizer_async.clock import Clock
+from optimizer_async.state import private_directories, write_atomically
+
+if TYPE_CHECKING:
+    from optimizer_async.aws.gateway import Aws
+
+log = structlog.get_logger("optimizer_async.leases")
+
+LEASE_S: Final = 120.0  # a holder renews every third of this; a dead one's lapses after it
+# S3's answers to a conditional write that lost: the object changed (412), or another
+# conditional write to it is in flight (409).
+_LOST_RACE: Final = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+
+
+@dataclass(frozen=True)
+class Holder:
+    run_id: str
+    host: str
+    pid: int
+    expires_at: str  # ISO-8601 UTC
+
+    def expired(self, now: datetime) -> bool:
+        """Past its time, or its holder is a process of this host that is gone (killed:
+        no need to wait the lease out)."""
+        if datetime.fromisoformat(self.expires_at) <= now:
+            return True
+        return self.host == socket.gethostname() and not _alive(self.pid)
+
+    def describe(self) -> str:
+        return f"run {self.run_id} on {self.host} (pid {self.pid}) until {self.expires_at}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def lease_key(account: str, region: str, suffix: str) -> str:
+    return f"leases/{account}/{region}/{suffix}.json"
+
+
+class LeaseStore(Protocol):
+    async def take(self, key: str, holder: Holder, now: datetime) -> Holder | None:
+        """Take the lease at `key` for `holder`; None if taken (or renewed: it was ours),
+        else the live holder it belongs to."""
+        ...
+
+    async def release(self, key: str, holder: Holder) -> None:
+        """Give the lease back, if it is still `holder`'s."""
+        ...
+
+
+class LocalLeases:
+    """Leases beside a local state directory, taken under `flock`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def take(self, key: str, holder: Holder, now: datetime) -> Holder | None:
+        return await anyio.to_thread.run_sync(self._take, self.root / key, holder, now)
+
+    async def release(self, key: str, holder: Holder) -> None:
+        await anyio.to_thread.run_sync(self._release, self.root / key, holder)
+
+    def _take(self, path: Path, holder: Holder, now: datetime) -> Holder | None:
+        with _locked(path):
+            current = _read(path)
+            if current is not None and current.run_id != holder.run_id and not current.expired(now):
+                return current
+            write_atomically(path, json.dumps(asdict(holder)))
+            return None
+
+    def _release(self, path: Path, holder: Holder) -> None:
+        with _locked(path):
+            current = _read(path)
+            if current is not None and current.run_id == holder.run_id:
+                path.unlink(missing_ok=True)
+
+
+class _locked:
+    """An exclusive flock on the lease's lock file (made 0600 beside it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.with_name(f".{path.name}.lock")
+
+    def __enter__(self) -> None:
+        private_directories(self.path.parent)
+        self.descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.descriptor, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        fcntl.flock(self.descriptor, fcntl.LOCK_UN)
+        os.close(self.descriptor)
+
+
+def _read(path: Path) -> Holder | None:
+    try:
+        return Holder(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+
+
+class S3Leases:
+    """Leases in the state bucket, taken with S3's conditional writes."""
+
+    def __init__(self, aws: Aws, bucket: str, prefix: str) -> None:
+        self.aws, self.bucket, self.prefix = aws, bucket, prefix
+
+    async def take(self, key: str, holder: Holder, now: datetime) -> Holder | None:
+        body = json.dumps(asdict(holder)).encode()
+        for _ in range(3):  # lost a race to an expired lease's other taker: look again
+            found = await self._read(key)
+            if found is not None:
+                current, etag = found
+                if current.run_id != holder.run_id and not current.expired(now):
+                    return current
+                condition: dict[str, str] = {"IfMatch": etag}
+            else:
+                condition = {"IfNoneMatch": "*"}
+            try:
+                await self.aws.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=self.prefix + key,
+                    Body=body,
+                    ContentType="application/json",
+                    ServerSideEncryption="AES256",
+                    **condition,  # type: ignore[arg-type]
+                )
+                return None
+            except Exception as error:
+                if errors.error_code(error) not in _LOST_RACE:
+                    raise
+        found = await self._read(key)
+        return found[0] if found is not None else holder  # still contended: not ours
+
+    async def release(self, key: str, holder: Holder) -> None:
+        found = await self._read(key)
+        if found is None or found[0].run_id != holder.run_id:
+            return
+        try:
+            await self.aws.s3.delete_object(
+                Bucket=self.bucket, Key=self.prefix + key, IfMatch=found[1]
+            )
+        except Exception as error:  # taken over meanwhile: it is no longer ours to delete
+            if errors.error_code(error) not in _LOST_RACE:
+                raise
+
+    async def _read(self, key: str) -> tuple[Holder, str] | None:
+        found = await self.aws.find(
+            self.aws.s3.get_object, Bucket=self.bucket, Key=self.prefix + key
+        )
+        if found is None:
+            return None
+        async with found["Body"] as body:
+            document: dict[str, Any] = json.loads(await body.read())
+        return Holder(**document), str(found["ETag"])
+
+
+@dataclass
+class Held:
+    """The leases a run holds, and the environments it could not lease (with their holder)."""
+
+    taken: list[str]
+    refused: dict[str, Holder]
+
+
+@asynccontextmanager
+async def holding(
+    store: LeaseStore,
+    account: str,
+    region: str,
+    suffixes: Sequence[str],
+    run_id: str,
+    clock: Clock,
+    lease_s: float = LEASE_S,
+) -> AsyncIterator[Held]:
+    """Take a lease per environment for the block, renewing them while it runs; give them
+    back after it, whatever ends it. The block runs the environments in `Held.taken`."""
+    me, now = (socket.gethostname(), os.getpid()), clock.utcnow
+
+    def holder() -> Holder:
+        until = now() + timedelta(seconds=lease_s)
+        return Holder(run_id, me[0], me[1], until.isoformat())
+
+    held = Held([], {})
+    keys = {suffix: lease_key(account, region, suffix) for suffix in suffixes}
+    try:
+        for suffix, key in keys.items():
+            other = await store.take(key, holder(), now())
+            if other is None:
+                held.taken.append(suffix)
+            else:
+                held.refused[suffix] = other
+                log.warning("environment.held", suffix=suffix, held_by=other.describe())
+        async with anyio.create_task_group() as renewing:
+            taken = [keys[suffix] for suffix in held.taken]
+            renewing.start_soon(_renew, store, taken, holder, clock, lease_s)
+            try:
+                yield held
+            finally:
+                renewing.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            for suffix in held.taken:
+                await store.release(keys[suffix], holder())
+
+
+async def _renew(
+    store: LeaseStore, keys: list[str], holder: Callable[[], Holder], clock: Clock, lease_s: float
+) -> None:
+    while keys:
+        # Real time between renewals, the run's clock for the lease's times: a test's clock
+        # linked to a sandbox's virtual time would move that world forward by sleeping.
+        await anyio.sleep(lease_s / 3)
+        for key in keys:
+            if await store.take(key, holder(), clock.utcnow()) is not None:
+                log.error("lease.lost", key=key)  # it lapsed (a stalled holder): say so
