@@ -18,6 +18,7 @@ own. The external id is kept out of every repr, log and report.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -28,10 +29,14 @@ import yaml
 
 from optimizer_async.naming import REGION_RE
 
-_ACCOUNT_ID_RE: Final = re.compile(r"\d{12}")
-_ROLE_ARN_RE: Final = re.compile(r"arn:aws(?:-[a-z]+)*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
-_EXTERNAL_ID_RE: Final = re.compile(r"[\w+=,.@:/-]{2,1224}")
-_NAME_RE: Final = re.compile(r"[\w.@+-]{1,64}")
+_ACCOUNT_ID_RE: Final = re.compile(r"[0-9]{12}")
+_ROLE_ARN_RE: Final = re.compile(
+    r"arn:aws(?:-cn|-us-gov)?:iam::([0-9]{12}):role/[\w+=,.@/-]{1,512}", re.ASCII
+)
+_EXTERNAL_ID_RE: Final = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
+_NAME_RE: Final = re.compile(r"[\w.@+-]{1,64}", re.ASCII)
+MAX_FILE_BYTES: Final = 1_000_000  # thousands of accounts; not /dev/zero
+_NUMBER_TAGS: Final = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _KEYS: Final = frozenset(
     {"account_id", "name", "role", "external_id", "regions", "match", "exclude"}
 )
@@ -80,16 +85,53 @@ def places(accounts: Sequence[Account]) -> tuple[Place, ...]:
     return tuple(Place(account, region) for account in accounts for region in account.regions)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as an accounts file needs it: numbers stay text (an unquoted account id such as
+    011111111111 is not read as octal, nor 0x1F as hex), a key given twice is refused (the
+    second would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                line = key_node.start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice (line {line})", key_node.start_mark
+                )
+            seen.add(key if isinstance(key, str) else id(key_node))
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag not in _NUMBER_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load(path: Path, default_region: str) -> tuple[Account, ...]:
     """The file's accounts, each checked; AccountsError naming the first problem."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not path.exists():
+            raise AccountsError(f"--accounts {path}: no such file")
+        if not path.is_file():
+            raise AccountsError(f"--accounts {path} is not a file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise AccountsError(f"--accounts {path} is larger than {MAX_FILE_BYTES:,} bytes")
+        text = path.read_text(encoding="utf-8")
+        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader, stricter
     except OSError as error:
         raise AccountsError(f"--accounts {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise AccountsError(f"--accounts {path} is not UTF-8 text") from None
+    except RecursionError:
+        raise AccountsError(f"--accounts {path} nests too deep to be an accounts file") from None
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
-        raise AccountsError(f"--accounts {path} is not YAML{line}") from None
+        problem = getattr(error, "problem", None)
+        why = f": {problem}" if isinstance(problem, str) and "given twice" in problem else ""
+        raise AccountsError(f"--accounts {path} is not YAML{line}{why}") from None
     if not isinstance(document, dict) or set(document) != {"accounts"}:
         raise AccountsError(f"--accounts {path}: expected one key, `accounts:`, a list")
     entries = document["accounts"]
@@ -99,8 +141,8 @@ def load(path: Path, default_region: str) -> tuple[Account, ...]:
         _account(entry, f"{path}: accounts[{i}]", default_region) for i, entry in enumerate(entries)
     )
     for what in ("account_id", "name"):
-        values = [str(getattr(account, what)) for account in accounts]
-        twice = next((value for value in values if values.count(value) > 1), None)
+        counted = Counter(str(getattr(account, what)) for account in accounts)
+        twice = next((value for value, n in counted.items() if n > 1), None)
         if twice is not None:
             raise AccountsError(f"--accounts {path}: {what} {twice} is listed twice")
     return accounts
@@ -151,9 +193,7 @@ def _account(entry: Any, where: str, default_region: str) -> Account:
 
 
 def _account_id(value: Any, where: str) -> str:
-    """A 12-digit id; YAML reads an unquoted one as a number, so leading zeros come back."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
-        value = f"{value:012d}"
+    """12 ASCII digits, quoted or not (the loader keeps numbers as written)."""
     if not isinstance(value, str) or not _ACCOUNT_ID_RE.fullmatch(value):
         raise AccountsError(f"{where}.account_id must be a 12-digit account id")
     return value

@@ -298,15 +298,7 @@ def iam_policy_document(
         raise UsageError(str(error)) from None
     bucket, prefix = _state_bucket(args)
     if args.accounts is not None:
-        roles = [a.role for a in _accounts(args, region if region != "*" else "us-east-1")]
-        if not any(roles):
-            raise UsageError(f"{args.accounts} names no role to assume: no policy needed")
-        return iam_policy.caller_policy(
-            sorted({role for role in roles if role}),
-            partition=args.partition,
-            state_bucket=bucket,
-            state_prefix=prefix,
-        )
+        return _caller_policy(args, region, bucket, prefix)
     return iam_policy.policy(
         steps,
         args.purpose,
@@ -319,6 +311,33 @@ def iam_policy_document(
         state_prefix=prefix,
         live_prices=args.prices == "live",
         find_all=args.find_all,
+    )
+
+
+def _caller_policy(
+    args: argparse.Namespace, region: str, bucket: str | None, prefix: str
+) -> iam_policy.PolicyDocument:
+    """`iam-policy --accounts`: what the principal an organisation's run starts as needs."""
+    scoped = [option for option, given in (
+        ("--suffix", args.suffix), ("--all", args.find_all), ("--account", args.account),
+        ("--only", args.only), ("--skip", args.skip), ("--for", args.purpose != "apply"),
+        ("--function-base", args.function_base),
+    ) if given]  # fmt: skip
+    if scoped:
+        raise UsageError(f"{scoped[0]} scopes a role's own policy (iam-policy --account ID); "
+                         "with --accounts the policy is the caller's: leave it out")  # fmt: skip
+    organisation = _accounts(args, region if region != "*" else "us-east-1")
+    roleless = next((account for account in organisation if account.role is None), None)
+    if roleless is not None:
+        raise UsageError(
+            f"account {roleless.name} has no role: the run acts in it with its own credentials, "
+            f"whose policy is `iam-policy --account {roleless.account_id}`"
+        )
+    return iam_policy.caller_policy(
+        sorted({account.role for account in organisation if account.role}),
+        partition=args.partition,
+        state_bucket=bucket,
+        state_prefix=prefix,
     )
 
 

@@ -58,10 +58,20 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
     return event_dict
 
 
+# The SDK's own loggers that speak of what the optimizer reports itself: a role that cannot
+# be assumed is a place's error in the report, not botocore's traceback on stderr.
+_SDK_LOGGERS: Final = ("aiobotocore.credentials", "botocore.credentials")
+
+
 def configure(
     log_format: LogFormat = "json", level: str = "info", stream: TextIO | None = None
 ) -> None:
     """Send logs to `stream` (stderr by default: stdout is the report's)."""
+    for name in _SDK_LOGGERS:
+        sdk = logging.getLogger(name)
+        sdk.propagate = False  # no handler of theirs prints past our stream
+        if not sdk.handlers:
+            sdk.addHandler(logging.NullHandler())
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if log_format == "json"

@@ -55,11 +55,14 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
         if not isinstance(document.get("shard"), dict):
             raise MergeError(f"{path} is not a shard's report (a run with --shard I/N)")
         organisation = document.get("kind") == ORGANISATION
+        places = document.get("places", []) if organisation else []
+        if not (isinstance(places, list) and all(isinstance(p, dict) for p in places)):
+            raise MergeError(f"{path} is not a whole shard report: its places are not a list")
         reports = (
-            [p.get("report") for p in document.get("places", ()) if p.get("report")]
-            if organisation
-            else [document]
+            [p.get("report") for p in places if p.get("report")] if organisation else [document]
         )
+        if not all(isinstance(report, dict) for report in reports):
+            raise MergeError(f"{path} is not a whole shard report: a place's report is not one")
         missing = [f"shard.{key}" for key in ("index", "count") if key not in document["shard"]]
         missing += [key for key in _NEEDED_OF_ORGANISATION if organisation and key not in document]
         for report in reports:
@@ -103,29 +106,30 @@ def _merged_organisation(documents: Sequence[dict[str, Any]], run_id: str) -> di
     documents = sorted(documents, key=lambda d: d["shard"]["index"])
     places, totals = [], []
     for i, first in enumerate(documents[0]["places"]):
-        shards = [d["places"][i] for d in documents]
-        failed = next((p for p in shards if p["report"] is None), None)
-        merged, money = (
-            (None, Money()) if failed else _merged([p["report"] for p in shards], run_id)
-        )
+        shards = [(d["shard"], d["places"][i]) for d in documents]
+        failed = [f"shard {s['index']}/{count}: {p['error']}" for s, p in shards if not p["report"]]
+        reports = [place["report"] for _, place in shards if place["report"]]
+        # The shards that ran this place: what they did stands, whatever the others met.
+        merged, money = _merged(reports, None, partial=bool(failed)) if reports else (None, Money())
+        environments = [] if merged is None else merged["environments"]
+        statuses = {e["status"] for e in environments} | ({"failed"} if failed else set())
         places.append(
             {
                 **{key: first[key] for key in ("account", "account_name", "region")},
-                "status": "failed" if merged is None else merged["status"],
-                "error": None if failed is None else failed["error"],
-                "run_id": None if merged is None else run_id,
+                "status": run_status(statuses, False),
+                "error": "; ".join(failed) or None,
+                "run_id": None,  # each shard's own: the report's merged_from
                 "report": merged,
             }
         )
-        environments = [] if merged is None else merged["environments"]
         totals.append(
             PlaceTotals(
                 first["account"],
                 first["account_name"],
                 first["region"],
-                frozenset({"failed"} if merged is None else {e["status"] for e in environments}),
+                frozenset(statuses),
                 len(environments),
-                sum(e["status"] == "failed" for e in environments) + (merged is None),
+                sum(e["status"] == "failed" for e in environments) + bool(failed),
                 money,
             )
         )
@@ -144,7 +148,7 @@ def _merged_organisation(documents: Sequence[dict[str, Any]], run_id: str) -> di
         "elapsed_s": max(d["elapsed_s"] for d in documents),
         "stopped_by": stopped[0] if stopped else None,
         "shard": None,
-        "accounts": account_totals(totals),
+        "accounts": account_totals(totals, bool(stopped)),
         "savings": {
             "monthly_usd": round(savings.net_usd, 2),
             "monthly_usd_low": round(savings.net_low_usd, 2),
@@ -157,11 +161,15 @@ def _merged_organisation(documents: Sequence[dict[str, Any]], run_id: str) -> di
     }
 
 
-def _merged(documents: Sequence[dict[str, Any]], run_id: str) -> tuple[dict[str, Any], Money]:
-    """The shards' reports of one account and region as one, and its exact money."""
+def _merged(
+    documents: Sequence[dict[str, Any]], run_id: str | None, partial: bool = False
+) -> tuple[dict[str, Any], Money]:
+    """The shards' reports of one account and region as one, and its exact money;
+    `partial`: some shards could not run it (an organisation's place), merge the others."""
     shards = [document["shard"] for document in documents]
     count = _same(documents, lambda d: d["shard"]["count"], "shard count")
-    _every_shard_once(sorted(shard["index"] for shard in shards), count)
+    if not partial:
+        _every_shard_once(sorted(shard["index"] for shard in shards), count)
     for what, value in (
         ("dry run", lambda d: d["dry_run"]),
         ("command", lambda d: d["command"]),

@@ -44,8 +44,9 @@ class PlaceTotals:
     money: Money  # exact, unrounded
 
 
-def account_totals(places: Sequence[PlaceTotals]) -> list[dict[str, Any]]:
-    """Per account: its regions, environments, status and money, in the file's order."""
+def account_totals(places: Sequence[PlaceTotals], stopped: bool) -> list[dict[str, Any]]:
+    """Per account: its regions, environments, status and money, in the file's order;
+    `stopped`: a signal stopped the run (every account's status says so)."""
     by_account: dict[str, list[PlaceTotals]] = {}
     for place in places:
         by_account.setdefault(place.account, []).append(place)
@@ -57,7 +58,7 @@ def account_totals(places: Sequence[PlaceTotals]) -> list[dict[str, Any]]:
                 "account": account,
                 "account_name": mine[0].name,
                 "regions": [place.region for place in mine],
-                "status": run_status({s for place in mine for s in place.statuses}, False),
+                "status": run_status({s for place in mine for s in place.statuses}, stopped),
                 "environments": sum(place.environments for place in mine),
                 "failed": sum(place.failed for place in mine),
                 "monthly_usd": round(money.net_usd, 2),
@@ -163,7 +164,8 @@ class OrganisationReport:
         write(self, output, *streams)
 
     def accounts(self) -> list[dict[str, Any]]:
-        return account_totals([place.totals() for place in self.places])
+        totals = [place.totals() for place in self.places]
+        return account_totals(totals, self.stopped_by is not None)
 
     def document(self) -> dict[str, Any]:
         savings = self.savings

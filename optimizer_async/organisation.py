@@ -3,14 +3,17 @@
 AWS's quotas are per account and region, so each place (account, region) gets a gateway of
 its own (its own limiters, its role's credentials) and runs as a run of its own (run id,
 record, before-images, report): the places do not wait on each other's quotas, and the
-whole run takes about as long as its slowest place. The run's own credentials only say who
-the caller is, keep the state store and assume the roles. A place that cannot run (its role
-refused, its credentials another account's) fails alone with its reason; the others go on.
+whole run takes about as long as its slowest place (`PLACES_AT_ONCE` at a time). The run's
+own credentials say who the caller is, keep the state store and assume the roles (in the
+caller's region: a place's may not be enabled for it), and act in an account listed
+without a role. A place that cannot run (its role refused, its credentials another
+account's) fails alone with its reason; the others go on.
 
-The organisation's record (`runs/{id}/run.json`, kind `organisation`) lists the places' run
-ids, so `rollback --run-id ID --accounts FILE` puts back every place's changes, each in its
-own account and region. The free tier belongs to an account once: with `--free-tier` it is
-applied in the account's first region only.
+The organisation's record (`runs/{id}/run.json`, kind `organisation`) and each place's own
+record (`organisation_run`, from its start) say which runs it made, so `rollback --run-id ID
+--accounts FILE` puts back every place's changes, each in its own account and region, even
+after a run killed part way. The free tier belongs to an account once: with `--free-tier`
+it is applied in the account's first region only.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import structlog
@@ -40,6 +43,9 @@ from optimizer_async.state import StateStore, run_key, write_atomically
 
 log = structlog.get_logger("optimizer_async.organisation")
 
+# Places run at once: each holds its clients (some 3 MB) and their calls take the client's
+# CPU; past a few dozen the client, not AWS's quotas, is what a place waits for.
+PLACES_AT_ONCE: Final = 32
 FREE_TIER_NOTE = "the free tier is the account's once: applied in each account's first region"
 
 
@@ -53,7 +59,9 @@ def place_settings(settings: AwsSettings, place: Place, run_id: str) -> AwsSetti
     role = (
         None
         if account.role is None
-        else RoleToAssume(account.role, session_name(run_id), account.external_id)
+        else RoleToAssume(
+            account.role, session_name(run_id), account.external_id, sts_region=settings.region
+        )
     )
     return replace(settings, region=place.region, role=role)
 
@@ -98,9 +106,15 @@ async def run_organisation(
             await store.write(run_key(run_id, "run.json"), record)
             log.info("organisation.started", run_id=run_id, places=len(places),
                      command=config.command, dry_run=config.dry_run)  # fmt: skip
+            at_once = anyio.Semaphore(PLACES_AT_ONCE)
+
+            async def run(place: _PlaceRun) -> None:
+                async with at_once:
+                    await place.run(config, settings, clock, store, stop, run_id)
+
             async with anyio.create_task_group() as group:
                 for place in places:
-                    group.start_soon(place.run, config, settings, clock, store, stop, run_id)
+                    group.start_soon(run, place)
             plan_out = None
             if config.plan_out is not None and not stop.requested:
                 plan_out = await _write_plan(config.plan_out, run_id, places)
@@ -155,14 +169,20 @@ async def _write_plan(path: Path, run_id: str, places: Sequence[_PlaceRun]) -> s
     return await anyio.to_thread.run_sync(write_atomically, path, payload)
 
 
+@dataclass(frozen=True)
+class Replay:
+    """What a place replays: the run it puts back (a rollback), or its plan (an apply)."""
+
+    run_id: str | None = None
+    plan: dict[str, Any] | None = None
+
+
 class _PlaceRun:
     """One place's run inside the organisation's: its gateway, its counts, its result."""
 
-    def __init__(self, result: PlaceResult, replays: str | dict[str, Any] | None) -> None:
+    def __init__(self, result: PlaceResult, replays: Replay) -> None:
         self.result = result
-        # a rollback: the place's run it puts back; an apply: the place's plan
-        self.recorded_run = replays if isinstance(replays, str) else None
-        self.plan = replays if isinstance(replays, dict) else None
+        self.recorded_run, self.plan = replays.run_id, replays.plan
         self.counts = progress.Counts()
         self.aws: Aws | None = None  # once open
 
@@ -244,7 +264,7 @@ def _place_json(result: PlaceResult) -> dict[str, Any]:
 
 async def _targets(
     store: StateStore, config: RunConfig, rollback_of: str | None
-) -> list[tuple[Place, str | dict[str, Any] | None]]:
+) -> list[tuple[Place, Replay]]:
     """The places to run, each with what it replays: the recorded run it puts back (a
     rollback), its plan (`apply` of an organisation's plan), or None (a run).
 
@@ -255,30 +275,43 @@ async def _targets(
         assert config.plan_file is not None
         document = plan_file.load(config.plan_file)
         return [
-            (_place(config, entry, str(config.plan_file)), entry["plan"])
+            (_place(config, entry, str(config.plan_file)), Replay(plan=entry["plan"]))
             for entry in document["places"]
         ]
     if rollback_of is None:
-        return [(place, None) for place in places(config.accounts)]
+        return [(place, Replay()) for place in places(config.accounts)]
     record = await store.read(run_key(rollback_of, "run.json"))
     if record is None:
         raise RecordError(f"run {rollback_of} has no record in {store.location}")
     recorded: Sequence[dict[str, Any]] = (
-        record.get("places", [])
+        await _places_run(store, rollback_of)
         if record.get("kind") == KIND
         else [{"account": record.get("account"), "region": record["region"], "run_id": rollback_of}]
     )
-    found: list[tuple[Place, str | dict[str, Any] | None]] = []
+    found: list[tuple[Place, Replay]] = []
     for entry in recorded:
         run = entry.get("run_id")
         if run and await store.keys(run_key(str(run), "before-images")):
-            found.append((_place(config, entry, f"run {rollback_of}"), str(run)))
+            found.append((_place(config, entry, f"run {rollback_of}"), Replay(run_id=str(run))))
     if not found:
         raise RecordError(
             f"run {rollback_of} left no before-images in {store.where(run_key(rollback_of))}: "
             "nothing it changed to roll back"
         )
     return found
+
+
+async def _places_run(store: StateStore, organisation_run: str) -> list[dict[str, Any]]:
+    """The places' runs of an organisation's run, from their own records (each names its
+    organisation's run from its start): the organisation's record lists them only once it
+    is over, and a run killed before that still leaves what its places changed."""
+    found = []
+    for key in await store.keys("runs"):
+        if key.endswith("/run.json"):
+            record = await store.read(key)
+            if record is not None and record.get("organisation_run") == organisation_run:
+                found.append(record)
+    return sorted(found, key=lambda record: str(record["run_id"]))
 
 
 def _place(config: RunConfig, entry: dict[str, Any], what: str) -> Place:

@@ -12,12 +12,14 @@ refused. Nothing the plan did not contain is added.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from optimizer_async.inventory import EnvironmentInventory
+from optimizer_async.naming import REGION_RE
 from optimizer_async.plan import EnvironmentPlan, Plan
 from optimizer_async.steps.base import Change, Step
 from optimizer_async.targets import Targets, targets_from_json, targets_to_json
@@ -26,6 +28,7 @@ KIND: Final = "lambda-optimizer plan"
 # `--accounts --dry-run --plan-out`: each account and region's plan, applied in its own place.
 ORGANISATION_KIND: Final = "lambda-optimizer organisation plan"
 SCHEMA_VERSION: Final = 1
+_ACCOUNT_RE: Final = re.compile(r"[0-9]{12}")
 
 
 class PlanFileError(ValueError):
@@ -98,6 +101,8 @@ def load(path: Path) -> dict[str, Any]:
         raise PlanFileError(f"plan file {path}: {error.strerror or error}") from None
     except json.JSONDecodeError as error:
         raise PlanFileError(f"plan file {path}: not JSON ({error.msg})") from None
+    except UnicodeDecodeError:
+        raise PlanFileError(f"plan file {path}: not UTF-8 text") from None
     kinds = (KIND, ORGANISATION_KIND)
     if not isinstance(document, dict) or document.get("kind") not in kinds:
         raise PlanFileError(f"plan file {path}: not a {KIND} (written by --plan-out)")
@@ -110,15 +115,7 @@ def load(path: Path) -> dict[str, Any]:
         if document["kind"] == KIND:
             _check(document)
         else:
-            for place in document["places"]:
-                _check(place["plan"])
-                where = {
-                    (e["account_id"], e["region"]) for e in place["plan"]["environments"].values()
-                }
-                if where - {(place["account"], place["region"])}:
-                    raise ValueError(
-                        f"a plan of {place['account']} {place['region']} holds another's"
-                    )
+            _check_places(document["places"])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise PlanFileError(f"plan file {path}: malformed ({error})") from None
     return document
@@ -126,6 +123,24 @@ def load(path: Path) -> dict[str, Any]:
 
 def is_organisation(document: Mapping[str, Any]) -> bool:
     return document.get("kind") == ORGANISATION_KIND
+
+
+def _check_places(places: list[dict[str, Any]]) -> None:
+    """An organisation's plan: each place once, named as AWS names them, its plan its own."""
+    seen: set[tuple[str, str]] = set()
+    for place in places:
+        where = (place["account"], place["region"])
+        if not (isinstance(where[0], str) and _ACCOUNT_RE.fullmatch(where[0])):
+            raise ValueError(f"account {where[0]!r} is not a 12-digit account id")
+        if not (isinstance(where[1], str) and REGION_RE.fullmatch(where[1])):
+            raise ValueError(f"region {where[1]!r} is not an AWS region name")
+        if where in seen:
+            raise ValueError(f"{where[0]} {where[1]} is planned twice")
+        seen.add(where)
+        _check(place["plan"])
+        held = {(e["account_id"], e["region"]) for e in place["plan"]["environments"].values()}
+        if held - {where} or place["plan"]["region"] != where[1]:
+            raise ValueError(f"the plan of {where[0]} {where[1]} holds another place's")
 
 
 def _check(document: Mapping[str, Any]) -> None:

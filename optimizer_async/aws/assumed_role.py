@@ -42,6 +42,7 @@ class RoleToAssume:
     session_name: str  # `lambda-optimizer-{run id}`: the run, in the member's CloudTrail
     external_id: str | None = field(default=None, repr=False)
     duration_s: int = DEFAULT_DURATION_S
+    sts_region: str | None = None  # where to call STS: the caller's region (default: the place's)
 
 
 def session_name(run_id: str) -> str:

@@ -200,8 +200,15 @@ def _botocore_session() -> AioSession:
     session = AioSession()
     theirs = session.get_config_variable("data_path") or ""
     paths = [str(_MODELS), *(os.path.expanduser(p) for p in theirs.split(os.pathsep) if p)]
-    session.register_component("data_loader", LeanLoader(paths))
+    session.register_component("data_loader", _loader(tuple(paths)))
     return session
+
+
+@functools.cache
+def _loader(paths: tuple[str, ...]) -> LeanLoader:
+    """One loader per data path for the process: the models and endpoint rules it parses
+    are read-only, so every session (an organisation's places: two each) shares them."""
+    return LeanLoader(list(paths))
 
 
 class Aws:
@@ -261,7 +268,11 @@ class Aws:
             credentials = assumed_role.resolver(
                 settings.role,
                 session,
-                {"endpoint_url": settings.endpoint_url, "region_name": settings.region},
+                {
+                    "endpoint_url": settings.endpoint_url,
+                    # STS where the caller is: a place's region may not be one it enabled
+                    "region_name": settings.role.sts_region or settings.region,
+                },
                 stack,
                 aws.clock.utcnow,
                 lambda outcome: counter.record("sts", "AssumeRole", outcome, 1),
@@ -332,7 +343,9 @@ class Aws:
                             raise
                         await self.sleep(0.5 * 2**attempt)
         except Exception as error:
-            self.counter.record("sts", "GetCallerIdentity", f"error:{type(error).__name__}", 1)
+            if not isinstance(error, assumed_role.RoleRefused):  # that call was never sent
+                outcome = f"error:{type(error).__name__}"
+                self.counter.record("sts", "GetCallerIdentity", outcome, 1)
             raise Unavailable(unavailable(error, self.settings)) from error
         self.counter.record("sts", "GetCallerIdentity", "ok", 1)
         async with self._account_lock:

@@ -9,6 +9,9 @@ Sandbox only: the organisation's member accounts are made through the sandbox's 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -166,7 +169,9 @@ def test_one_run_optimises_every_account_and_region_and_finds_only_the_seeded(
 
 
 def test_an_account_whose_role_cannot_be_assumed_fails_alone(
-    organisation: Organisation, optimize: Optimize, sandbox: EmbeddedSandbox
+    organisation: Organisation,
+    sandbox: EmbeddedSandbox,
+    tmp_path: Path,
 ) -> None:
     accounts = organisation(
         extra=[
@@ -179,10 +184,21 @@ def test_an_account_whose_role_cannot_be_assumed_fails_alone(
         ]
     )
 
-    code, report = optimize("--all", "--accounts", str(accounts), "--dry-run")
+    # As people run it: a process of its own, where the SDK's logging would reach stderr.
+    done = subprocess.run(
+        [sys.executable, "-m", "optimizer_async", "--all", "--accounts", str(accounts),
+         "--dry-run", "--output", "json", "--state-dir", str(tmp_path / "state"),
+         "--log-format", "json"],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "AWS_ENDPOINT_URL": sandbox.endpoint_url},
+    )  # fmt: skip
+    code, err, report = done.returncode, done.stderr, json.loads(done.stdout)
 
     assert code == 1
+    assert "Traceback" not in err  # the SDK's own log of the refusal stays out of stderr
+    assert all(json.loads(line) for line in err.splitlines())  # one JSON event per line
     assert report["status"] == "failed"
+    assert not any(key.startswith("sts.GetCallerIdentity") for key in report["api_calls"]["failed"])
     places = _places(report)
     refused = places["444444444444", "us-east-1"]
     assert refused["report"] is None
@@ -226,6 +242,11 @@ def test_an_organisation_run_is_rolled_back_place_by_place(
         optimize("savings", "--run-id", report["run_id"])[0],  # ask each place's run
     ]
     code, listed = optimize("runs")
+    # As if killed before its end: the organisation's record names none of its places' runs.
+    record = tmp_path / "state" / "runs" / report["run_id"] / "run.json"
+    killed = json.loads(record.read_text())
+    unnamed = [{**place, "run_id": None} for place in killed["places"]]
+    record.write_text(json.dumps({**killed, "status": "running", "places": unnamed}))
     code, undone = optimize("rollback", "--run-id", report["run_id"], "--accounts", accounts)
 
     assert refusals == [2, 2, 2]
@@ -284,6 +305,18 @@ def test_organisation_shards_merge_into_the_one_runs_report(
     assert [comparable(p["report"]) for p in merged["places"]] == [
         comparable(p["report"]) for p in whole["places"]
     ]
+    # A place one shard could not run: what the other shards did there still stands.
+    broken = json.loads(paths[1].read_text())
+    lost = [e["suffix"] for e in broken["places"][0]["report"]["environments"]]
+    broken["places"][0] |= {"report": None, "status": "failed", "error": "AccessDenied: no"}
+    paths[1].write_text(json.dumps(broken))
+    code, out, err = merge_reports(capsys, *paths)
+    assert code == 1, err
+    place = json.loads(out)["places"][0]
+    assert place["status"] == "failed"
+    assert place["error"] == "shard 1/3: AccessDenied: no"
+    kept = sorted(e["suffix"] for e in place["report"]["environments"])
+    assert kept == sorted(set(SEEDED[place["account"], place["region"]]) - set(lost))
 
 
 def test_a_plan_is_applied_only_in_the_account_and_region_it_was_made_for(
@@ -329,7 +362,14 @@ def test_an_organisations_plan_is_reviewed_then_applied_place_by_place(
     assert held == {key: sorted(suffixes) for key, suffixes in SEEDED.items()}
     assert sandbox.stats()["writes"] == 0
 
-    refused, _ = optimize("apply", str(plan))  # whose accounts? the file says
+    twice = tmp_path / "twice.json"
+    twice.write_text(json.dumps({**document, "places": document["places"][:1] * 2}))
+    refusals = [
+        optimize("apply", str(twice), "--accounts", accounts)[0],  # one place planned twice
+        optimize("apply", str(plan))[0],  # whose accounts? the file says
+    ]
+    assert refusals == [2, 2]
+    refused = 2
     code, applied = optimize("apply", str(plan), "--accounts", accounts)
 
     assert refused == 2

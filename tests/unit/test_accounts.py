@@ -103,6 +103,15 @@ def test_an_accounts_globs_narrow_the_runs_and_say_so() -> None:
          "account_id 111111111111 is listed twice"),
         ("accounts: [{account_id: '111111111111', name: a}, {account_id: '222222222222', name: a}]",
          "name a is listed twice"),
+        # YAML 1.1 would read these as octal and hex numbers: they stay as written
+        ("accounts: [{account_id: 0o11111111111}]", "accounts[0].account_id must be a 12-digit"),
+        ("accounts: [{account_id: 0x1F}]", "accounts[0].account_id must be a 12-digit"),
+        ("accounts: [{account_id: '" + "\uff11" * 12 + "'}]", "account_id must be a 12-digit"),
+        ("accounts: [{account_id: '111111111111', role: a, role: b}]",
+         "is not YAML (line 1): 'role' is given twice"),
+        ("accounts: []\naccounts: [{account_id: '111111111111'}]",
+         "'accounts' is given twice (line 2)"),
+        ("accounts: " + "[" * 5000, "nests too deep"),
     ],
 )  # fmt: skip
 def test_a_bad_file_is_one_line_naming_where(tmp_path: Path, text: str, says: str) -> None:
@@ -112,10 +121,40 @@ def test_a_bad_file_is_one_line_naming_where(tmp_path: Path, text: str, says: st
     assert "\n" not in str(raised.value)
 
 
+def test_an_unquoted_account_id_keeps_its_leading_zero(tmp_path: Path) -> None:
+    (account,) = load(_file(tmp_path, "accounts: [{account_id: 011111111111}]"), "us-east-1")
+    assert account.account_id == "011111111111"  # not octal 1227133513
+
+
+def test_what_is_not_an_accounts_file_is_said_so(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe")
+    big = tmp_path / "big.yaml"
+    big.write_text("#" * 1_000_001)
+    for path, says in ((binary, "is not UTF-8 text"), (tmp_path, "is not a file"),
+                       (Path("/dev/zero"), "is not a file"), (big, "is larger than")):  # fmt: skip
+        with pytest.raises(AccountsError, match=says):
+            load(path, "us-east-1")
+
+
+def test_iam_policy_for_accounts_is_the_callers_and_refuses_a_roles_scope(tmp_path: Path) -> None:
+    path = _file(tmp_path, f"accounts: [{{account_id: '111111111111', role: '{ROLE}'}}]")
+    document = cli.iam_policy_document(["--accounts", str(path)], {})
+    assert document["Statement"] == [
+        {"Sid": "ReadRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [ROLE]}
+    ]
+    for option in (["--suffix", "dev"], ["--all"], ["--for", "plan"], ["--account", "1" * 12]):
+        with pytest.raises(UsageError, match=f"{option[0]} scopes a role's own policy"):
+            cli.iam_policy_document(["--accounts", str(path), *option], {})
+    roleless = _file(tmp_path, "accounts: [{account_id: '222222222222', name: tools}]")
+    with pytest.raises(UsageError, match="account tools has no role"):
+        cli.iam_policy_document(["--accounts", str(roleless)], {})
+
+
 def test_the_command_line_refuses_a_bad_accounts_file_before_any_aws_call(
     tmp_path: Path,
 ) -> None:
-    with pytest.raises(UsageError, match=r"none\.yaml: No such file"):
+    with pytest.raises(UsageError, match=r"none\.yaml: no such file"):
         cli.parse_config(["--all", "--accounts", str(tmp_path / "none.yaml")], {})
     path = _file(tmp_path, "accounts: [{account_id: '111111111111'}]")
     with pytest.raises(UsageError, match="cannot go with --sandbox"):
