@@ -3,6 +3,8 @@
 #   docker run --rm -e AWS_REGION -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY \
 #       lambda-optimizer --all --dry-run --output json
 # Sharded on a job runner: deploy/kubernetes/indexed-job.yaml, deploy/ci/github-actions.yml.
+# As a service (the default command; give it LAMBDA_OPTIMIZER_API_TOKEN):
+# deploy/kubernetes/deployment.yaml.
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -20,4 +22,5 @@ WORKDIR /home/optimizer
 # in S3 with --state-bucket, since a container's disk does not outlive it.
 ENV PYTHONUNBUFFERED=1
 ENTRYPOINT ["lambda-optimizer"]
-CMD ["--help"]
+CMD ["serve", "--host", "0.0.0.0", "--all"]
+EXPOSE 8080

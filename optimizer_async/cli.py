@@ -24,6 +24,7 @@ from optimizer_async.config import (
     BakeSettings,
     RunConfig,
     SandboxRequest,
+    ServeSettings,
     UsageError,
 )
 from optimizer_async.logs import LogFormat
@@ -61,7 +62,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-COMMANDS: Final = ("apply", "rollback", "runs", "savings", "report", "iam-policy")
+COMMANDS: Final = ("apply", "rollback", "runs", "savings", "report", "iam-policy", "serve")
 _RUN_ID_RE: Final = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
 _ACCOUNT_RE: Final = re.compile(r"\d{12}")
 _DURATION_RE: Final = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -491,7 +492,13 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
         return _apply_config(build_apply_parser().parse_args(list(argv[1:])), environ)
     if argv and argv[0] == "report":
         return _report_config(build_report_parser().parse_args(list(argv[1:])), environ)
-    args = build_parser().parse_args(list(argv))
+    if argv and argv[0] == "serve":
+        return _serve_config(build_serve_parser().parse_args(list(argv[1:])), environ)
+    return _run_config(build_parser().parse_args(list(argv)), environ)
+
+
+def _run_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+    """A run's configuration from the run's (or the service's) arguments."""
     try:
         seed = parse_suffixes(args.seed)
         given = [*args.suffix, "" if args.find_all else environ.get("ENVIRONMENT_SUFFIX", "")]
@@ -579,17 +586,101 @@ def _bake(value: str | None, dry_run: bool) -> BakeSettings | None:
         return None
     if dry_run:
         raise UsageError("--bake watches what a run changed: it cannot go with --dry-run")
-    found = _DURATION_RE.fullmatch(value)
-    if found is None or not any(found.groups()):
+    duration = _duration_s(value)
+    if duration is None:
         raise UsageError(f"--bake {value!r} is not a duration (e.g. 30m, 2h, 1h30m)")
-    hours, minutes, seconds = (int(part or 0) for part in found.groups())
-    duration = hours * 3600 + minutes * 60 + seconds
     low, high = BAKE_LIMITS_S
     if not low <= duration <= high:
         raise UsageError(f"--bake {value} must be between 1m and 24h")
     # Lambda's metrics are per minute: poll every whole minute up to five, four times at least.
     poll = min(300, max(60, duration // 4 // 60 * 60))
     return BakeSettings(duration_s=float(duration), poll_s=float(poll))
+
+
+def build_serve_parser() -> argparse.ArgumentParser:
+    """The run's options, and the service's own."""
+    parser = build_parser()
+    parser.prog = f"{PROG} serve"
+    parser.description = (
+        "Run as a service: reconcile every --interval (jittered), take run requests over "
+        "HTTP (POST /runs), expose /healthz, /readyz and /metrics. SIGTERM ends it: the "
+        "cycle under way stops starting writes, writes its report, gives its leases back."
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    add("--port", type=int, default=8080, help="port to listen on (8080)")
+    add("--interval", default="15m", metavar="D", help="between cycles: 30s, 15m, 1h (15m)")
+    add(
+        "--max-changes-per-cycle",
+        type=int,
+        metavar="N",
+        help="apply at most N changes a cycle (whole environments, in order; the rest wait)",
+    )
+    add(
+        "--token-file",
+        type=Path,
+        metavar="F",
+        help="the API's bearer token (else LAMBDA_OPTIMIZER_API_TOKEN); required to listen "
+        "beyond 127.0.0.1",
+    )
+    return parser
+
+
+def _serve_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+    interval = _duration_s(args.interval)
+    if interval is None or not 1 <= interval <= 24 * 3600:
+        raise UsageError(f"--interval {args.interval!r} is not a duration from 1s to 24h "
+                         "(e.g. 30s, 15m, 1h)")  # fmt: skip
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port} is not a TCP port")
+    if args.max_changes_per_cycle is not None and args.max_changes_per_cycle < 1:
+        raise UsageError("--max-changes-per-cycle must be at least 1")
+    if args.max_changes_per_cycle is not None and args.accounts is not None:
+        raise UsageError("--max-changes-per-cycle counts one account and region's changes: "
+                         "leave out --accounts")  # fmt: skip
+    if args.plan_out is not None or args.bake is not None or args.sandbox:
+        raise UsageError("serve runs cycles: --plan-out, --bake and --sandbox are a run's")
+    token = _token(args.token_file, environ)
+    if token is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        raise UsageError(f"--host {args.host} without a token would serve anyone who can "
+                         "reach it: set LAMBDA_OPTIMIZER_API_TOKEN or --token-file")  # fmt: skip
+    config = _run_config(args, environ)
+    return dataclasses.replace(
+        config,
+        command="serve",
+        progress=False,
+        serve=ServeSettings(
+            host=args.host,
+            port=args.port,
+            interval_s=float(interval),
+            max_changes=args.max_changes_per_cycle,
+            token=token,
+        ),
+    )
+
+
+def _token(path: Path | None, environ: Mapping[str, str]) -> str | None:
+    """The API's bearer token: the file's first line, else the environment's; None: none."""
+    if path is None:
+        return environ.get("LAMBDA_OPTIMIZER_API_TOKEN") or None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(
+            f"--token-file {path}: {getattr(error, 'strerror', None) or error}"
+        ) from None
+    if len(token) < 16 or not token.isprintable() or " " in token:
+        raise UsageError(f"--token-file {path}: the token must be at least 16 printable characters")
+    return token
+
+
+def _duration_s(text: str) -> int | None:
+    """`30s`, `15m`, `1h30m` -> seconds; None if it is not one."""
+    found = _DURATION_RE.fullmatch(text)
+    if found is None or not any(found.groups()):
+        return None
+    hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 OutputFormat = Literal["table", "json", "markdown"]
 PriceSource = Literal["table", "live"]
 PRICE_SOURCES: Final[tuple[PriceSource, ...]] = ("table", "live")
-Command = Literal["run", "rollback", "runs", "apply", "savings", "merge"]
+Command = Literal["run", "rollback", "runs", "apply", "savings", "merge", "serve"]
 OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
 
 
@@ -49,6 +49,17 @@ class BakeSettings:
     def __post_init__(self) -> None:
         if not self.duration_s > 0 or not self.poll_s > 0:
             raise ValueError("a bake needs a positive duration and poll interval")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """`serve`: where the API listens, how often to reconcile, and how much to change."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    interval_s: float = 900.0
+    max_changes: int | None = None  # per cycle; None: no budget
+    token: str | None = field(default=None, repr=False)  # the API's bearer token
 
 
 @dataclass(frozen=True)
@@ -92,3 +103,4 @@ class RunConfig:
     merge: tuple[Path, ...] = ()  # report merge: the shards' JSON reports
     # --accounts FILE: every account and region it lists, side by side (organisation.py)
     accounts: tuple[Account, ...] = ()
+    serve: ServeSettings | None = None  # `serve`: the service's own settings

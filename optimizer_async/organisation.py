@@ -72,10 +72,11 @@ async def run_organisation(
     clock: Clock | None = None,
     stop: StopRequest | None = None,
     signals_: bool = False,
+    run_id: str | None = None,
 ) -> OrganisationReport:
     """Every place of `config.accounts` run side by side (see the module's docstring)."""
     stop = stop or StopRequest()
-    run_id, started = new_run_id(), time.monotonic()
+    run_id, started = run_id or new_run_id(), time.monotonic()
     async with anyio.create_task_group() as watching:
         if signals_ and threading.current_thread() is threading.main_thread():
             await watching.start(signals.watch, stop)

@@ -113,10 +113,14 @@ async def run_once(
     clock: Clock | None = None,
     stop: StopRequest | None = None,
     signals_: bool = False,
+    run_id: str | None = None,
+    trigger: str | None = None,
 ) -> RunReport:
     """One discover-plan-(apply-verify[-bake]) pass over the configured environments; for
     `rollback` and `apply`, over those the record names. `clock`: the gateway's (tests);
-    `stop`: asks the run to stop; `signals_`: SIGINT and SIGTERM ask it (the command line)."""
+    `stop`: asks the run to stop; `signals_`: SIGINT and SIGTERM ask it (the command line);
+    `run_id`: the run's id, when its caller named it first (the service's API); `trigger`:
+    what started it, when not the command line (the service's cycles and API)."""
     stop = stop or StopRequest()
     async with anyio.create_task_group() as watching:
         if signals_ and threading.current_thread() is threading.main_thread():
@@ -129,7 +133,16 @@ async def run_once(
             if config.progress:
                 place = progress.Place(account, aws.region, counts, aws.busiest_queue)
                 watching.start_soon(progress.watch, [place], progress.on_terminal())
-            report = await run_recorded(aws, store, config, stop=stop, since=calls, counts=counts)
+            report = await run_recorded(
+                aws,
+                store,
+                config,
+                stop=stop,
+                since=calls,
+                counts=counts,
+                run_id=run_id,
+                trigger=trigger,
+            )
         watching.cancel_scope.cancel()
     return report
 
@@ -164,6 +177,7 @@ async def _run_recorded(
     organisation_run: str | None = None,
     plan: dict[str, Any] | None = None,
     lease: bool = True,
+    run_id: str | None = None,
 ) -> RunReport:
     """A run with its record. `records`: a rollback's before-images when the caller has them
     already (the bake's); `trigger`: what started it, when not the command line; `counts`:
@@ -174,7 +188,7 @@ async def _run_recorded(
     (`RunReport.plan`) for the organisation's plan file. A run that may write holds a lease
     per environment (`leases.py`) until it is over (`lease`: False for the bake's rollbacks,
     inside a run that holds them); an environment another run holds is reported as held."""
-    run_id, stop = new_run_id(), stop or StopRequest()
+    run_id, stop = run_id or new_run_id(), stop or StopRequest()
     # UTC from the run's clock: the sandbox's model time in tests, so a run can be backdated.
     started_at, started = aws.clock.utcnow(), time.monotonic()
     calls = since or aws.counter.mark()
@@ -584,6 +598,10 @@ def _command(config: RunConfig) -> int:
         return _run_in_sandbox(config, settings)
     if config.command == "merge":
         return _merge(config)
+    if config.command == "serve":
+        from optimizer_async.service.serve import serve  # the service builds on this module
+
+        return serve(config, settings)
     try:
         if config.command == "runs":
             sys.stdout.write(anyio.run(_list, config, settings))

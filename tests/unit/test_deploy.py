@@ -3,15 +3,18 @@ shard settings that agree: N pods or matrix jobs, shards 0..N-1 of N, then one m
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from optimizer_async import cli
+from optimizer_async.config import UsageError
 from optimizer_async.shards import Shard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +66,31 @@ def test_the_ci_matrix_runs_every_shard_then_merges(tmp_path: Path) -> None:
     assert merge_job["needs"] == "shard"
     (merging,) = [s["run"] for s in merge_job["steps"] if "report merge" in s.get("run", "")]
     assert _config(shlex.split(merging)[1:], tmp_path).command == "merge"
+
+
+def test_the_deployment_serves_with_probes_and_a_token(tmp_path: Path) -> None:
+    deployment = yaml.safe_load((ROOT / "deploy/kubernetes/deployment.yaml").read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    token = next(e for e in container["env"] if e["name"] == "LAMBDA_OPTIMIZER_API_TOKEN")
+    assert "secretKeyRef" in token["valueFrom"]
+    config = _config(container["args"], tmp_path, LAMBDA_OPTIMIZER_API_TOKEN="x" * 32)
+    assert config.command == "serve"
+    assert config.serve is not None
+    assert (config.serve.host, config.serve.port) == ("0.0.0.0", 8080)  # noqa: S104 - a pod
+    assert config.serve.port == container["ports"][0]["containerPort"]
+    assert (config.serve.interval_s, config.serve.max_changes) == (900.0, 50)
+    # Listening beyond 127.0.0.1 without the token is refused.
+    with pytest.raises(UsageError, match="without a token"):
+        _config(container["args"], tmp_path)
+
+
+def test_the_images_default_command_is_the_service_and_needs_a_token(tmp_path: Path) -> None:
+    (command,) = re.findall(r"^CMD (\[.*\])$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    args = json.loads(command)
+    assert _config(args, tmp_path, LAMBDA_OPTIMIZER_API_TOKEN="x" * 32).command == "serve"
+    with pytest.raises(UsageError, match="LAMBDA_OPTIMIZER_API_TOKEN"):
+        _config(args, tmp_path)

@@ -1,0 +1,227 @@
+"""The service's runs: a reconcile cycle every interval (jittered), and the runs the API
+asks for, one at a time, each a normal run (run id, record, before-images, report in the
+state store, leases).
+
+A cycle with `--max-changes-per-cycle N` plans first (a dry run), then applies whole
+environments in the run's order while their changes fit in N; the others wait for the next
+cycle (their plan says so). A fleet with nothing to change costs a cycle reads only.
+A stop (SIGTERM) asks the run under way to start no new write, lets it finish what is in
+flight and write its report, and starts nothing after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+import anyio
+import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from optimizer_async import json_text, realised
+from optimizer_async.aws.gateway import Aws, AwsSettings
+from optimizer_async.clock import Clock
+from optimizer_async.config import RunConfig
+from optimizer_async.runner import new_run_id, run_once
+from optimizer_async.service.metrics import Metrics
+from optimizer_async.signals import StopRequest
+from optimizer_async.state import StateStore, run_key
+
+log = structlog.get_logger("optimizer_async.service")
+
+JITTER: Final = 0.1  # a cycle starts within ±10 % of the interval: many services, no herd
+_QUEUED: Final = 16  # run requests waiting at most; more: 503, ask again
+REALISED_RUNS: Final = 10  # the service's recent runs whose savings it measures
+REALISED_DAYS: Final = 14  # the longest window before and since a run (as `savings`)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    run_id: str
+    config: RunConfig
+    trigger: str
+
+
+class Busy(Exception):
+    """The queue of requested runs is full."""
+
+
+class Reconciler:
+    def __init__(
+        self,
+        config: RunConfig,
+        settings: AwsSettings,
+        home: Aws,
+        store: StateStore,
+        metrics: Metrics,
+        clock: Clock | None = None,
+        seed: int | None = None,
+    ) -> None:
+        serve = config.serve
+        assert serve is not None
+        # Each cycle and request is a run of its own: recorded as one.
+        self.config = replace(config, command="run")
+        self.settings, self.home, self.store = settings, home, store
+        self.metrics, self.clock = metrics, clock
+        self.interval_s, self.budget = serve.interval_s, serve.max_changes
+        self.stop = StopRequest()
+        self.cycles = 0
+        self.current: str | None = None
+        self.recent: deque[str] = deque(maxlen=100)
+        self._random = random.Random(seed)
+        self._send: MemoryObjectSendStream[RunRequest | None]
+        self._receive: MemoryObjectReceiveStream[RunRequest | None]
+        self._send, self._receive = anyio.create_memory_object_stream(_QUEUED)
+        # Everything the service's own gateway calls counts, from its start (its preflight).
+        self._home_calls: tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str]]] = (
+            Counter(),
+            Counter(),
+        )
+        self._queued: set[str] = set()
+        self._changed: dict[str, dict[str, Any]] = {}  # recent runs that changed something
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.requested
+
+    def submit(self, config: RunConfig) -> str:
+        """Queue a run the API asked for; its id at once (its report comes when it ends)."""
+        if self.stopping:
+            raise Busy("the service is stopping")
+        request = RunRequest(new_run_id(), config, "api")
+        try:
+            self._send.send_nowait(request)
+        except anyio.WouldBlock:
+            raise Busy(f"{_QUEUED} runs are already waiting") from None
+        self._queued.add(request.run_id)
+        return request.run_id
+
+    def queued(self) -> frozenset[str]:
+        """The requested runs not started yet."""
+        return frozenset(self._queued)
+
+    def request_stop(self, signum: int) -> None:
+        """A stop: the run under way starts no new write; nothing starts after it."""
+        self.stop.signum = signum
+        with contextlib.suppress(anyio.WouldBlock):  # a full queue wakes the loop anyway
+            self._send.send_nowait(None)  # wake the loop if it waits
+
+    async def loop(self) -> None:
+        """Cycles every interval, requested runs in between, until a stop."""
+        due = time.monotonic()
+        while not self.stopping:
+            request: RunRequest | None = None
+            with anyio.move_on_after(max(0.0, due - time.monotonic())):
+                request = await self._receive.receive()
+            if self.stopping:
+                break
+            if request is not None:
+                await self._run(request)
+                continue
+            await self.cycle()
+            due = time.monotonic() + self.interval_s * self._random.uniform(1 - JITTER, 1 + JITTER)
+        log.info("service.loop_ended", cycles=self.cycles)
+
+    async def cycle(self) -> None:
+        """One reconcile cycle (see the module's docstring)."""
+        started = time.monotonic()
+        self.cycles += 1
+        config = self.config
+        if self.budget is not None and not config.dry_run:
+            plan = await self._run(
+                RunRequest(new_run_id(), replace(config, dry_run=True), "cycle-plan")
+            )
+            chosen = within_budget(plan, self.budget)
+            if chosen and not self.stopping:
+                only = replace(config, suffixes=tuple(chosen), find_all=False, match=(), exclude=())
+                await self._run(RunRequest(new_run_id(), only, "cycle"))
+        else:
+            await self._run(RunRequest(new_run_id(), config, "cycle"))
+        self.metrics.cycle_seconds.observe(time.monotonic() - started)
+        if not self.stopping:
+            await self._measure_realised()
+
+    async def _measure_realised(self) -> None:
+        """What the service's recent runs that changed something really saved (as
+        `savings --run-id` measures it), once each is an hour old; the realised gauge is
+        their sum. Reads only (CloudWatch), through the service's own gateway."""
+        total, measured = 0.0, False
+        for run_id, report in list(self._changed.items()):
+            record = await self.store.read(run_key(run_id, "run.json"))
+            if record is None:
+                continue
+            try:
+                found = await realised.measure(self.home, record, report, REALISED_DAYS)
+            except realised.TooSoonError:
+                continue
+            except Exception as error:  # CloudWatch unusable this time: the next cycle
+                log.warning("service.realised_failed", run_id=run_id, error=str(error))
+                continue
+            total, measured = total + float(found["realised_monthly_usd"]), True
+        if measured:
+            self.metrics.savings.labels("realised").set(total)
+
+    async def _run(self, request: RunRequest) -> dict[str, Any]:
+        self.current = request.run_id
+        self._queued.discard(request.run_id)
+        log.info("service.run", run_id=request.run_id, trigger=request.trigger)
+        try:
+            if request.config.accounts:
+                from optimizer_async.organisation import run_organisation  # builds on runner
+
+                report: Any = await run_organisation(
+                    request.config, self.settings, self.clock, self.stop, False, request.run_id
+                )
+            else:
+                report = await run_once(
+                    request.config, self.settings, self.clock, self.stop, False,
+                    request.run_id, f"service-{request.trigger}",
+                )  # fmt: skip
+        except Exception as error:  # AWS unusable this time: the next cycle tries again
+            log.error("service.run_failed", run_id=request.run_id, error=str(error))
+            self.metrics.runs.labels(request.trigger, request.config.command, "error").inc()
+            return {}
+        finally:
+            self.current = None
+        document: dict[str, Any] = json_text.materialised(report.document())
+        self.metrics.observe_report(document, request.trigger)
+        self.recent.appendleft(request.run_id)
+        if document["status"] == "converged" and not document.get("places"):
+            self._changed[request.run_id] = document  # its savings, measured once it is old
+            while len(self._changed) > REALISED_RUNS:
+                del self._changed[next(iter(self._changed))]
+        return document
+
+    def export_home_calls(self) -> None:
+        """The service's own calls since the last export (readiness, the API's reads)."""
+        snapshot = self.home.counter.snapshot(since=self._home_calls)
+        self._home_calls = self.home.counter.mark()
+        self.metrics.observe_calls(snapshot)
+
+
+def within_budget(plan: Mapping[str, Any], budget: int) -> list[str]:
+    """The environments of a dry run's report to apply, in order, while their planned
+    changes fit in `budget` (an environment is applied whole or not at all)."""
+    chosen, spent = [], 0
+    for env in plan.get("environments", ()):
+        if env["status"] != "planned":
+            continue
+        changes = len(list(_planned(env)))
+        if spent + changes > budget:
+            log.info("service.deferred", suffix=env["suffix"], changes=changes, budget=budget)
+            continue
+        chosen.append(env["suffix"])
+        spent += changes
+    return chosen
+
+
+def _planned(env: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+    changes = [c for c in env["changes"] if c["status"] == "planned"]
+    return changes + [
+        c for fn in env["functions"] for c in fn["changes"] if c["status"] == "planned"
+    ]
