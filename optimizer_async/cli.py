@@ -42,6 +42,8 @@ from optimizer_async.targets import GUARDRAIL_MODES, Targets, TargetsError, load
 PROG: Final = "lambda-optimizer"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _ENDPOINT_RE: Final = re.compile(r"https?://[^\s/]+(/\S*)?")
+_TOKEN_RE: Final = re.compile(r"[\x21-\x7e]{16,4096}")
+_TOKEN_FILE_BYTES: Final = 4096
 
 
 def _finite(text: str) -> float:
@@ -660,17 +662,32 @@ def _serve_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunCo
 
 
 def _token(path: Path | None, environ: Mapping[str, str]) -> str | None:
-    """The API's bearer token: the file's first line, else the environment's; None: none."""
+    """The API's bearer token: the file's first line, else the environment's; None: none.
+    At least 16 printable ASCII characters without spaces, whichever it comes from."""
     if path is None:
-        return environ.get("LAMBDA_OPTIMIZER_API_TOKEN") or None
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
+        token, where = (
+            environ.get("LAMBDA_OPTIMIZER_API_TOKEN", "").strip(),
+            "LAMBDA_OPTIMIZER_API_TOKEN",
+        )
+        if not token:
+            return None
+    else:
+        where = f"--token-file {path}"
+        try:
+            if not path.is_file():
+                raise UsageError(f"{where} is not a file")
+            if path.stat().st_size > _TOKEN_FILE_BYTES:
+                raise UsageError(f"{where} is larger than {_TOKEN_FILE_BYTES} bytes: not a token")
+            lines = path.read_text(encoding="ascii").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(
+                f"{where}: {getattr(error, 'strerror', None) or 'not ASCII text'}"
+            ) from None
+        token = lines[0].strip() if lines else ""
+    if not (_TOKEN_RE.fullmatch(token)):
         raise UsageError(
-            f"--token-file {path}: {getattr(error, 'strerror', None) or error}"
-        ) from None
-    if len(token) < 16 or not token.isprintable() or " " in token:
-        raise UsageError(f"--token-file {path}: the token must be at least 16 printable characters")
+            f"{where}: the token must be at least 16 printable ASCII characters, no spaces"
+        )
     return token
 
 

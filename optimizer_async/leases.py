@@ -46,7 +46,10 @@ log = structlog.get_logger("optimizer_async.leases")
 LEASE_S: Final = 120.0  # a holder renews every third of this; a dead one's lapses after it
 # S3's answers to a conditional write that lost: the object changed (412), or another
 # conditional write to it is in flight (409).
-_LOST_RACE: Final = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict"})
+# Or the object went between reading and writing it (its holder gave it back): 404.
+_LOST_RACE: Final = frozenset(
+    {"PreconditionFailed", "412", "ConditionalRequestConflict", "NoSuchKey", "404"}
+)
 
 
 @dataclass(frozen=True)
@@ -55,16 +58,33 @@ class Holder:
     host: str
     pid: int
     expires_at: str  # ISO-8601 UTC
+    # Which processes `pid` is one of: the kernel's boot and PID namespace ("" unknown).
+    processes: str = ""
 
     def expired(self, now: datetime) -> bool:
-        """Past its time, or its holder is a process of this host that is gone (killed:
-        no need to wait the lease out)."""
+        """Past its time, or its holder is a process of this very process space (same
+        boot, same PID namespace) that is gone: killed, no need to wait the lease out. A
+        shared hostname alone (host networking, a shared volume) proves nothing."""
         if datetime.fromisoformat(self.expires_at) <= now:
             return True
-        return self.host == socket.gethostname() and not _alive(self.pid)
+        ours = PROCESSES
+        return bool(ours) and self.processes == ours and not _alive(self.pid)
 
     def describe(self) -> str:
         return f"run {self.run_id} on {self.host} (pid {self.pid}) until {self.expires_at}"
+
+
+def _process_space() -> str:
+    """This boot's id and this PID namespace's inode; "" where /proc does not say."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return f"{boot}/{namespace}"
+
+
+PROCESSES: Final = _process_space()
 
 
 def _alive(pid: int) -> bool:
@@ -172,8 +192,8 @@ class S3Leases:
             except Exception as error:
                 if errors.error_code(error) not in _LOST_RACE:
                     raise
-        found = await self._read(key)
-        return found[0] if found is not None else holder  # still contended: not ours
+        found = await self._read(key)  # still contended: not ours, whoever has it now
+        return found[0] if found is not None else Holder("(contended)", "-", 0, now.isoformat())
 
     async def release(self, key: str, holder: Holder) -> None:
         found = await self._read(key)
@@ -222,7 +242,7 @@ async def holding(
 
     def holder() -> Holder:
         until = now() + timedelta(seconds=lease_s)
-        return Holder(run_id, me[0], me[1], until.isoformat())
+        return Holder(run_id, me[0], me[1], until.isoformat(), PROCESSES)
 
     held = Held([], {})
     keys = {suffix: lease_key(account, region, suffix) for suffix in suffixes}
@@ -244,16 +264,30 @@ async def holding(
     finally:
         with anyio.CancelScope(shield=True):
             for suffix in held.taken:
-                await store.release(keys[suffix], holder())
+                try:  # each on its own: one that fails leaves the others given back
+                    await store.release(keys[suffix], holder())
+                except Exception as error:  # it lapses by itself: say so, keep the result
+                    log.warning(
+                        "lease.not_released", key=keys[suffix], error=errors.describe(error)
+                    )
 
 
 async def _renew(
     store: LeaseStore, keys: list[str], holder: Callable[[], Holder], clock: Clock, lease_s: float
 ) -> None:
+    """Renew every third of the lease's time. A renewal that fails is tried again at the
+    next (the lease has two more thirds to go); one another run has taken meanwhile (this
+    run stalled past its lease) is dropped and said loudly, never taken back."""
     while keys:
         # Real time between renewals, the run's clock for the lease's times: a test's clock
         # linked to a sandbox's virtual time would move that world forward by sleeping.
         await anyio.sleep(lease_s / 3)
-        for key in keys:
-            if await store.take(key, holder(), clock.utcnow()) is not None:
-                log.error("lease.lost", key=key)  # it lapsed (a stalled holder): say so
+        for key in list(keys):
+            try:
+                other = await store.take(key, holder(), clock.utcnow())
+            except Exception as error:
+                log.warning("lease.not_renewed", key=key, error=errors.describe(error))
+                continue
+            if other is not None:
+                keys.remove(key)
+                log.error("lease.lost", key=key, held_by=other.describe())

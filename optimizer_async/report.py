@@ -285,7 +285,8 @@ def _headline(report: RunReport) -> str:
     savings = report.savings
     verb = "would save" if report.dry_run else "saves"
     calls, writes = report.api_calls.get("total", 0), report.api_calls.get("writes", 0)
-    mode = {"planned": "dry run", "nothing_to_do": "nothing to do"}.get(report.status, "applied")
+    modes = {"planned": "dry run", "nothing_to_do": "nothing to do", "held": "held by another run"}
+    mode = modes.get(report.status, "applied")
     calls_text = f"{calls} AWS calls ({writes} writes) · {report.elapsed_s:.1f} s"
     if report.rollback_of or report.applied_plan:
         what = (

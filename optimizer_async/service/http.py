@@ -10,7 +10,9 @@
     GET  /runs/{run_id}  the run's JSON report (202 with its record while it runs)
 
 With a token configured every endpoint but the probes needs `Authorization: Bearer TOKEN`
-(401 otherwise; compared in constant time).
+(401 otherwise; compared in constant time). Without one (loopback only) a request naming
+another host or carrying an Origin is refused (403): no web page can drive the service.
+A run asked for stays within the service's own: its suffixes (or globs), its steps.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from dataclasses import replace
 from typing import Any, Final
 
+import anyio
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -29,28 +33,43 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from optimizer_async.aws import errors
+from optimizer_async.finder import Filters
 from optimizer_async.naming import InvalidNameError, validate_suffix
 from optimizer_async.runner import list_runs
 from optimizer_async.service.reconciler import Busy, Reconciler
 from optimizer_async.state import run_key
 from optimizer_async.steps.registry import REGISTRY, SelectionError
 
+log = structlog.get_logger("optimizer_async.service")
+
 PROBES: Final = frozenset({"/healthz", "/readyz"})
 _READY_CACHE_S: Final = 5.0
 _RUN_ID_CHARS: Final = frozenset("0123456789TZabcdef-")
 _BODY_KEYS: Final = frozenset({"suffixes", "dry_run", "only", "skip"})
 _MAX_BODY: Final = 64 * 1024
+_LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_READY_TIMEOUT_S: Final = 5.0  # a probe's answer in time, even when AWS does not answer
 
 
-class _Bearer(BaseHTTPMiddleware):
+class _Guard(BaseHTTPMiddleware):
+    """Who may call: with a token, every endpoint but the probes needs it (the scheme's
+    case aside, as RFC 7235 has it). Without one the service listens on loopback only, so
+    the danger is a web page in the same machine's browser: a request naming another host
+    (DNS rebinding) or carrying an Origin (a page's fetch or form) is refused."""
+
     def __init__(self, app: Any, token: str | None) -> None:
         super().__init__(app)
-        self.expected = None if token is None else f"Bearer {token}".encode()
+        self.token = None if token is None else token.encode()
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if self.expected is not None and request.url.path not in PROBES:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, self.expected):
+        if self.token is None:
+            host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]")
+            if host not in _LOOPBACK_NAMES or "origin" in request.headers:
+                return JSONResponse({"error": "only this machine's own clients"}, 403)
+        elif request.url.path not in PROBES:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            ok = scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), self.token)
+            if not ok:
                 return JSONResponse(
                     {"error": "missing or wrong bearer token"},
                     status_code=401,
@@ -65,9 +84,12 @@ def app(reconciler: Reconciler, token: str | None) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "cycles": reconciler.cycles})
 
+    checking = anyio.Lock()
+
     async def readyz(_: Request) -> Response:
-        if time.monotonic() - ready["at"] >= _READY_CACHE_S:
-            ready["answer"], ready["at"] = await _readiness(reconciler), time.monotonic()
+        async with checking:  # one check at a time; the others take its answer
+            if time.monotonic() - ready["at"] >= _READY_CACHE_S:
+                ready["answer"], ready["at"] = await _readiness(reconciler), time.monotonic()
         checks: dict[str, str] = ready["answer"]
         ok = all(value == "ok" for value in checks.values()) and not reconciler.stopping
         return JSONResponse(
@@ -79,9 +101,13 @@ def app(reconciler: Reconciler, token: str | None) -> Starlette:
         return Response(reconciler.metrics.text(), media_type="text/plain; version=0.0.4")
 
     async def submit(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            return _bad(f"the body is over {_MAX_BODY} bytes")
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return _bad("the body must be JSON (Content-Type: application/json)")
+        body = bytearray()
+        async for chunk in request.stream():  # read no more than the limit
+            body += chunk
+            if len(body) > _MAX_BODY:
+                return _bad(f"the body is over {_MAX_BODY} bytes")
         try:
             config = _requested(reconciler, body)
             run_id = reconciler.submit(config)
@@ -117,7 +143,8 @@ def app(reconciler: Reconciler, token: str | None) -> Starlette:
             Route("/runs", runs, methods=["GET"]),
             Route("/runs/{run_id}", run, methods=["GET"]),
         ],
-        middleware=[Middleware(_Bearer, token=token)],
+        middleware=[Middleware(_Guard, token=token)],
+        exception_handlers={Exception: _failed},
     )
 
 
@@ -125,12 +152,13 @@ def _bad(reason: str) -> Response:
     return JSONResponse({"error": reason}, status_code=400)
 
 
-def _requested(reconciler: Reconciler, body: bytes) -> Any:
-    """The run a POST asks for, from the service's own configuration; ValueError: why not."""
+def _requested(reconciler: Reconciler, body: bytes | bytearray) -> Any:
+    """The run a POST asks for, from the service's own configuration and within it (its
+    suffixes or globs, its steps); ValueError: why not."""
     try:
-        asked = json.loads(body or b"{}")
-    except ValueError:
-        raise ValueError("the body is not JSON") from None
+        asked = json.loads(bytes(body) or b"{}")
+    except (ValueError, RecursionError):
+        raise ValueError("the body is not JSON (or nests too deep)") from None
     if not isinstance(asked, dict):
         raise ValueError("the body must be a JSON object")
     unknown = sorted(set(asked) - _BODY_KEYS)
@@ -145,21 +173,32 @@ def _requested(reconciler: Reconciler, body: bytes) -> Any:
         if not suffixes:
             raise ValueError("suffixes must name at least one environment")
         try:
-            changes["suffixes"] = tuple(validate_suffix(s) for s in suffixes)
+            wanted = tuple(dict.fromkeys(validate_suffix(s) for s in suffixes))  # each once
         except InvalidNameError as error:
             raise ValueError(str(error)) from None
-        changes |= {"find_all": False, "match": (), "exclude": ()}
+        for suffix in wanted:
+            if config.find_all:
+                refusal = Filters(config.match, config.exclude).refusal(suffix)
+                if refusal is not None:
+                    raise ValueError(f"{suffix}: outside what this service runs ({refusal})")
+            elif suffix not in config.suffixes:
+                raise ValueError(f"{suffix} is not one of this service's environments")
+        changes |= {"suffixes": wanted, "find_all": False, "match": (), "exclude": ()}
     if "dry_run" in asked:
         if not isinstance(asked["dry_run"], bool):
             raise ValueError("dry_run must be true or false")
         changes["dry_run"] = asked["dry_run"] or config.dry_run  # a dry-run service stays one
-    only = _strings(asked.get("only", []), "only")
-    skip = _strings(asked.get("skip", []), "skip")
+    # Steps narrow what the service runs, never widen it.
+    only = tuple(_strings(asked.get("only", []), "only"))
+    skip = tuple(dict.fromkeys((*config.skip, *_strings(asked.get("skip", []), "skip"))))
+    if config.only and only and not set(only) <= set(config.only):
+        raise ValueError(f"only: this service runs only {', '.join(config.only)}")
+    only = only or config.only
     try:
         REGISTRY.select(only, skip)
     except SelectionError as error:
         raise ValueError(str(error)) from None
-    return replace(config, **changes, only=tuple(only), skip=tuple(skip))
+    return replace(config, **changes, only=only, skip=skip)
 
 
 def _strings(value: Any, name: str) -> list[str]:
@@ -169,15 +208,25 @@ def _strings(value: Any, name: str) -> list[str]:
 
 
 async def _readiness(reconciler: Reconciler) -> dict[str, str]:
+    """Whether AWS answers and the state store takes a write, each within its time. The
+    answer is for anyone (probes need no token): "ok" or "unavailable"; the reason goes to
+    the log."""
     checks = {}
-    try:
-        await reconciler.home.sts.get_caller_identity()
-        checks["aws"] = "ok"
-    except Exception as error:
-        checks["aws"] = errors.describe(error)
-    try:
-        await reconciler.store.write(".readyz.json", {"at": time.time()})
-        checks["state_store"] = "ok"
-    except Exception as error:
-        checks["state_store"] = errors.describe(error)
+    for name, check in (
+        ("aws", reconciler.home.sts.get_caller_identity),
+        ("state_store", lambda: reconciler.store.write(".readyz.json", {"at": time.time()})),
+    ):
+        try:
+            with anyio.fail_after(_READY_TIMEOUT_S):
+                await check()
+            checks[name] = "ok"
+        except Exception as error:
+            log.warning("service.not_ready", check=name, error=errors.describe(error))
+            checks[name] = "unavailable"
     return checks
+
+
+async def _failed(request: Request, error: Exception) -> Response:
+    """An endpoint that failed: logged with its reason, a 500 without it."""
+    log.error("service.request_failed", path=request.url.path, error=errors.describe(error))
+    return JSONResponse({"error": "internal error (see the service's log)"}, status_code=500)

@@ -39,8 +39,9 @@ class Metrics:
         )  # fmt: skip
         self.savings = Gauge(
             "lambda_optimizer_savings_monthly_usd", "Monthly savings: estimated by the last "
-            "run's report; realised as CloudWatch measures it (`savings`) for the service's "
-            "recent runs that changed something, once each is an hour old",
+            "cycle's report (its plan, with a change budget); realised as CloudWatch measures "
+            "it (`savings`) for the service's recent runs that changed something, once each "
+            "is an hour old",
             ["kind"], registry=self.registry,
         )  # fmt: skip
         self.cycle_seconds = Histogram(
@@ -55,8 +56,9 @@ class Metrics:
     def text(self) -> bytes:
         return generate_latest(self.registry)
 
-    def observe_report(self, report: Mapping[str, Any], trigger: str) -> None:
-        """Count a finished run from its JSON report (an organisation's: every place)."""
+    def observe_report(self, report: Mapping[str, Any], trigger: str, estimate: bool) -> None:
+        """Count a finished run from its JSON report (an organisation's: every place);
+        `estimate`: its savings are the service's estimate (a cycle's, not a request's)."""
         self.runs.labels(trigger, report["command"], report["status"]).inc()
         self.observe_calls(report["api_calls"])
         places = report.get("places")
@@ -66,7 +68,8 @@ class Metrics:
                 self.held.inc(env["status"] == "held")
                 for change in _changes(env):
                     self.changes.labels(change["step"], _outcome(change)).inc()
-        self.savings.labels("estimated").set(report["savings"]["monthly_usd"])
+        if estimate:
+            self.savings.labels("estimated").set(report["savings"]["monthly_usd"])
 
     def observe_calls(self, calls: Mapping[str, Any]) -> None:
         """A gateway's counts (`CallCounter.snapshot`): ok is what did not fail."""

@@ -24,6 +24,7 @@ import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from optimizer_async import json_text, realised
+from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.clock import Clock
 from optimizer_async.config import RunConfig
@@ -48,7 +49,7 @@ class RunRequest:
 
 
 class Busy(Exception):
-    """The queue of requested runs is full."""
+    """No run can be queued now: the queue is full, or the service is stopping."""
 
 
 class Reconciler:
@@ -121,7 +122,7 @@ class Reconciler:
             if self.stopping:
                 break
             if request is not None:
-                await self._run(request)
+                await self._budgeted(request.config, request.trigger, request.run_id)
                 continue
             await self.cycle()
             due = time.monotonic() + self.interval_s * self._random.uniform(1 - JITTER, 1 + JITTER)
@@ -131,20 +132,22 @@ class Reconciler:
         """One reconcile cycle (see the module's docstring)."""
         started = time.monotonic()
         self.cycles += 1
-        config = self.config
-        if self.budget is not None and not config.dry_run:
-            plan = await self._run(
-                RunRequest(new_run_id(), replace(config, dry_run=True), "cycle-plan")
-            )
-            chosen = within_budget(plan, self.budget)
-            if chosen and not self.stopping:
-                only = replace(config, suffixes=tuple(chosen), find_all=False, match=(), exclude=())
-                await self._run(RunRequest(new_run_id(), only, "cycle"))
-        else:
-            await self._run(RunRequest(new_run_id(), config, "cycle"))
+        await self._budgeted(self.config, "cycle", new_run_id())
         self.metrics.cycle_seconds.observe(time.monotonic() - started)
         if not self.stopping:
             await self._measure_realised()
+
+    async def _budgeted(self, config: RunConfig, trigger: str, run_id: str) -> None:
+        """A run within the change budget, if there is one: planned first, then applied to
+        the environments that fit (the requested run's id is the applying run's)."""
+        if self.budget is None or config.dry_run:
+            await self._run(RunRequest(run_id, config, trigger))
+            return
+        planning = RunRequest(new_run_id(), replace(config, dry_run=True), f"{trigger}-plan")
+        chosen = within_budget(await self._run(planning), self.budget)
+        if chosen and not self.stopping:
+            only = replace(config, suffixes=tuple(chosen), find_all=False, match=(), exclude=())
+            await self._run(RunRequest(run_id, only, trigger))
 
     async def _measure_realised(self) -> None:
         """What the service's recent runs that changed something really saved (as
@@ -152,14 +155,14 @@ class Reconciler:
         their sum. Reads only (CloudWatch), through the service's own gateway."""
         total, measured = 0.0, False
         for run_id, report in list(self._changed.items()):
-            record = await self.store.read(run_key(run_id, "run.json"))
-            if record is None:
-                continue
             try:
+                record = await self.store.read(run_key(run_id, "run.json"))
+                if record is None:
+                    continue
                 found = await realised.measure(self.home, record, report, REALISED_DAYS)
             except realised.TooSoonError:
                 continue
-            except Exception as error:  # CloudWatch unusable this time: the next cycle
+            except Exception as error:  # CloudWatch or the store unusable: the next cycle
                 log.warning("service.realised_failed", run_id=run_id, error=str(error))
                 continue
             total, measured = total + float(found["realised_monthly_usd"]), True
@@ -182,14 +185,14 @@ class Reconciler:
                     request.config, self.settings, self.clock, self.stop, False,
                     request.run_id, f"service-{request.trigger}",
                 )  # fmt: skip
-        except Exception as error:  # AWS unusable this time: the next cycle tries again
-            log.error("service.run_failed", run_id=request.run_id, error=str(error))
+        except Exception as error:  # AWS or the store unusable this time: the next cycle
+            log.error("service.run_failed", run_id=request.run_id, error=errors.describe(error))
             self.metrics.runs.labels(request.trigger, request.config.command, "error").inc()
             return {}
         finally:
             self.current = None
         document: dict[str, Any] = json_text.materialised(report.document())
-        self.metrics.observe_report(document, request.trigger)
+        self.metrics.observe_report(document, request.trigger, estimate=request.trigger != "api")
         self.recent.appendleft(request.run_id)
         if document["status"] == "converged" and not document.get("places"):
             self._changed[request.run_id] = document  # its savings, measured once it is old
@@ -206,17 +209,23 @@ class Reconciler:
 
 def within_budget(plan: Mapping[str, Any], budget: int) -> list[str]:
     """The environments of a dry run's report to apply, in order, while their planned
-    changes fit in `budget` (an environment is applied whole or not at all)."""
-    chosen, spent = [], 0
+    changes fit in `budget` (an environment is applied whole or not at all; the first
+    always, even when it alone is larger)."""
+    chosen: list[str] = []
+    spent = 0
     for env in plan.get("environments", ()):
         if env["status"] != "planned":
             continue
-        changes = len(list(_planned(env)))
-        if spent + changes > budget:
+        changes = len(_planned(env))
+        # In order: the first that does not fit waits, and so do those after it. One larger
+        # than the budget goes alone in a cycle of its own, or it would wait for ever.
+        if chosen and spent + changes > budget:
             log.info("service.deferred", suffix=env["suffix"], changes=changes, budget=budget)
-            continue
+            break
         chosen.append(env["suffix"])
         spent += changes
+        if spent >= budget:
+            break
     return chosen
 
 

@@ -73,6 +73,7 @@ async def running(
                 log_config=None,
                 access_log=False,
                 lifespan="off",
+                timeout_graceful_shutdown=5,  # a request still open (a slow probe) waits no longer
             )
         )
         done = anyio.Event()
@@ -122,8 +123,10 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 async def _serve(config: RunConfig, settings: AwsSettings) -> int:
-    async with running(config, settings) as service:
-        with anyio.open_signal_receiver(*HANDLED) as received:
+    # The signals are the service's from before it starts (one during start-up stops it
+    # once it is up) until it has closed (one during the teardown changes nothing).
+    with anyio.open_signal_receiver(*HANDLED) as received:
+        async with running(config, settings) as service:
             async for signum in received:
                 log.info("service.stopping", signal=signal.Signals(signum).name)
                 service.reconciler.request_stop(int(signum))

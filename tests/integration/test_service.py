@@ -153,12 +153,20 @@ async def test_the_api_runs_what_it_is_asked_and_counts_what_the_sandbox_counts(
             (b'{"only": ["no_such_step"]}', "no_such_step"),
             (b'{"dry_run": "yes"}', "dry_run must be true or false"),
             (b'{"suffix": ["dev"]}', "unknown field(s) suffix"),
+            (b'{"suffixes": ["prod"]}', "prod is not one of this service's environments"),
+            (b"[" * 60_000, "nests too deep"),
+            (b"{}" + b" " * 70_000, "the body is over 65536 bytes"),
         ):
-            answer = await http.post("/runs", content=body)
+            answer = await http.post(
+                "/runs", content=body, headers={"Content-Type": "application/json"}
+            )
             assert answer.status_code == 400, body
             assert says in answer.json()["error"]
+        form = await http.post("/runs", content=b"{}", headers={"Content-Type": "text/plain"})
+        assert form.status_code == 400  # what a web page's form could send: refused
         await _until(lambda: _cycles(http))  # the first cycle: optimised
-        asked = await http.post("/runs", json={"suffixes": ["api-dev"], "dry_run": True})
+        twice = {"suffixes": ["api-dev", "api-dev"], "dry_run": True}  # each once, all the same
+        asked = await http.post("/runs", json=twice)
         assert asked.status_code == 202
         run_id = asked.json()["run_id"]
 
@@ -168,6 +176,7 @@ async def test_the_api_runs_what_it_is_asked_and_counts_what_the_sandbox_counts(
 
         done = await _until(report)
         assert (done["run_id"], done["dry_run"], done["status"]) == (run_id, True, "nothing_to_do")
+        assert [env["suffix"] for env in done["environments"]] == ["api-dev"]
         listed = {run["run_id"]: run for run in (await http.get("/runs")).json()["runs"]}
         assert listed[run_id]["trigger"] == "service-api"
         assert (await http.get("/runs/20990101T000000Z-000000")).status_code == 404
@@ -311,3 +320,24 @@ async def _savings(http: httpx.AsyncClient, kind: str | None = None) -> dict[str
     ]
     found = {sample.labels["kind"]: sample.value for sample in family.samples}
     return found if kind is None or kind in found else {}
+
+
+async def test_without_a_token_only_this_machines_own_clients_are_served(
+    sandbox: EmbeddedSandbox, tmp_path: Path
+) -> None:
+    config = cli.parse_config(
+        ["serve", "--suffix", "none", "--interval", "1h", "--state-dir", str(tmp_path / "s")],
+        {"AWS_ENDPOINT_URL": sandbox.endpoint_url},
+    )
+    assert config.serve is not None
+    assert config.serve.token is None
+    config = dataclasses.replace(config, serve=dataclasses.replace(config.serve, port=0))
+    settings = AwsSettings(region=REGION, endpoint_url=sandbox.endpoint_url)
+    async with (
+        running(config, settings) as service,
+        httpx.AsyncClient(base_url=service.url) as http,
+    ):
+        assert (await http.get("/runs")).status_code == 200  # this machine: no token needed
+        rebound = await http.get("/runs", headers={"Host": "attacker.example"})
+        page = await http.post("/runs", json={}, headers={"Origin": "http://attacker.example"})
+    assert (rebound.status_code, page.status_code) == (403, 403)
