@@ -6,7 +6,7 @@ who holds it (run id, host, pid) and until when. It is taken only if there is no
 one there has expired, renewed by its holder while it runs (every third of its time), and
 deleted when the run ends; a holder that dies (kill -9, a lost node) stops renewing, so its
 lease expires and the next run takes it (at once when the holder was a process of the same
-host that no longer exists). Taking is atomic where the store is shared:
+boot and PID namespace that no longer exists). Taking is atomic where the store is shared:
 
 - the local store (`--state-dir`): the read-and-write under an exclusive `flock` on the
   lease's lock file, so runs on this machine take turns; the lock is the kernel's, freed
