@@ -29,17 +29,17 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import anyio
 import structlog
 
 from optimizer_async.aws import errors
 from optimizer_async.clock import Clock
-from optimizer_async.state import private_directories
+from optimizer_async.state import S3StateStore, private_directories
 
 if TYPE_CHECKING:
-    from optimizer_async.aws.gateway import Aws
+    pass
 
 log = structlog.get_logger("optimizer_async.leases")
 
@@ -176,29 +176,21 @@ def _read(path: Path) -> Holder | None:
 class S3Leases:
     """Leases in the state bucket, taken with S3's conditional writes."""
 
-    def __init__(self, aws: Aws, bucket: str, prefix: str) -> None:
-        self.aws, self.bucket, self.prefix = aws, bucket, prefix
+    def __init__(self, store: S3StateStore) -> None:
+        self.store = store
 
     async def take(self, key: str, holder: Holder, now: datetime) -> Holder | None:
-        body = json.dumps(asdict(holder)).encode()
         for _ in range(3):  # lost a race to an expired lease's other taker: look again
             found = await self._read(key)
             if found is not None:
                 current, etag = found
                 if current.run_id != holder.run_id and not current.expired(now):
                     return current
-                condition: dict[str, str] = {"IfMatch": etag}
+                condition = {"IfMatch": etag}
             else:
                 condition = {"IfNoneMatch": "*"}
             try:
-                await self.aws.s3.put_object(
-                    Bucket=self.bucket,
-                    Key=self.prefix + key,
-                    Body=body,
-                    ContentType="application/json",
-                    ServerSideEncryption="AES256",
-                    **condition,  # type: ignore[arg-type]
-                )
+                await self.store.write(key, asdict(holder), **condition)
                 return None
             except Exception as error:
                 if errors.error_code(error) not in _LOST_RACE:
@@ -211,22 +203,14 @@ class S3Leases:
         if found is None or found[0].run_id != holder.run_id:
             return
         try:
-            await self.aws.s3.delete_object(
-                Bucket=self.bucket, Key=self.prefix + key, IfMatch=found[1]
-            )
+            await self.store.delete(key, found[1])
         except Exception as error:  # taken over meanwhile: it is no longer ours to delete
             if errors.error_code(error) not in _LOST_RACE:
                 raise
 
     async def _read(self, key: str) -> tuple[Holder, str] | None:
-        found = await self.aws.find(
-            self.aws.s3.get_object, Bucket=self.bucket, Key=self.prefix + key
-        )
-        if found is None:
-            return None
-        async with found["Body"] as body:
-            document: dict[str, Any] = json.loads(await body.read())
-        return Holder(**document), str(found["ETag"])
+        found = await self.store.read_tagged(key)
+        return None if found is None else (Holder(**found[0]), found[1])
 
 
 @dataclass

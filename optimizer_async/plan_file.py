@@ -61,26 +61,27 @@ def plan_document(
             ],
         }
     return {
-        "kind": KIND,
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(),
+        **_header(KIND, run_id),
         "region": region,
         "targets": targets_to_json(targets),
         "environments": environments,
     }
 
 
-def organisation_document(run_id: str, places: list[dict[str, Any]]) -> dict[str, Any]:
-    """An organisation's plan file: `places`, each {account, account_name, region, plan}
-    (the place's own plan document, as `plan_document` makes it)."""
+def _header(kind: str, run_id: str) -> dict[str, Any]:
+    """What a plan file of either kind begins with."""
     return {
-        "kind": ORGANISATION_KIND,
+        "kind": kind,
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(),
-        "places": places,
     }
+
+
+def organisation_document(run_id: str, places: list[dict[str, Any]]) -> dict[str, Any]:
+    """An organisation's plan file: `places`, each {account, account_name, region, plan}
+    (the place's own plan document, as `plan_document` makes it)."""
+    return {**_header(ORGANISATION_KIND, run_id), "places": places}
 
 
 def _planned(env: EnvironmentPlan) -> list[tuple[Change, str | None]]:

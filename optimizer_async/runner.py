@@ -158,7 +158,7 @@ async def run_recorded(
 def lease_store(store: StateStore) -> leases.LeaseStore:
     """Leases where the run records are: beside the local state, or in the state bucket."""
     if isinstance(store, S3StateStore):
-        return leases.S3Leases(store.aws, store.bucket, store.prefix)
+        return leases.S3Leases(store)
     assert isinstance(store, LocalStateStore)
     return leases.LocalLeases(store.root)
 

@@ -213,7 +213,9 @@ class S3StateStore:
                 f"state bucket {self.bucket} cannot keep rollback material: " + "; ".join(problems)
             )
 
-    async def write(self, key: str, document: Mapping[str, Any]) -> str:
+    async def write(self, key: str, document: Mapping[str, Any], **condition: str) -> str:
+        """`condition`: S3's `IfNoneMatch="*"` (only if there is none) or `IfMatch=ETag`
+        (only if unchanged since read); a lost condition raises S3's 412 (leases.py)."""
         payload = "".join(json_text.chunks(document, sort_keys=True)).encode()
         await self.aws.s3.put_object(
             Bucket=self.bucket,
@@ -221,10 +223,16 @@ class S3StateStore:
             Body=payload,
             ContentType="application/json",
             ServerSideEncryption="AES256",
+            **condition,  # type: ignore[arg-type]
         )
         return self.where(key)
 
     async def read(self, key: str) -> dict[str, Any] | None:
+        found = await self.read_tagged(key)
+        return None if found is None else found[0]
+
+    async def read_tagged(self, key: str) -> tuple[dict[str, Any], str] | None:
+        """The document at `key` and its ETag (for a conditional write), or None."""
         found = await self.aws.find(
             self.aws.s3.get_object, Bucket=self.bucket, Key=self.prefix + key
         )
@@ -232,7 +240,11 @@ class S3StateStore:
             return None
         async with found["Body"] as body:
             document: dict[str, Any] = json.loads(await body.read())
-        return document
+        return document, str(found["ETag"])
+
+    async def delete(self, key: str, etag: str) -> None:
+        """Delete the document at `key` if it is still the one with `etag`."""
+        await self.aws.s3.delete_object(Bucket=self.bucket, Key=self.prefix + key, IfMatch=etag)
 
     async def keys(self, prefix: str) -> list[str]:
         found: list[str] = []

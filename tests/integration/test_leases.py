@@ -24,6 +24,7 @@ from optimizer_async.leases import LEASE_S, Holder, LocalLeases, S3Leases, lease
 from optimizer_async.runner import run_once
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
+from optimizer_async.state import S3StateStore
 from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock, Optimize
 from tests.integration.test_state_bucket import safe_bucket
@@ -63,11 +64,12 @@ async def test_of_two_runs_at_once_one_applies_and_the_other_reports_it_held(
 
         async with anyio.create_task_group() as group:
             group.start_soon(run, "first", first)
-            for _ in range(2000):  # until the first run has written, and waits
-                await anyio.sleep(0.005)
-                calls = sandbox.stats()["calls"]
-                if any(row["operation"] == "UpdateFunctionConfiguration" for row in calls):
-                    break
+            with anyio.fail_after(120):  # until the first run has written, and waits
+                while True:
+                    calls = sandbox.stats()["calls"]
+                    if any(row["operation"] == "UpdateFunctionConfiguration" for row in calls):
+                        break
+                    await anyio.sleep(0.005)
             writes = sandbox.stats()["writes"]
             await run("second", LinkedClock(time))
             assert sandbox.stats()["writes"] == writes  # the second changed nothing
@@ -168,7 +170,7 @@ async def test_a_lease_is_taken_once_renewed_by_its_holder_and_taken_over_when_l
             store = LocalLeases(tmp_path)
         else:
             bucket = safe_bucket(client, "leases")
-            store = S3Leases(aws, bucket, "state/")
+            store = S3Leases(S3StateStore(aws, bucket, "state/"))
         key = lease_key(ACCOUNT, REGION, "dev")
         a, b = holder("run-a", now), holder("run-b", now)
         # Two takers at once: exactly one wins, whatever the order.
