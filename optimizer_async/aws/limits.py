@@ -6,6 +6,8 @@ limits AWS enforces.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Final
 
 MEMORY_MB_RANGE: Final = (128, 10_240)
@@ -20,6 +22,17 @@ LOG_RETENTION_DAYS: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
+
+
+# A function's environment variables may total 4 KB; Lambda refuses a CreateFunction or
+# UpdateFunctionConfiguration over it (InvalidParameterValueException), the whole update.
+MAX_ENVIRONMENT_BYTES: Final = 4_096
+
+
+def environment_size(variables: Mapping[str, str]) -> int:
+    """The size Lambda holds to its 4 KB limit: the variables as a JSON object, UTF-8
+    (its error quotes that "String measured")."""
+    return len(json.dumps(dict(variables), separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def check_memory_mb(value: int) -> int:

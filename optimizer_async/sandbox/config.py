@@ -30,6 +30,12 @@ FAULT_KINDS: Final[tuple[FaultKind, ...]] = (
 # The call is served - a write is applied - and then its answer is lost: the connection
 # reset, or a 500 instead of the answer. Retries then meet their own write (412, exists).
 AFTER_COMMIT_KINDS: Final[tuple[FaultKind, ...]] = ("reset_after_commit", "error_after_commit")
+# Where an emulator falls short of AWS (LocalStack 4.14, measured): a percentile statistic
+# in GetMetricData answers 500; Logs Insights runs no `stats` (each matched event comes
+# back as its `@ptr` alone). The sandbox can fall short the same way, so that the
+# optimizer's way around each is tested without the emulator.
+EmulatorGap = Literal["percentiles", "insights-statistics"]
+EMULATOR_GAPS: Final[tuple[EmulatorGap, ...]] = ("percentiles", "insights-statistics")
 ALL_FAULT_KINDS: Final[tuple[FaultKind, ...]] = FAULT_KINDS + AFTER_COMMIT_KINDS
 
 
@@ -62,6 +68,7 @@ class SandboxConfig:
     # An account's raised API quotas: (bucket name, requests a second) pairs that replace
     # AWS's default rates (aws/quotas.py), like the optimizer's `--quota BUCKET=RATE`.
     quotas: tuple[tuple[str, float], ...] = ()
+    emulator_gaps: tuple[EmulatorGap, ...] = ()  # answer as an emulator does (see above)
 
     def __post_init__(self) -> None:
         # JSON gives lists; each pair is checked as the optimizer checks `--quota`.
@@ -75,6 +82,9 @@ class SandboxConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name.replace('_', ' ')} must be between 0 and 1")
+        object.__setattr__(self, "emulator_gaps", tuple(self.emulator_gaps))
+        if set(self.emulator_gaps) - set(EMULATOR_GAPS):
+            raise ValueError(f"emulator gaps must be among {', '.join(EMULATOR_GAPS)}")
         unknown = set(self.fault_kinds) - set(ALL_FAULT_KINDS)
         if unknown or not self.fault_kinds:
             raise ValueError(f"fault kinds must be among {', '.join(ALL_FAULT_KINDS)}")

@@ -46,10 +46,8 @@ from optimizer_async.sandbox.accounts import DEFAULT_ACCOUNT, checked_account
 from optimizer_async.sandbox.patches import workload_lambda
 from optimizer_async.sandbox.seeder import (
     SeededEnvironment,
-    baseline_model,
     function_request,
     layer_request,
-    report_stream,
     secret_values,
 )
 from optimizer_async.sandbox.workload.profiles import (
@@ -240,16 +238,9 @@ class DirectSeeder:
         )
 
     def _workload(self, function: FunctionSpec, profile_name: str) -> None:
-        """What the Seeder's `PUT /_sandbox/workload` and `.../stored-bytes` do, and its
-        day of START / END / REPORT lines."""
+        """What the Seeder's `PUT /_sandbox/workload` and `.../stored-bytes` do (the model
+        writes the function's log lines)."""
         profile = profile_for(profile_name, function.name)
         workload_lambda.attach(self.account_id, self.region, function.name, profile_name)
         key = (self.account_id, self.region, function.log_group)
         runtime.current().stored_bytes[key] = profile.stored_log_bytes
-        stream = report_stream(function, baseline_model(self.region, function, profile), profile)
-        if stream is None:
-            return
-        name, events = stream
-        logs = logs_backends[self.account_id][self.region]
-        logs.create_log_stream(function.log_group, name)
-        logs.put_log_events(function.log_group, name, events)

@@ -301,7 +301,8 @@ class Seeder:
                     cloudwatch.put_metric_data(
                         Namespace=namespace, MetricData=datums[start : start + _METRIC_BATCH]
                     )
-        self._report_lines(function, model, profile)
+            # The sandbox's model writes its own lines; anywhere else, a day of them.
+            self._report_lines(function, model, profile)
 
     def _report_lines(
         self, function: FunctionSpec, model: FunctionModel, profile: WorkloadProfile
@@ -437,7 +438,7 @@ def _one_day(model: FunctionModel, start: datetime, stop: datetime) -> list[tupl
 
     def datum(namespace: str, metric: str, unit: str, **value: Any) -> tuple[str, Any]:
         name, dimension = (
-            ("LogGroupName", model.log_group)
+            ("LogGroupName", model.default_log_group)
             if namespace == "AWS/Logs"
             else ("FunctionName", model.function_name)
         )

@@ -1,6 +1,7 @@
 """Logs Insights over modelled log groups, over HTTP: the optimizer's query reads the profile's
 memory back from REPORT lines, queries run and end on the sandbox clock, and AWS's limits
-hold (50 groups a query, 30 queries at once, StopQuery only while running)."""
+hold (50 groups a query, 30 queries at once, StopQuery only while running, a malformed
+query refused). Data put as AWS writes it: tests/sandbox/test_put_data.py."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from optimizer_async.sandbox.clock import ManualClock
+from optimizer_async.sandbox.insights import language
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
-from optimizer_async.sandbox.workload import insights
 from optimizer_async.sandbox.workload.profiles import NAMED
 from optimizer_async.sandbox.workload.reports import ReportLine
 from tests.conftest import ClientFactory
@@ -115,7 +116,7 @@ def test_the_memory_size_caps_what_out_of_memory_invocations_report(
     assert row["reports"] == "3500000"  # they still ran, and failed
 
 
-def test_grammar_identifiers_and_falling_back_to_moto(
+def test_identifiers_aggregates_and_event_listings(
     client: ClientFactory, sandbox: EmbeddedSandbox
 ) -> None:
     (steady,) = _seed(sandbox, ["steady"])
@@ -138,11 +139,15 @@ def test_grammar_identifiers_and_falling_back_to_moto(
     assert int(cells["least"]) < 180_000_000
     assert float(cells["billed"]) > 0
 
-    other = _start(logs, _groups([steady]), end - FORTNIGHT, end, "fields @message | limit 50")
-    fallback = logs.get_query_results(queryId=other)  # moto's engine, over the seeded lines
-    assert fallback["status"] == "Complete"
-    messages = [cell["value"] for row in fallback["results"] for cell in row]
+    other = _start(logs, _groups([steady]), end - FORTNIGHT, end, "fields @message | limit 20")
+    listing = logs.get_query_results(queryId=other)  # each of the model's lines once
+    assert listing["status"] == "Complete"
+    assert len(listing["results"]) == 20
+    messages = [cell["value"] for row in listing["results"] for cell in row]
     assert any(message.startswith("REPORT RequestId: ") for message in messages)
+    assert all(
+        {cell["field"] for cell in row} == {"@message", "@ptr"} for row in listing["results"]
+    )
 
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         _start(logs, ["/aws/lambda/nobody"], end - FORTNIGHT, end)
@@ -205,11 +210,14 @@ def test_a_report_line_formats_and_parses_back_exactly() -> None:
         ReportLine.parse("START RequestId: id Version: $LATEST")
 
 
-def test_the_grammar_accepts_the_optimizers_query_and_refuses_others() -> None:
-    query = insights.parse(REPORT_QUERY.replace("\n", "\n   "))
-    assert query.type_filter == "REPORT"
-    assert query.by_log
-    assert [a.name for a in query.aggregates] == [
+def test_the_language_parses_the_optimizers_query_and_refuses_malformed_ones(
+    client: ClientFactory, sandbox: EmbeddedSandbox
+) -> None:
+    query = language.parse(REPORT_QUERY.replace("\n", "\n   "))
+    (filter_, stats) = query.commands
+    assert isinstance(filter_, language.Filter)
+    assert isinstance(stats, language.Stats)
+    assert [a.name for a in stats.aggregates] == [
         "reports",
         "maxMemoryUsed",
         "p99MemoryUsed",
@@ -217,13 +225,24 @@ def test_the_grammar_accepts_the_optimizers_query_and_refuses_others() -> None:
         "avgBilledDuration",
         "maxInitDuration",
     ]
-    assert query.aggregates[2] == insights.Aggregate("pct", "@maxMemoryUsed", 99.0, "p99MemoryUsed")
+    assert stats.aggregates[2].expr == language.Call(
+        "pct", (language.Field("@maxMemoryUsed"), language.Literal(99.0))
+    )
+    (steady,) = _seed(sandbox, ["steady"])
+    logs = client("logs", attempts=1)
+    end = whole_hour(model_now(sandbox))
     for text in (
-        "fields @message | limit 5",
+        "",
         "stats max(*)",
         "stats pct(@duration)",
-        "stats count(*) by @logStream",
-        'filter @message like "x" | stats count(*)',
+        "stats @duration",
+        "filter (@type = 'REPORT'",
+        "fields @message | limit 0",
+        "frobnicate @message",
     ):
-        with pytest.raises(insights.QueryError):
-            insights.parse(text)
+        with pytest.raises(language.QueryError):
+            language.parse(text)
+        if text:  # botocore refuses an empty query string itself
+            with pytest.raises(ClientError) as refused:
+                _start(logs, _groups([steady]), end - FORTNIGHT, end, text)
+            assert refused.value.response["Error"]["Code"] == "MalformedQueryException"

@@ -95,9 +95,30 @@ def test_functions_get_the_profile_mix_in_order(sandbox: EmbeddedSandbox) -> Non
         Seeder(sandbox.endpoint_url, profiles=["steady", "busy"])
 
 
-def test_log_groups_hold_a_day_of_what_lambda_writes(
-    client: ClientFactory, seeded: list[str]
+def test_log_groups_hold_what_lambda_writes(client: ClientFactory, seeded: list[str]) -> None:
+    """The sandbox's model writes each function's lines: FilterLogEvents lists a sample of
+    whole invocations (START, the function's line, END, REPORT), oldest first."""
+    logs = client("logs")
+    group = EnvironmentNames("dev").function_log_group()
+    assert logs.describe_log_streams(logGroupName=group)["logStreams"] == []  # nothing put
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    window = {"startTime": now - 7 * 86_400_000, "endTime": now}
+    events = logs.filter_log_events(logGroupName=group, **window)["events"]
+    assert [event["timestamp"] for event in events] == sorted(e["timestamp"] for e in events)
+    assert {event["logStreamName"].split("/")[3][:9] for event in events} == {"[$LATEST]"}
+    reports = [ReportLine.parse(e["message"]) for e in events if e["message"].startswith("REPORT")]
+    assert len(reports) == len(events) // 4 > 0
+    assert {report.memory_size_mb for report in reports} == {3008}
+    starts = [e["message"] for e in events if e["message"].startswith("START")]
+    assert starts == [f"START RequestId: {r.request_id} Version: $LATEST" for r in reports]
+    only = logs.filter_log_events(logGroupName=group, filterPattern='"REPORT RequestId"', **window)
+    assert [e["message"] for e in only["events"]] == [r.format() for r in reports]
+
+
+def test_without_the_sandbox_the_seeder_writes_a_day_of_log_lines(
+    client: ClientFactory, sandbox: EmbeddedSandbox
 ) -> None:
+    Seeder(sandbox.endpoint_url, profiles=["steady"], sandbox_control=False).seed(["dev"])
     logs = client("logs")
     group = EnvironmentNames("dev").function_log_group()
     (stream,) = logs.describe_log_streams(logGroupName=group)["logStreams"]

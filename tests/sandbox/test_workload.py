@@ -19,7 +19,7 @@ from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.workload.profiles import NAMED, profile_for
 from optimizer_async.sandbox.workload.traffic import traffic
-from optimizer_async.steps.evidence import BYTES_PER_MB, REPORT_QUERY
+from optimizer_async.steps.lambda_reports import REPORT_QUERY
 from tests.conftest import ClientFactory
 from tests.sandbox.helpers import control, evidence, model_now, outcomes, whole_hour
 
@@ -301,4 +301,4 @@ def test_a_latent_heavy_path_shows_only_after_its_delay(
     )
     (row,) = logs.get_query_results(queryId=query["queryId"])["results"]
     cells = {cell["field"]: cell["value"] for cell in row}
-    assert float(cells["maxMemoryUsed"]) == 1024 * BYTES_PER_MB
+    assert float(cells["maxMemoryUsedMB"]) == 1024

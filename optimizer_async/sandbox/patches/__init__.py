@@ -13,16 +13,20 @@ from optimizer_async.sandbox.patches import (
     cloudwatch_json,
     cloudwatch_metrics,
     iam_authorization,
+    lambda_code_update,
     lambda_concurrency,
     lambda_config_fields,
     lambda_dlq_permission,
+    lambda_environment_limit,
     lambda_list_paging,
+    lambda_logging_config,
     lambda_revision_id,
     lambda_update_lifecycle,
     logs_group_identifiers,
     logs_insights,
     logs_retention,
     logs_stored_bytes,
+    logs_stored_events,
     moto_query_parser,
     price_list,
     s3_conditional_writes,
@@ -44,10 +48,15 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     lambda_concurrency.apply()
     lambda_list_paging.apply()
     workload_lambda.apply()  # last of Lambda's: it records only what the others let through
+    # Around all of the above: a request these refuse opens no window and no revision.
+    lambda_logging_config.apply()
+    lambda_environment_limit.apply()
+    lambda_code_update.apply()
     logs_group_identifiers.apply()
     logs_retention.apply()
     logs_stored_bytes.apply()
     logs_insights.apply()
+    logs_stored_events.apply()
     cloudwatch_index.apply()  # under the model's answers: it serves what the model does not
     cloudwatch_metrics.apply()
     cloudwatch_json.apply()

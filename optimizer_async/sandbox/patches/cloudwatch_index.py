@@ -5,11 +5,13 @@ period (including empty ones), DescribeAlarms(AlarmNames) by testing every alarm
 the list of names, and AlarmNamePrefix by testing every alarm. With thousands of functions
 that is most of the sandbox's time. Here:
 
-- stored datapoints (PutMetricData; the model answers modelled functions before this) are
-  indexed by (namespace, metric name), tail-appended as moto stores them, and a query
-  reads only its metric's datums, bucketed by period arithmetic. A query matches
-  namespace, name, dimensions (as a set) and unit, as AWS does (moto ignores the
-  namespace once dimensions are given). Metric math and Metrics Insights queries go to
+- stored datapoints (PutMetricData; `cloudwatch_metrics` adds the model's and the logs'
+  share before this) are indexed by (namespace, metric name), tail-appended as moto
+  stores them, and a query reads only its metric's datums, bucketed by period
+  arithmetic. A query matches namespace, name, dimensions (as a set) and unit, as AWS
+  does (moto ignores the namespace once dimensions are given). Statistics follow
+  CloudWatch's rules (`sandbox/statistics.py`: a percentile over statistic sets has no
+  datapoint; moto raised a TypeError). Metric math and Metrics Insights queries go to
   moto as before; S3's own metrics, which moto computes from every bucket, only when a
   query asks for AWS/S3;
 - alarms are found by name with dict lookups and by prefix with a sorted name index, and
@@ -22,13 +24,14 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from moto.cloudwatch.models import CloudWatchBackend, Statistics
+from moto.cloudwatch.models import CloudWatchBackend, MetricAggregatedDatum
 
 from optimizer_async.sandbox.patches import _query_results
 from optimizer_async.sandbox.patches._patching import wrap_method
+from optimizer_async.sandbox.statistics import Samples
 
 _LOCK = threading.Lock()
 _PROVIDED = "AWS/S3"  # the namespace of the metrics moto's backends provide (S3's)
@@ -63,29 +66,70 @@ def _dimension_key(pairs: Any) -> frozenset[tuple[str, str]]:
     return frozenset((str(d.name), str(d.value)) for d in pairs)
 
 
+def _aware(moment: datetime) -> datetime:
+    """moto keeps some times without a zone: they are UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def samples_of(datums: list[Any]) -> Samples:
+    """Stored datums (PutMetricData) as a period's samples: values and statistic sets."""
+    found = Samples()
+    for datum in datums:
+        if isinstance(datum, MetricAggregatedDatum):
+            found.add_set(
+                float(datum.sample_count), float(datum.sum), float(datum.min), float(datum.max)
+            )
+        else:
+            found.add_value(float(datum.value))
+    return found
+
+
+def stored_periods(
+    datums: list[Any],
+    metric: dict[str, Any],
+    unit: str | None,
+    start: datetime,
+    end: datetime,
+    step: int,
+) -> dict[int, Samples]:
+    """The metric's stored datums in [start, end), by period number."""
+    wanted = frozenset((str(d["Name"]), str(d["Value"])) for d in metric.get("Dimensions") or [])
+    start, end = _aware(start), _aware(end)
+    periods: dict[int, list[Any]] = defaultdict(list)
+    for datum in datums:
+        stamp = _aware(datum.timestamp)
+        if not start <= stamp < end or _dimension_key(datum.dimensions) != wanted:
+            continue
+        if unit and datum.unit != unit:
+            continue
+        periods[int((stamp - start).total_seconds()) // step].append(datum)
+    return {number: samples_of(found) for number, found in periods.items()}
+
+
+def stored_datums(backend: Any, namespace: str, name: str) -> list[Any]:
+    """The backend's stored datums of one metric (S3's computed ones included)."""
+    index = _datum_index(backend)
+    stored = index.by_metric.get((namespace, name), [])
+    if not namespace.startswith(_PROVIDED):
+        return stored
+    provided = [d for d in backend.aws_metric_data if (d.namespace, d.name) == (namespace, name)]
+    return stored + provided
+
+
 def _query_result(
     datums: list[Any], query: dict[str, Any], start: datetime, end: datetime, scan_by: str
 ) -> dict[str, Any]:
     stat_spec = query["MetricStat"]
     metric = stat_spec["Metric"]
-    wanted = frozenset((str(d["Name"]), str(d["Value"])) for d in metric.get("Dimensions") or [])
-    unit = stat_spec.get("Unit")
     step = int(stat_spec["Period"])
-    periods: dict[int, list[Any]] = defaultdict(list)
-    for datum in datums:
-        if not start <= datum.timestamp < end or _dimension_key(datum.dimensions) != wanted:
-            continue
-        if unit and datum.unit != unit:
-            continue
-        periods[int((datum.timestamp - start).total_seconds()) // step].append(datum)
+    periods = stored_periods(datums, metric, stat_spec.get("Unit"), start, end, step)
     stat = stat_spec["Stat"]
     values, stamps = [], []
     for number in sorted(periods):
-        period_start = start + timedelta(seconds=number * step)
-        statistics = Statistics([stat], period_start)
-        statistics.metric_data = periods[number]
-        values.append(statistics.get_statistics_for_type(stat))
-        stamps.append(statistics.timestamp)
+        value = periods[number].statistic(stat)
+        if value is not None:
+            values.append(value)
+            stamps.append(start + timedelta(seconds=number * step))
     return _query_results.result(query, metric["MetricName"], stat, values, stamps, scan_by)
 
 

@@ -1,8 +1,15 @@
-"""GetAccountSettings, and PutFunctionConcurrency held to AWS's unreserved-concurrency floor.
+"""GetAccountSettings, PutFunctionConcurrency held to AWS's unreserved floor, and reservation 0.
 
 moto 5.2.5 has no GetAccountSettings route and only checks reservations when an environment
 variable is set. AWS always refuses a reservation that would leave the account's unreserved
 concurrency below 100, and GetAccountSettings reports the limit and what remains unreserved.
+
+A reservation of 0 is a real one ("To throttle a function, set the reserved concurrency to
+zero. This stops any events from being processed until you remove the limit."; its valid
+range starts at 0): AWS's GetFunction reports `Concurrency: {ReservedConcurrentExecutions:
+0}`, where moto leaves it out (it tests the value's truth), and it counts as reserved.
+https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html,
+https://docs.aws.amazon.com/lambda/latest/api/API_Concurrency.html
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import json
 from typing import Any
 
 from moto.awslambda.exceptions import InvalidParameterValueException
-from moto.awslambda.models import LambdaBackend, lambda_backends
+from moto.awslambda.models import LambdaBackend, LambdaFunction, lambda_backends
 
 from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY
 from optimizer_async.sandbox import runtime
@@ -29,7 +36,7 @@ def _reserved(backend: Any, excluding: str | None = None) -> int:
     return sum(
         int(fn.reserved_concurrency)
         for fn in backend.list_functions()
-        if fn.reserved_concurrency and fn.function_name != excluding
+        if fn.reserved_concurrency is not None and fn.function_name != excluding
     )
 
 
@@ -66,3 +73,11 @@ def apply() -> None:
             raise InvalidParameterValueException(FLOOR_MESSAGE)
         fn.reserved_concurrency = int(reserved)
         return fn.reserved_concurrency
+
+    @wrap_method(LambdaFunction, "get_code")
+    def get_code(original: Any, fn: Any) -> dict[str, Any]:
+        """GetFunction's answer, with a reservation of 0 kept."""
+        answer: dict[str, Any] = original(fn)
+        if fn.reserved_concurrency is not None:
+            answer["Concurrency"] = {"ReservedConcurrentExecutions": int(fn.reserved_concurrency)}
+        return answer

@@ -57,10 +57,14 @@ def apply() -> None:
             fn.sandbox_revision_id = previous  # a refused update changes nothing
             raise
 
+    # moto's responses pass `body` by keyword: a wrapper must take it by name (with `*args`
+    # only, every UpdateFunctionCode answered 500).
     @wrap_method(LambdaBackend, "update_function_configuration")
-    def update_configuration(original: Any, backend: Any, *args: Any) -> Any:
-        return guarded(original, backend, *args)
+    def update_configuration(
+        original: Any, backend: Any, name: str, qualifier: Any, body: Any
+    ) -> Any:
+        return guarded(original, backend, name, qualifier, body)
 
     @wrap_method(LambdaBackend, "update_function_code")
-    def update_code(original: Any, backend: Any, *args: Any) -> Any:
-        return guarded(original, backend, *args)
+    def update_code(original: Any, backend: Any, name: str, qualifier: Any, body: Any) -> Any:
+        return guarded(original, backend, name, qualifier, body)

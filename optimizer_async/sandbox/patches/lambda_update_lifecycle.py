@@ -5,7 +5,7 @@ On AWS an UpdateFunctionConfiguration / UpdateFunctionCode returns at once with
 and a second update meanwhile is refused with 409 ResourceConflictException. moto 5.2.5
 reports Successful immediately. Here the window lasts `update_s` (sandbox clock), and with
 probability `update_failure_rate` it ends `Failed` with a reason, the function keeping its
-previous configuration.
+previous configuration and code.
 
 With probability `collision_rate`, a function's first update collides with someone else's
 (a deploy pipeline, say): it is refused with 409 and the other update holds the function
@@ -27,7 +27,12 @@ from optimizer_async.sandbox.patches._patching import wrap_method
 # Attributes of moto's LambdaFunction that an update may change (restored on failure).
 _CONFIG_ATTRIBUTES: Final = (
     "description", "handler", "memory_size", "role", "run_time", "timeout", "_vpc_config",
-    "environment_vars", "layers", "tracing_config", "dead_letter_config",
+    "environment_vars", "layers", "tracing_config", "dead_letter_config", "logging_config",
+)  # fmt: skip
+# What UpdateFunctionCode changes: replaced, never changed in place (but for `code`, a dict
+# of strings), so a shallow copy keeps them, without copying a package per update.
+_CODE_ATTRIBUTES: Final = (
+    "code", "code_bytes", "code_size", "code_sha_256", "code_digest", "_architectures",
 )  # fmt: skip
 FAILED_REASON: Final = "An internal error occurred while updating the function configuration."
 FAILED_REASON_CODE: Final = "InternalError"
@@ -103,7 +108,8 @@ def _begin(fn: Any) -> _Update | None:
     fn._sandbox_update = _Update(
         ends_at=_now() + config.scaled(config.update_s),
         fails=runtime.current().chance(config.update_failure_rate),
-        before={name: copy.deepcopy(getattr(fn, name, None)) for name in _CONFIG_ATTRIBUTES},
+        before={name: copy.deepcopy(getattr(fn, name, None)) for name in _CONFIG_ATTRIBUTES}
+        | {name: copy.copy(getattr(fn, name, None)) for name in _CODE_ATTRIBUTES},
     )
     return previous
 

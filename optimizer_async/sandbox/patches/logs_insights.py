@@ -1,17 +1,21 @@
-"""Logs Insights over modelled functions' log groups, as AWS runs it.
+"""Logs Insights as AWS runs it, over every event a log group holds.
 
-moto 5.2.5 runs a query at once over the events actually put (a handful, here), ignores
-`logGroupIdentifiers`, has no StopQuery and no concurrency limit. AWS: StartQuery takes up
-to 50 log groups (by name, or by name or ARN in `logGroupIdentifiers`); a query is Running,
-then Complete (or Cancelled by StopQuery, which refuses a query that is not running); an
-account runs at most 30 queries at once, the next StartQuery failing with
+moto 5.2.5 runs a query at once over the events actually put, understands little of the
+language (it ignores `stats`), ignores `logGroupIdentifiers`, has no StopQuery and no
+concurrency limit. AWS: StartQuery takes up to 50 log groups (by name, or by name or ARN in
+`logGroupIdentifiers`); a query it cannot parse is refused (MalformedQueryException); a
+query is Running, then Complete (or Cancelled by StopQuery, which refuses a query that is
+not running); an account runs at most 30 queries at once, the next StartQuery failing with
 LimitExceededException.
 
-A query whose every log group belongs to a modelled function, in the grammar of
-`workload/insights.py`, is answered from the model's REPORT lines over [startTime, endTime)
-and stays Running for `insights_query_s` (sandbox clock). `bytesScanned` is the groups'
-modelled IncomingBytes over the window; `recordsScanned` their log events. Any other query
-goes to moto (and counts as finished at once).
+Here every query runs in the language of `sandbox/insights/` over the groups' events in
+[startTime, endTime] (seconds since the epoch, both ends included): those put with
+PutLogEvents and the workload model's lines of every modelled function that logged to the group (its
+LoggingConfig's group and format; `workload/logs.py`), each model line weighted by the
+invocations it stands for. A query stays Running for `insights_query_s` (sandbox clock).
+`recordsScanned` counts the events read; `bytesScanned` their size (a put event: its
+message's UTF-8 bytes plus the 26 bytes CloudWatch Logs counts per event; a model
+invocation: its profile's log bytes).
 """
 
 from __future__ import annotations
@@ -28,16 +32,23 @@ from moto.logs.exceptions import (
 from moto.logs.responses import LogsResponse
 
 from optimizer_async.sandbox import runtime
+from optimizer_async.sandbox.insights import engine, language
 from optimizer_async.sandbox.patches._patching import wrap_method
 from optimizer_async.sandbox.patches.logs_group_identifiers import log_group_name_of
-from optimizer_async.sandbox.workload import insights
-from optimizer_async.sandbox.workload.model import FunctionModel
+from optimizer_async.sandbox.patches.logs_stored_events import group_events
+from optimizer_async.sandbox.workload import insights, logs
 
 
 class QueryLimitExceeded(LogsClientError):
     def __init__(self) -> None:
         self.code = 400
         super().__init__("LimitExceededException", insights.LIMIT_MESSAGE)
+
+
+class MalformedQuery(LogsClientError):
+    def __init__(self, message: str) -> None:
+        self.code = 400
+        super().__init__("MalformedQueryException", message)
 
 
 def _log_groups(response: Any) -> list[str]:
@@ -65,10 +76,32 @@ def _log_groups(response: Any) -> list[str]:
     return list(dict.fromkeys(str(group) for group in groups))  # a group is read once
 
 
-def _modelled(account: str, region: str, groups: list[str]) -> list[FunctionModel] | None:
-    workload = runtime.current().workload
-    found = [workload.for_log_group(account, region, group) for group in groups]
-    return None if any(model is None for model in found) else [m for m in found if m]
+def _scan(
+    backend: Any, account: str, region: str, groups: list[str], start_s: int, end_s: int
+) -> tuple[list[engine.Event], float, float]:
+    """Every event of the groups in the window, and how many events and bytes were read."""
+    sandbox = runtime.current()
+    start = datetime.fromtimestamp(start_s, UTC)
+    end = datetime.fromtimestamp(end_s, UTC)  # included: an instant holds no modelled traffic
+    found: list[engine.Event] = []
+    events = scanned_bytes = 0.0
+    for group in groups:
+        for model in sandbox.workload.writing_to(account, region, group):
+            scan = logs.insights_events(model, account, group, start, end)
+            found += scan.events
+            events += scan.scanned_events
+            scanned_bytes += scan.scanned_bytes
+        for stored in group_events(backend, account, group, start_s * 1000, end_s * 1000):
+            found.append(engine.Event(stored.fields))
+            events += 1
+            scanned_bytes += stored.size
+    return found, events, scanned_bytes
+
+
+def _pointers_only(outcome: engine.Outcome) -> engine.Outcome:
+    """A stats query as an emulator without `stats` answers it: a pointer per group."""
+    rows = [[{"field": "@ptr", "value": f"ptr-{index}"}] for index in range(len(outcome.rows))]
+    return engine.Outcome(rows, outcome.statistics)
 
 
 def _start(response: Any) -> str:
@@ -78,25 +111,25 @@ def _start(response: Any) -> str:
     for group in groups:
         if group not in backend.groups:
             raise ResourceNotFoundException(f"Log group '{group}' does not exist.")
+    query_string = str(response._get_param("queryString") or "")
+    try:
+        query = language.parse(query_string)
+    except language.QueryError as error:
+        raise MalformedQuery(str(error)) from None
     sandbox = runtime.current()
     now = sandbox.clock.now()
     if sandbox.insights.running(account, region, now) >= insights.MAX_RUNNING_QUERIES:
         raise QueryLimitExceeded()
     start_s, end_s = response._get_int_param("startTime"), response._get_int_param("endTime")
-    query_string = str(response._get_param("queryString") or "")
-    models = _modelled(account, region, groups)
+    if start_s is None or end_s is None or start_s > end_s:
+        raise InvalidParameterException(msg="endTime must not be before startTime")
+    events, scanned_events, scanned_bytes = _scan(backend, account, region, groups, start_s, end_s)
     try:
-        query = insights.parse(query_string)
-    except insights.QueryError:
-        query = None
-    if models is None or query is None:
-        return str(backend.start_query(groups, start_s, end_s, query_string))
-    start = datetime.fromtimestamp(start_s, UTC)
-    end = datetime.fromtimestamp(end_s, UTC)
-    scans = [
-        (f"{account}:{model.log_group}", insights.scan(model, account, start, end))
-        for model in models
-    ]
+        outcome = engine.run(query, events, scanned_events, scanned_bytes)
+    except language.QueryError as error:
+        raise MalformedQuery(str(error)) from None
+    if query.aggregates and "insights-statistics" in sandbox.config.emulator_gaps:
+        outcome = _pointers_only(outcome)
     config = sandbox.config
     added = sandbox.insights.add(
         account,
@@ -105,7 +138,7 @@ def _start(response: Any) -> str:
         groups,
         create_time_ms=int(sandbox.model_time(now).timestamp() * 1000),
         ready_at=now + config.scaled(config.insights_query_s),
-        outcome=insights.run(query, scans),
+        outcome=(outcome.rows, outcome.statistics),
         now=now,
     )
     if added is None:  # another request took the last slot meanwhile
@@ -123,11 +156,9 @@ def apply() -> None:
         query_id = str(response._get_param("queryId"))
         sandbox = runtime.current()
         query = sandbox.insights.get(str(response.logs_backend.account_id), query_id)
-        if query is not None:
-            return json.dumps(query.answer(sandbox.clock.now()))
-        if query_id not in response.logs_backend.queries:
+        if query is None:
             raise ResourceNotFoundException("The specified query does not exist.")
-        return str(original(response))
+        return json.dumps(query.answer(sandbox.clock.now()))
 
     @wrap_method(LogsResponse, "describe_queries")
     def describe_queries(original: Any, response: Any) -> str:
@@ -143,18 +174,17 @@ def apply() -> None:
             if (not group or group in query.log_groups)
             and (not status or query.status(now) == status)
         ]
-        theirs = json.loads(original(response)).get("queries", []) if group else []
         limit = response._get_int_param("maxResults") or 1000
-        return json.dumps({"queries": (ours + theirs)[:limit]})
+        return json.dumps({"queries": ours[:limit]})
 
     def stop_query(response: Any) -> str:
         """StopQuery: cancel a running query; one that ended is refused, as AWS does."""
         query_id = str(response._get_param("queryId"))
         sandbox = runtime.current()
         query = sandbox.insights.get(str(response.logs_backend.account_id), query_id)
-        if query is None and query_id not in response.logs_backend.queries:
+        if query is None:
             raise ResourceNotFoundException("The specified query does not exist.")
-        if query is None or not query.cancel(sandbox.clock.now()):
+        if not query.cancel(sandbox.clock.now()):
             raise InvalidParameterException(msg="The specified query is not running.")
         return json.dumps({"success": True})
 

@@ -8,6 +8,8 @@ refused; PutFunctionConcurrency and DeleteFunctionConcurrency apply at once. Del
 function forgets its model. Functions get a profile through `attach` (the seeder does it
 through `PUT /_sandbox/workload`); the model starts from their configuration at that moment.
 Each function is modelled in its own account (the Lambda backend's), as AWS keeps them.
+Its LoggingConfig (group and format) is part of the configuration: the model's log lines
+go where and as it says from the moment an update settles.
 """
 
 from __future__ import annotations
@@ -16,16 +18,33 @@ from typing import Any
 
 from moto.awslambda.models import LambdaBackend, lambda_backends
 
+from optimizer_async.naming import log_group_name
 from optimizer_async.sandbox import runtime
 from optimizer_async.sandbox.patches._patching import wrap_method
 from optimizer_async.sandbox.patches.lambda_update_lifecycle import update_window
-from optimizer_async.sandbox.workload.model import FunctionConfig, FunctionModel
+from optimizer_async.sandbox.workload.model import (
+    JSON,
+    TEXT,
+    FunctionConfig,
+    FunctionModel,
+    Logging,
+)
 from optimizer_async.sandbox.workload.profiles import profile_for
 
 
 def _reserved(fn: Any) -> int | None:
     value = getattr(fn, "reserved_concurrency", None)
     return None if value is None else int(value)
+
+
+def _logging(fn: Any) -> Logging:
+    """The function's LoggingConfig as the model keeps it (Lambda's default group: None)."""
+    config = getattr(fn, "logging_config", None) or {}
+    group = config.get("LogGroup")
+    return Logging(
+        None if not group or group == log_group_name(fn.function_name) else str(group),
+        JSON if config.get("LogFormat") == JSON else TEXT,
+    )
 
 
 def attach(account: str, region: str, function_name: str, profile: str) -> FunctionModel:
@@ -36,7 +55,7 @@ def attach(account: str, region: str, function_name: str, profile: str) -> Funct
         fn = backend.get_function(function_name)
     except Exception as error:  # moto's UnknownFunctionException
         raise KeyError(f"no function {function_name!r} in {region} of {account}") from error
-    config = FunctionConfig(int(fn.memory_size), float(fn.timeout), _reserved(fn))
+    config = FunctionConfig(int(fn.memory_size), float(fn.timeout), _reserved(fn), _logging(fn))
     sandbox = runtime.current()
     return sandbox.workload.attach(
         account,
@@ -64,6 +83,7 @@ def apply() -> None:
             sandbox.model_time(None if window is None else window[0]),
             memory_mb=int(fn.memory_size),
             timeout_s=float(fn.timeout),
+            logging=_logging(fn),
         )
         return result
 

@@ -36,7 +36,6 @@ from optimizer_async.sandbox.workload.traffic import HOURS_PER_WEEK, Weekly, tra
 
 BEGINNING: Final = datetime.min.replace(tzinfo=UTC)  # "always", for the first setting
 EVENTS_PER_INVOCATION: Final = 4  # START, one line of its own, END, REPORT
-_LOG_GROUP_PREFIX: Final = log_group_name("")
 _PERCENTILE: Final = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
 _BISECTIONS: Final = 100
 T = TypeVar("T")
@@ -61,13 +60,29 @@ class _Keep(enum.Enum):
 KEEP: Final = _Keep.KEEP  # "this change leaves the reservation as it is"
 
 
+TEXT: Final = "Text"  # Lambda's LogFormat values
+JSON: Final = "JSON"
+
+
+@dataclass(frozen=True)
+class Logging:
+    """Where and how the function logs (Lambda's LoggingConfig)."""
+
+    log_group: str | None = None  # None: Lambda's default, /aws/lambda/{function}
+    log_format: str = TEXT
+
+
+DEFAULT_LOGGING: Final = Logging()
+
+
 @dataclass(frozen=True)
 class FunctionConfig:
-    """The settings that change what a function's traffic does."""
+    """The settings that change what a function's traffic does, and where its logs go."""
 
     memory_mb: int
     timeout_s: float
     reserved: int | None  # None: no reservation
+    logging: Logging = DEFAULT_LOGGING
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,7 @@ class FunctionModel:
     timeout: tuple[tuple[datetime, float], ...]
     reserved: tuple[tuple[datetime, int | None], ...]
     latent_from: datetime | None = None  # when the profile's latent heavy path starts
+    logging: tuple[tuple[datetime, Logging], ...] = ((BEGINNING, DEFAULT_LOGGING),)
 
     @classmethod
     def start(
@@ -223,17 +239,26 @@ class FunctionModel:
             ((BEGINNING, config.timeout_s),),
             ((BEGINNING, config.reserved),),
             latent,
+            ((BEGINNING, config.logging),),
         )
 
     @property
-    def log_group(self) -> str:
+    def default_log_group(self) -> str:
         return log_group_name(self.function_name)
+
+    def log_group_of(self, logging: Logging) -> str:
+        return logging.log_group or self.default_log_group
+
+    def log_groups(self) -> set[str]:
+        """Every group the function has logged to (its configuration history's)."""
+        return {self.log_group_of(logging) for _, logging in self.logging}
 
     def config_at(self, moment: datetime) -> FunctionConfig:
         return FunctionConfig(
             _history_at(self.memory, moment),
             _history_at(self.timeout, moment),
             _history_at(self.reserved, moment),
+            _history_at(self.logging, moment),
         )
 
     def changed(
@@ -243,9 +268,12 @@ class FunctionModel:
         memory_mb: int | None = None,
         timeout_s: float | None = None,
         reserved: int | _Keep | None = KEEP,
+        logging: Logging | None = None,
     ) -> FunctionModel:
         """This model with the given settings in effect from `at` on."""
         updated = self
+        if logging is not None:
+            updated = replace(updated, logging=_with(updated.logging, at, logging))
         if memory_mb is not None:
             updated = replace(updated, memory=_with(updated.memory, at, memory_mb))
         if timeout_s is not None:
@@ -260,7 +288,7 @@ class FunctionModel:
             return []
         changes = {
             stamp
-            for history in (self.memory, self.timeout, self.reserved)
+            for history in (self.memory, self.timeout, self.reserved, self.logging)
             for stamp, _ in history
             if start < stamp < end
         }
@@ -312,13 +340,22 @@ class FunctionModel:
     # --- CloudWatch ----------------------------------------------------------------------
 
     def statistic(
-        self, namespace: str, metric: str, stat: str, start: datetime, end: datetime
+        self,
+        namespace: str,
+        metric: str,
+        stat: str,
+        start: datetime,
+        end: datetime,
+        log_group: str | None = None,
     ) -> float | None:
         """One period's datapoint, as CloudWatch would compute it; None: no datapoint (no
-        activity in the period, or a statistic the model does not offer)."""
+        activity in the period, or a statistic the model does not offer). AWS/Logs metrics
+        count what went to `log_group` (by default the function's own group)."""
         pieces = [piece for piece in self.pieces(start, end) if piece.calls > 0]
         ran = [piece for piece in pieces if piece.invocations > 0]
         if namespace == "AWS/Logs":
+            group = log_group or self.default_log_group
+            ran = [p for p in ran if self.log_group_of(p.config.logging) == group]
             if not ran or stat != "Sum":
                 return None
             invocations = sum(piece.invocations for piece in ran)
@@ -341,6 +378,31 @@ class FunctionModel:
         if metric == "Duration" and ran:
             return self._duration(ran, stat)
         return None
+
+    def duration_cdf(
+        self, start: datetime, end: datetime
+    ) -> tuple[float, Callable[[float], float], float, float] | None:
+        """Durations over the window as (count, cdf, lowest, highest): what percentiles over
+        these and other samples are computed from. None without invocations."""
+        ran = [piece for piece in self.pieces(start, end) if piece.invocations > 0]
+        if not ran:
+            return None
+        distribution = self.profile.duration
+        parts = [_Component(p.invocations, p.cpu_factor, p.timeout_ms) for p in ran]
+        count = sum(part.weight for part in parts)
+
+        def cdf(x: float) -> float:
+            return (
+                sum(
+                    part.weight * (1.0 if x >= part.cap else distribution.cdf(x / part.scale))
+                    for part in parts
+                )
+                / count
+            )
+
+        low = min(min(distribution.minimum * part.scale, part.cap) for part in parts)
+        high = max(min(distribution.maximum * part.scale, part.cap) for part in parts)
+        return count, cdf, low, high
 
     def _concurrency(self, pieces: Sequence[Piece]) -> float:
         peaks = []
@@ -384,6 +446,12 @@ class WorkloadModel:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._functions: dict[tuple[str, str, str], FunctionModel] = {}
+        # (account, region, log group) -> the functions that have logged there
+        self._writers: dict[tuple[str, str, str], set[str]] = {}
+
+    def _index(self, account: str, region: str, model: FunctionModel) -> None:
+        for group in model.log_groups():
+            self._writers.setdefault((account, region, group), set()).add(model.function_name)
 
     def attach(
         self,
@@ -405,17 +473,19 @@ class WorkloadModel:
                 fresh = FunctionModel.start(region, function_name, profile, config, at)
                 model = replace(existing, profile=profile, latent_from=fresh.latent_from)
             self._functions[key] = model
+            self._index(account, region, model)
             return model
 
     def get(self, account: str, region: str, function_name: str) -> FunctionModel | None:
         with self._lock:
             return self._functions.get((account, region, function_name))
 
-    def for_log_group(self, account: str, region: str, log_group: str) -> FunctionModel | None:
-        """The function that writes to `log_group` (Lambda's default group), if modelled."""
-        if not log_group.startswith(_LOG_GROUP_PREFIX):
-            return None
-        return self.get(account, region, log_group[len(_LOG_GROUP_PREFIX) :])
+    def writing_to(self, account: str, region: str, log_group: str) -> list[FunctionModel]:
+        """The modelled functions that log, or have logged, to `log_group`, by name."""
+        with self._lock:
+            names = sorted(self._writers.get((account, region, log_group), ()))
+            found = (self._functions.get((account, region, name)) for name in names)
+            return [model for model in found if model is not None]
 
     def functions(self, account: str, region: str) -> list[FunctionModel]:
         with self._lock:
@@ -444,6 +514,7 @@ class WorkloadModel:
         memory_mb: int | None = None,
         timeout_s: float | None = None,
         reserved: int | _Keep | None = KEEP,
+        logging: Logging | None = None,
     ) -> bool:
         """Record settings in effect from `at` on; False if the function is not modelled."""
         key = (account, region, function_name)
@@ -451,9 +522,11 @@ class WorkloadModel:
             model = self._functions.get(key)
             if model is None:
                 return False
-            self._functions[key] = model.changed(
-                at, memory_mb=memory_mb, timeout_s=timeout_s, reserved=reserved
+            changed = model.changed(
+                at, memory_mb=memory_mb, timeout_s=timeout_s, reserved=reserved, logging=logging
             )
+            self._functions[key] = changed
+            self._index(account, region, changed)
             return True
 
     def forget(self, account: str, region: str, function_name: str) -> None:
@@ -463,3 +536,4 @@ class WorkloadModel:
     def clear(self) -> None:
         with self._lock:
             self._functions.clear()
+            self._writers.clear()

@@ -14,10 +14,12 @@ piece's invocations.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 from optimizer_async.sandbox.workload.model import FunctionModel, Piece
@@ -79,6 +81,23 @@ class ReportLine:
             text += f"\tInit Duration: {self.init_duration_ms:.2f} ms"
         return text
 
+    def json_record(self, time: datetime) -> str:
+        """The same report in Lambda's JSON log format: a `platform.report` record."""
+        metrics: dict[str, float | int] = {
+            "durationMs": self.duration_ms,
+            "billedDurationMs": self.billed_duration_ms,
+            "memorySizeMB": self.memory_size_mb,
+            "maxMemoryUsedMB": self.max_memory_used_mb,
+        }
+        if self.init_duration_ms is not None:
+            metrics["initDurationMs"] = self.init_duration_ms
+        record = {
+            "time": _iso(time),
+            "type": "platform.report",
+            "record": {"requestId": self.request_id, "metrics": metrics, "status": "success"},
+        }
+        return json.dumps(record, separators=(",", ":"))
+
     @classmethod
     def parse(cls, line: str) -> ReportLine:
         match = _LINE.match(line)
@@ -107,6 +126,13 @@ class ReportLine:
         if self.init_duration_ms is not None:
             found["@initDuration"] = self.init_duration_ms
         return found
+
+
+def _iso(moment: datetime) -> str:
+    """Lambda's JSON `time`: UTC, milliseconds, a Z."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def request_id(*parts: object) -> str:
