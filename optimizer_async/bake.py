@@ -43,6 +43,7 @@ from optimizer_async.steps.base import FunctionStep
 from optimizer_async.steps.evidence import (
     METRICS,
     REPORT_LINES,
+    Percentiles,
     ReportLines,
     UsageMetrics,
     report_lines_between,
@@ -230,6 +231,7 @@ async def watch(
     ends = start + timedelta(seconds=settings.duration_s)
     healthy = {w.function: w for w in functions}
     lines = _LinesSoFar(start)
+    percentiles = Percentiles()  # what the first poll learns of the endpoint, the rest keep
     log.info("bake.started", functions=len(functions), until=ends.isoformat())
     polls = itertools.count(1)
     while healthy and not (stop and stop.requested):
@@ -244,7 +246,7 @@ async def watch(
             break
         if end > start:
             result.polls += 1
-            seen = await _observe(aws, list(healthy.values()), start, end, lines)
+            seen = await _observe(aws, list(healthy.values()), start, end, lines, percentiles)
             worse = {
                 name: reason
                 for name, w in healthy.items()
@@ -274,17 +276,18 @@ class _LinesSoFar:
         self.found: dict[str, ReportLines] = {}
 
     async def update(
-        self, aws: Aws, groups: Sequence[str], end: datetime
+        self, aws: Aws, functions: Sequence[tuple[str, str]], end: datetime
     ) -> dict[str, ReportLines]:
+        """By function, from (function, log group) pairs."""
         if end > self.read_to:
             since = max(self.start, self.read_to - timedelta(seconds=LATE_S))  # late lines
             try:
-                fresh = await report_lines_between(aws, groups, since, end)
+                fresh = await report_lines_between(aws, functions, since, end)
             except Exception as error:  # judge from the metrics; read this stretch next time
                 log.warning("bake.report_lines_unread", error=errors.describe(error))
                 return self.found
-            for group, new in fresh.items():
-                self.found[group] = _merged(self.found.get(group), new)
+            for function, new in fresh.items():
+                self.found[function] = _merged(self.found.get(function), new)
             self.read_to = end
         return self.found
 
@@ -309,14 +312,16 @@ async def _observe(
     start: datetime,
     end: datetime,
     lines: _LinesSoFar,
+    percentiles: Percentiles,
 ) -> dict[str, Seen]:
-    metrics = await usage_between(aws, [(w.function, w.log_group) for w in functions], start, end)
-    found = await lines.update(aws, [w.log_group for w in functions], end)
+    pairs = [(w.function, w.log_group) for w in functions]
+    metrics = await usage_between(aws, pairs, start, end, percentiles)
+    found = await lines.update(aws, [(w.function, w.log_group) for w in functions], end)
     firing = await _in_alarm(aws, [a for w in functions for a in w.alarms])
     return {
         w.function: Seen(
             metrics[w.function],
-            found.get(w.log_group),
+            found.get(w.function),
             tuple(alarm for alarm in w.alarms if alarm in firing),
         )
         for w in functions

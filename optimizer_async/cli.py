@@ -874,15 +874,18 @@ def _step_names(values: Sequence[str]) -> tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    signals.install()  # first: whatever the process inherited (SIGINT ignored, say)
-    try:
-        return _main(sys.argv[1:] if argv is None else argv)
-    except signals.Stopped as stopped:
-        print(f"{PROG}: interrupted by {stopped}", file=sys.stderr)
-        return stopped.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted by SIGINT", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    """The command line. SIGINT and SIGTERM are ours while it runs (whatever the process
+    inherited: SIGINT ignored, say), and the caller's again when it returns."""
+    with signals.kept():
+        signals.install()
+        try:
+            return _main(sys.argv[1:] if argv is None else argv)
+        except signals.Stopped as stopped:
+            print(f"{PROG}: interrupted by {stopped}", file=sys.stderr)
+            return stopped.exit_code
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted by SIGINT", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 def _main(argv: Sequence[str]) -> int:

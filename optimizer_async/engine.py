@@ -501,11 +501,12 @@ class Engine:
 
 
 def _outcomes(step_plan: StepPlan) -> list[ChangeOutcome]:
+    held = [ChangeOutcome(c, status="blocked", error=reason) for c, reason in step_plan.held]
     if step_plan.blocked:
         return [
             ChangeOutcome(c, status="blocked", error=step_plan.blocked) for c in step_plan.changes
-        ]
-    return [ChangeOutcome(c) for c in step_plan.changes]
+        ] + held
+    return [ChangeOutcome(c) for c in step_plan.changes] + held
 
 
 def _planned(plan: EnvironmentPlan) -> list[Change]:

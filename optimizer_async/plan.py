@@ -55,7 +55,11 @@ class FunctionPlan:
             "changes": [c.to_json() for c in combined.changes],
             "unchanged": list(combined.unchanged),
             "notes": list(combined.notes),
-            "blocked": [{"step": step, "reason": reason} for step, reason in self.blocked],
+            "blocked": [{"step": step, "reason": reason} for step, reason in self.blocked]
+            + [
+                {"step": change.step, "setting": change.setting, "reason": reason}
+                for change, reason in combined.held
+            ],
         }
 
 

@@ -48,6 +48,23 @@ def install() -> None:
         pass
 
 
+@contextlib.contextmanager
+def kept() -> Iterator[None]:
+    """Whatever handles SIGINT and SIGTERM now handles them again afterwards: a caller that
+    embeds a run (a test process, a service) gets its own handlers back."""
+    try:
+        before = {signum: signal.getsignal(signum) for signum in HANDLED}
+    except ValueError:  # not the main thread
+        before = {}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:  # None: set outside Python; nothing to put back
+                with contextlib.suppress(ValueError):
+                    signal.signal(signum, handler)
+
+
 class StopRequest:
     """Whether, and by which signal, the run was asked to stop; the scopes to abandon."""
 
@@ -93,21 +110,18 @@ async def watch(
     """Take SIGINT and SIGTERM for the run: the first asks it to stop (no new writes) and
     abandons what is in flight after `grace_s`; a second abandons at once. Started with
     `TaskGroup.start`: the run begins once the signals are taken over; when it ends, the
-    `Stopped` handlers are back (the event loop would leave SIGTERM's default: death)."""
-    try:
-        with anyio.open_signal_receiver(*HANDLED) as received:
-            task_status.started()
-            async for signum in received:
-                stop.signum = int(signum)
+    handlers it found are back (the event loop would leave SIGTERM's default: death)."""
+    with kept(), anyio.open_signal_receiver(*HANDLED) as received:
+        task_status.started()
+        async for signum in received:
+            stop.signum = int(signum)
+            break
+        with anyio.move_on_after(grace_s):
+            async for _ in received:
                 break
-            with anyio.move_on_after(grace_s):
-                async for _ in received:
-                    break
-            stop.abandon()
-            async for _ in received:  # until the run ends: later signals change nothing
-                pass
-    finally:
-        install()
+        stop.abandon()
+        async for _ in received:  # until the run ends: later signals change nothing
+            pass
 
 
 def stopped_in(error: BaseException) -> Stopped | KeyboardInterrupt | None:

@@ -367,12 +367,23 @@ class Aws:
         async with self._client_lock:  # concurrent first uses make one client, not several
             return await self._make_client(service)
 
-    async def _make_client(self, service: str) -> Any:
-        client = self._clients.get(service)
+    async def _single_client(self, service: str) -> Any:
+        """The service's client that sends each call once (made on first use)."""
+        async with self._client_lock:
+            return await self._make_client(service, attempts=1)
+
+    async def _make_client(self, service: str, attempts: int | None = None) -> Any:
+        key = service if attempts is None else f"{service}#{attempts}"
+        client = self._clients.get(key)
         if client is None:
             mode = "adaptive" if service in _ADAPTIVE_SERVICES else "standard"
+            retries: dict[str, Any] = (
+                {"mode": mode, "max_attempts": self.settings.max_attempts}
+                if attempts is None
+                else {"mode": mode, "total_max_attempts": attempts}
+            )
             config = AioConfig(
-                retries={"mode": mode, "max_attempts": self.settings.max_attempts},
+                retries=retries,
                 max_pool_connections=self.settings.max_connections,
                 connect_timeout=10,
                 read_timeout=60,
@@ -387,8 +398,8 @@ class Aws:
                     region_name=region,
                 )
             )
-            self._in_flight[service] = anyio.Semaphore(2 * self.settings.max_connections)
-            self._clients[service] = client
+            self._in_flight.setdefault(service, anyio.Semaphore(2 * self.settings.max_connections))
+            self._clients[key] = client
         return client
 
     def busiest_queue(self) -> tuple[str, int] | None:
@@ -425,9 +436,16 @@ class Aws:
         client = await self._client(service)
         return await self._call(client, service, operation, params)
 
-    async def call_method(self, service: str, method: str, **params: Any) -> dict[str, Any]:
-        """Like `call`, by the client's method name (`get_function`): the typed views' path."""
-        client = await self._client(service)
+    @property
+    def once(self) -> OnceViews:
+        return OnceViews(self)
+
+    async def call_method(
+        self, service: str, method: str, *, _once: bool = False, **params: Any
+    ) -> dict[str, Any]:
+        """Like `call`, by the client's method name (`get_function`): the typed views' path.
+        `_once`: without the SDK's retries."""
+        client = await (self._single_client(service) if _once else self._client(service))
         operation = client.meta.method_to_api_mapping.get(method)
         if operation is None:
             raise AttributeError(f"{service} has no operation {method!r}")
@@ -538,11 +556,25 @@ def _debug_logged() -> bool:
 class _Service:
     """A service view: any method becomes `Aws.call_method(service, method, ...)`."""
 
-    def __init__(self, aws: Aws, service: str) -> None:
+    def __init__(self, aws: Aws, service: str, once: bool = False) -> None:
         self._aws = aws
         self._service = service
+        self._once = once
 
     def __getattr__(self, method: str) -> Callable[..., Awaitable[dict[str, Any]]]:
         if method.startswith("_"):
             raise AttributeError(method)
-        return functools.partial(self._aws.call_method, self._service, method)
+        return functools.partial(self._aws.call_method, self._service, method, _once=self._once)
+
+
+class OnceViews:
+    """`aws.once.cloudwatch...`: the same calls, paced and counted, but sent once, with no
+    SDK retry: for a question the endpoint may be unable to answer at all (a statistic an
+    emulator cannot compute answers the same 500 however often it is asked)."""
+
+    def __init__(self, aws: Aws) -> None:
+        self._aws = aws
+
+    @property
+    def cloudwatch(self) -> CloudWatchClient:
+        return cast("CloudWatchClient", _Service(self._aws, "cloudwatch", once=True))

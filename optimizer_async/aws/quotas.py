@@ -37,6 +37,7 @@ BUCKETS: Final[tuple[QuotaBucket, ...]] = (
     QuotaBucket("cloudwatch.PutMetricData", "cloudwatch", 500.0, frozenset({"PutMetricData"})),
     QuotaBucket("logs.DescribeLogGroups", "logs", 10.0, frozenset({"DescribeLogGroups"})),
     QuotaBucket("logs.PutRetentionPolicy", "logs", 5.0, frozenset({"PutRetentionPolicy"})),
+    QuotaBucket("logs.FilterLogEvents", "logs", 5.0, frozenset({"FilterLogEvents"})),
     QuotaBucket(
         "secretsmanager.read",
         "secretsmanager",

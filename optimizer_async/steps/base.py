@@ -101,6 +101,9 @@ class StepPlan:
     notes: tuple[str, ...] = ()
     blocked: str | None = None  # a guardrail stopped the change; the reason
     decisions: tuple[Decision, ...] = ()  # what the evidence let the step do
+    # Changes held back on their own, each with its reason (never applied); the step's
+    # other changes go ahead.
+    held: tuple[tuple[Change, str], ...] = ()
 
     def __add__(self, other: StepPlan) -> StepPlan:
         return StepPlan(
@@ -109,6 +112,7 @@ class StepPlan:
             self.notes + other.notes,
             self.blocked or other.blocked,
             self.decisions + other.decisions,
+            self.held + other.held,
         )
 
 

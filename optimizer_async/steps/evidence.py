@@ -25,12 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar, Final
 
 import anyio
+import structlog
 
 from optimizer_async import pricing
 from optimizer_async.aws import errors
 from optimizer_async.aws.batching import BATCHES_AT_ONCE, run_each
 from optimizer_async.aws.waiters import Backoff, QueriesFinished, wait_query_finished
 from optimizer_async.inventory import EnvironmentInventory, FunctionState
+from optimizer_async.steps import log_events
 from optimizer_async.steps.base import (
     ApiCall,
     FunctionItems,
@@ -40,23 +42,25 @@ from optimizer_async.steps.base import (
     ReadContext,
     to_json,
 )
+from optimizer_async.steps.lambda_reports import (
+    REPORT_QUERY,
+    Figures,
+    Placement,
+    attribute,
+    rows_computed,
+)
 
 if TYPE_CHECKING:
     from types_aiobotocore_cloudwatch.type_defs import MetricDataQueryTypeDef
 
     from optimizer_async.aws.gateway import Aws
 
+log = structlog.get_logger("optimizer_async.evidence")
+_PROBE_PAUSE_S: Final = 0.5  # between the two asks of a p99 the endpoint failed to give
 _FUNCTIONS_PER_METRICS_CALL: Final = 62  # GetMetricData: 500 queries, eight per function
 _GROUPS_PER_QUERY: Final = 50  # StartQuery's limit
 _QUERIES_AT_ONCE: Final = 10  # of the account's 30: leave room for everyone else's
 _START_RETRY: Final = Backoff(initial=2.0, factor=2.0, maximum=30.0, deadline=600.0)
-BYTES_PER_MB: Final = 1_000_000  # Logs Insights reports memory in bytes, 1 MB = 10^6
-REPORT_QUERY: Final = (
-    'filter @type = "REPORT"\n'
-    "| stats count(*) as reports, max(@maxMemoryUsed) as maxMemoryUsed, "
-    "pct(@maxMemoryUsed, 99) as p99MemoryUsed, max(@billedDuration) as maxBilledDuration, "
-    "avg(@billedDuration) as avgBilledDuration, max(@initDuration) as maxInitDuration by @log"
-)
 _LOG_GROUP_ARN: Final = "arn:{partition}:logs:{region}:{account}:log-group:{log_group}"
 
 
@@ -89,6 +93,7 @@ class UsageMetrics:
     # The memory the function had when the evidence was read: what its durations were
     # measured at (projections start from it, also after a change, when verifying).
     memory_mb: int = 0
+    p99_unavailable: str | None = None  # why the p99 is missing though durations are not
 
     @property
     def idle(self) -> bool:
@@ -184,16 +189,87 @@ def _queries(
     return queries
 
 
-async def _fetch_metrics(
-    aws: Aws, functions: Sequence[_Key], window: _Window, days: int
-) -> Mapping[_Key, UsageMetrics]:
+class Percentiles:
+    """Whether this run's endpoint computes Duration percentiles, learned once per run.
+
+    AWS computes a p99 from Lambda's own samples; an emulator may not (LocalStack answers
+    every percentile query with a 500, however often asked). So while it is unknown, the
+    first batch asks with the p99, each time once, without the SDK's retries (the other
+    batches wait for the answer); after `_PROBES` server errors the run asks without it,
+    and the maximum duration stands in for the p99, said in each decision. At most
+    `_PROBES` calls per run are spent on it, never one per function."""
+
+    _PROBES: ClassVar[int] = 2
+
+    def __init__(self) -> None:
+        self.able: bool | None = None
+        self.failures = 0
+        self.unavailable: str | None = None  # why not, once given up
+        self.lock = anyio.Lock()
+
+    def failed(self, error: BaseException) -> None:
+        self.failures += 1
+        if self.failures >= self._PROBES and self.able is None:
+            self.able = False
+            self.unavailable = f"the endpoint computes no p99 ({errors.describe(error)})"
+            log.warning("evidence.percentiles_unavailable", reason=self.unavailable)
+
+
+def _server_error(error: BaseException) -> bool:
+    return errors.is_transient(error) and errors.error_code(error) not in errors.THROTTLE_CODES
+
+
+async def _probe(aws: Aws, functions: Sequence[_Key], window: _Window) -> dict[str, list[float]]:
+    """The batch with its p99, asked once: a server error is the endpoint's answer; any
+    other failure (a throttle, a lost connection) gets the SDK's usual retries."""
+    queries = _queries(functions, window)
     try:
-        found = await _metric_values(aws, _queries(functions, window), window)
-    except Exception:
-        # AWS computes Duration percentiles from Lambda's own samples; an endpoint that only
-        # holds aggregated points (StatisticValues: moto, some emulators) fails on them.
-        # Without the p99 the maximum decides the timeout, so ask once more without it.
-        found = await _metric_values(aws, _queries(functions, window, False), window)
+        return await _metric_values(aws, queries, window, once=True)
+    except Exception as error:
+        if _server_error(error):
+            raise
+    return await _metric_values(aws, queries, window)
+
+
+async def _values_with_percentiles(
+    aws: Aws, functions: Sequence[_Key], window: _Window, percentiles: Percentiles
+) -> tuple[dict[str, list[float]], str | None]:
+    """The batch's metric values, and why the p99 is missing if it is."""
+    without = _queries(functions, window, False)
+    if percentiles.able is None:
+        async with percentiles.lock:
+            while percentiles.able is None:
+                try:
+                    found = await _probe(aws, functions, window)
+                except Exception as error:
+                    if not _server_error(error):
+                        raise
+                    percentiles.failed(error)
+                    if percentiles.able is None:  # a transient error? once more, shortly
+                        await aws.sleep(_PROBE_PAUSE_S)
+                    continue
+                percentiles.able = True
+                return found, None
+    if percentiles.able is False:
+        return await _metric_values(aws, without, window), percentiles.unavailable
+    try:
+        return await _metric_values(aws, _queries(functions, window), window), None
+    except Exception as error:  # after the SDK's retries: this batch goes without
+        if not _server_error(error):
+            raise
+        return await _metric_values(
+            aws, without, window
+        ), f"p99 not read ({errors.describe(error)})"
+
+
+async def _fetch_metrics(
+    aws: Aws,
+    functions: Sequence[_Key],
+    window: _Window,
+    days: int,
+    percentiles: Percentiles,
+) -> Mapping[_Key, UsageMetrics]:
+    found, missing_p99 = await _values_with_percentiles(aws, functions, window, percentiles)
 
     def total(key: str) -> float:
         return float(sum(found.get(key, [])))
@@ -213,18 +289,20 @@ async def _fetch_metrics(
             duration_sum_ms=total(f"d{i}"),
             concurrency_max=highest(f"c{i}"),
             ingested_bytes=total(f"b{i}"),
+            p99_unavailable=missing_p99 if highest(f"m{i}") is not None else None,
         )
         for i, function in enumerate(functions)
     }
 
 
 async def _metric_values(
-    aws: Aws, queries: list[MetricDataQueryTypeDef], window: _Window
+    aws: Aws, queries: list[MetricDataQueryTypeDef], window: _Window, once: bool = False
 ) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {}
+    cloudwatch = aws.once.cloudwatch if once else aws.cloudwatch
     async for page in aws.pages(
         "NextToken",
-        aws.cloudwatch.get_metric_data,
+        cloudwatch.get_metric_data,
         MetricDataQueries=queries,
         StartTime=window.start,
         EndTime=window.end,
@@ -235,33 +313,56 @@ async def _metric_values(
 
 
 class _ScanBudget:
-    """What is left of the run's Logs Insights budget, in bytes."""
+    """What is left of the run's scan budget, in bytes (Logs Insights bills per GB read;
+    reading events one by one takes time in proportion)."""
 
     def __init__(self, gigabytes: float) -> None:
         self.left = gigabytes * 1e9
 
     def admit(self, keys: Sequence[_Key]) -> tuple[list[_Key], list[_Key]]:
-        """Smallest first, while they fit: (admitted, refused)."""
-        admitted, refused = [], []
-        for key in sorted(keys, key=lambda k: (k.ingested_bytes, k.log_group)):
-            if key.ingested_bytes <= self.left:
-                self.left -= key.ingested_bytes
-                admitted.append(key)
-            else:
-                refused.append(key)
-        return admitted, refused
+        """Smallest groups first, while they fit, each group counted once however many
+        functions share it: (admitted, refused)."""
+        sizes: dict[str, float] = {}
+        for key in keys:
+            sizes[key.log_group] = max(sizes.get(key.log_group, 0.0), key.ingested_bytes)
+        taken: set[str] = set()
+        for group, size in sorted(sizes.items(), key=lambda item: (item[1], item[0])):
+            if size <= self.left:
+                self.left -= size
+                taken.add(group)
+        admitted = [key for key in keys if key.log_group in taken]
+        return admitted, [key for key in keys if key.log_group not in taken]
+
+    def charge(self, size: int) -> bool:
+        """Spend `size` more bytes; False (nothing spent) if they are not left."""
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
 
 
-def _number(value: str | None) -> float | None:
-    try:
-        return None if value is None or value == "" else float(value)
-    except ValueError:
-        return None
+class _Insights:
+    """Whether this run's endpoint computes Logs Insights statistics: learned from the
+    first query that comes back without them (an emulator's), then every batch reads the
+    events themselves instead of asking again."""
+
+    def __init__(self) -> None:
+        self.unable: str | None = None  # why not, once seen
 
 
 def _query_slots(ctx: ReadContext) -> anyio.CapacityLimiter:
     """The run's Logs Insights queries at once."""
     return ctx.shared("logs-insights-queries", lambda: anyio.CapacityLimiter(_QUERIES_AT_ONCE))
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One Logs Insights query's outcome."""
+
+    scan: LogsScan
+    rows: list[dict[str, str]]
+    records_matched: float
+    status: str
 
 
 async def _run_query(
@@ -270,7 +371,7 @@ async def _run_query(
     groups: Sequence[str],
     window: _Window,
     finished: QueriesFinished | None = None,
-) -> tuple[LogsScan, dict[str, ReportLines]]:
+) -> _Answer:
     async with slots:
         delays = _START_RETRY.delays()
         deadline = aws.clock.now() + aws.scaled(_START_RETRY.deadline)
@@ -292,74 +393,164 @@ async def _run_query(
         answer = await wait_query_finished(aws, started["queryId"], finished=finished)
     statistics = answer.get("statistics", {})
     scan = LogsScan(started["queryId"], len(groups), int(statistics.get("bytesScanned", 0.0) or 0))
-    rows: dict[str, ReportLines] = {}
-    for row in answer.get("results", []):
-        cells = {str(cell.get("field")): cell.get("value") for cell in row}
-        log = str(cells.get("@log", ""))
-        group = log.split(":", 1)[1] if ":" in log else log  # "{account}:{group}"
-        memory_max, memory_p99 = (
-            _number(cells.get("maxMemoryUsed")),
-            _number(cells.get("p99MemoryUsed")),
-        )
-        rows[group] = ReportLines(
-            source="logs",
-            reports=_number(cells.get("reports")) or None,
-            memory_max_mb=None if memory_max is None else memory_max / BYTES_PER_MB,
-            memory_p99_mb=None if memory_p99 is None else memory_p99 / BYTES_PER_MB,
-            billed_duration_max_ms=_number(cells.get("maxBilledDuration")),
-            init_duration_max_ms=_number(cells.get("maxInitDuration")),
-            scan=scan,
-        )
-    return scan, rows
+    rows = [
+        {str(cell.get("field")): str(cell.get("value", "")) for cell in row}
+        for row in answer.get("results", [])
+    ]
+    matched = float(statistics.get("recordsMatched", 0.0) or 0.0)
+    return _Answer(scan, rows, matched, str(answer.get("status", "")))
+
+
+def _lines(figures: Figures, source: str, scan: LogsScan | None, scanned: float) -> ReportLines:
+    if not figures.reports:
+        return ReportLines(f"metrics only: no reports in the window ({source})", scan=scan)
+    return ReportLines(
+        source=source,
+        reports=figures.reports,
+        memory_max_mb=figures.memory_max_mb,
+        memory_p99_mb=figures.memory_p99_mb,
+        billed_duration_max_ms=figures.billed_duration_max_ms,
+        init_duration_max_ms=figures.init_duration_max_ms,
+        scanned_bytes=scanned,
+        scan=scan,
+    )
+
+
+async def _with_insights(
+    aws: Aws,
+    slots: anyio.CapacityLimiter,
+    batch: Sequence[_Key],
+    window: _Window,
+    finished: QueriesFinished | None,
+) -> tuple[_Answer, list[_Key], dict[_Key, ReportLines]]:
+    """One query over the batch's groups; a missing group (which refuses the whole query)
+    is left out and said. (answer, the keys it covers, the keys of missing groups)."""
+    groups = sorted({key.log_group for key in batch})
+    try:
+        return await _run_query(aws, slots, groups, window, finished), list(batch), {}
+    except Exception as error:
+        if not errors.is_not_found(error):
+            raise
+    existing = await _existing(aws, groups)
+    missing = {
+        key: ReportLines("metrics only: its log group does not exist")
+        for key in batch
+        if key.log_group not in existing
+    }
+    kept = [key for key in batch if key.log_group in existing]
+    if not kept:
+        return _Answer(LogsScan("", 0, 0), [], 0.0, "Complete"), [], missing
+    answer = await _run_query(aws, slots, sorted(existing), window, finished)
+    return answer, kept, missing
+
+
+def _shares(keys: Sequence[_Key]) -> dict[_Key, float]:
+    """Each function's share of its group's bytes (a shared group split evenly)."""
+    members: dict[str, int] = {}
+    for key in keys:
+        members[key.log_group] = members.get(key.log_group, 0) + 1
+    return {key: key.ingested_bytes / members[key.log_group] for key in keys}
+
+
+async def _by_events(
+    aws: Aws, keys: Sequence[_Key], window: _Window, budget: _ScanBudget, why: str
+) -> dict[_Key, ReportLines]:
+    """The batch's reports read event by event, with the reason it came to that."""
+    placements = [Placement(key.function, key.log_group) for key in keys]
+    found = await log_events.read_reports(aws, placements, window.start, window.end, budget.charge)
+    source = f"log events read one by one ({why})"
+    shares = _shares(keys)
+    lines: dict[_Key, ReportLines] = {}
+    for key in keys:
+        figures = found.get(key.function, Figures())
+        if isinstance(figures, log_events.OverBudget):
+            lines[key] = ReportLines(
+                "metrics only: its log events would pass the run's scan budget (--max-scan-gb)"
+            )
+        elif isinstance(figures, Exception):
+            lines[key] = ReportLines(
+                f"metrics only: its log events could not be read ({errors.describe(figures)})"
+            )
+        else:
+            lines[key] = _lines(figures, source, None, shares[key] if figures.reports else 0.0)
+    return lines
 
 
 async def _fetch_logs(
     ctx: ReadContext, keys: Sequence[_Key], window: _Window, budget_gb: float
 ) -> Mapping[_Key, ReportLines]:
-    """Per function: the scan of its log group and its REPORT figures, or why not scanned."""
+    """Per function: the scan of its log group and its reports' figures, or why not read."""
     budget: _ScanBudget = ctx.shared("logs-insights-budget", lambda: _ScanBudget(budget_gb))
     admitted, refused = budget.admit(keys)
     found: dict[_Key, ReportLines] = {
         key: ReportLines(
             f"metrics only: a {key.ingested_bytes / 1e9:.1f} GB scan would pass the run's "
-            f"{budget_gb:g} GB Logs Insights budget (--max-scan-gb)"
+            f"{budget_gb:g} GB scan budget (--max-scan-gb)"
         )
         for key in refused
     }
-
     slots = _query_slots(ctx)
     finished: QueriesFinished = ctx.per_pass("logs-insights-finished", QueriesFinished)
+    insights: _Insights = ctx.shared("logs-insights-able", _Insights)
 
     async def one(batch: list[_Key]) -> None:
-        groups = sorted({key.log_group for key in batch})
-        try:
+        why = insights.unable
+        if why is None:
             try:
-                scan, rows = await _run_query(ctx.aws, slots, groups, window, finished)
-            except Exception as error:  # one missing group refuses the whole query
-                if not errors.is_not_found(error):
-                    raise
-                existing = await _existing(ctx.aws, groups)
-                for key in batch:
-                    if key.log_group not in existing:
-                        found[key] = ReportLines("metrics only: its log group does not exist")
-                batch = [key for key in batch if key.log_group in existing]
-                if not batch:
+                answer, covered, missing = await _with_insights(
+                    ctx.aws, slots, batch, window, finished
+                )
+            except Exception as error:  # this query failed: read this batch's events
+                why = f"Logs Insights failed: {errors.describe(error)}"
+            else:
+                found.update(missing)
+                if answer.status == "Complete" and rows_computed(
+                    answer.rows, answer.records_matched
+                ):
+                    placements = [Placement(key.function, key.log_group) for key in covered]
+                    figures = attribute(answer.rows, placements)
+                    shares = _shares(covered)
+                    for key in covered:
+                        mine = figures.get(key.function, Figures())
+                        scanned = shares[key] if mine.reports else 0.0
+                        found[key] = _lines(mine, "logs insights", answer.scan, scanned)
                     return
-                scan, rows = await _run_query(ctx.aws, slots, sorted(existing), window, finished)
+                why = insights.unable = (
+                    f"Logs Insights answered {answer.status or 'without a status'} "
+                    "with no statistics"
+                )
+                batch = covered
+        try:
+            found.update(await _by_events(ctx.aws, batch, window, budget, why))
         except Exception as error:  # evidence is read best-effort: say what was missed
-            failed = ReportLines(f"metrics only: Logs Insights failed ({errors.describe(error)})")
-            for key in batch:
-                found[key] = failed
-            return
-        empty = ReportLines("metrics only: no REPORT lines in the window", scan=scan)
-        for key in batch:
-            lines = rows.get(key.log_group, empty)
-            found[key] = replace(lines, scanned_bytes=key.ingested_bytes if lines.reports else 0.0)
+            failed = ReportLines(
+                f"metrics only: the reports could not be read ({errors.describe(error)})"
+            )
+            found.update(dict.fromkeys(batch, failed))
 
     async with anyio.create_task_group() as group_of_queries:
-        for start in range(0, len(admitted), _GROUPS_PER_QUERY):
-            group_of_queries.start_soon(one, admitted[start : start + _GROUPS_PER_QUERY])
+        for batch in _batches(admitted):
+            group_of_queries.start_soon(one, batch)
     return found
+
+
+def _batches(keys: Sequence[_Key]) -> list[list[_Key]]:
+    """The keys in batches of at most 50 log groups (StartQuery's limit), a group's
+    functions together."""
+    batches: list[list[_Key]] = []
+    groups: set[str] = set()
+    for key in sorted(keys, key=lambda k: (k.log_group, k.function)):
+        if key.log_group not in groups and len(groups) == _GROUPS_PER_QUERY:
+            groups = set()
+        if not groups:
+            batches.append([])
+        groups.add(key.log_group)
+        batches[-1].append(key)
+    return batches
+
+
+def _percentiles(ctx: ReadContext) -> Percentiles:
+    return ctx.shared("evidence-percentiles", Percentiles)
 
 
 def _window(ctx: ReadContext) -> _Window:
@@ -373,7 +564,7 @@ async def _metrics(ctx: ReadContext, function: FunctionState) -> UsageMetrics:
     window = _window(ctx)
     loader = ctx.batched(
         "evidence-metrics",
-        lambda keys: _fetch_metrics(ctx.aws, keys, window, days),
+        lambda keys: _fetch_metrics(ctx.aws, keys, window, days, _percentiles(ctx)),
         _FUNCTIONS_PER_METRICS_CALL,
     )
     found = await loader.load(_Key(function.name, function.log_group))
@@ -393,7 +584,9 @@ class _MetricsBatch:
     async def fetch(self, ctx: ReadContext) -> None:
         days = ctx.targets.guardrails.lookback_days
         try:
-            self.found = await _fetch_metrics(ctx.aws, self.keys, _window(ctx), days)
+            self.found = await _fetch_metrics(
+                ctx.aws, self.keys, _window(ctx), days, _percentiles(ctx)
+            )
         except Exception as error:
             self.found = error
         finally:
@@ -434,10 +627,16 @@ async def _usage_many(
 
 
 async def usage_between(
-    aws: Aws, functions: Sequence[tuple[str, str]], start: datetime, end: datetime
+    aws: Aws,
+    functions: Sequence[tuple[str, str]],
+    start: datetime,
+    end: datetime,
+    percentiles: Percentiles | None = None,
 ) -> dict[str, UsageMetrics]:
     """The metrics of (function, log group) pairs over [start, end), whole minutes: what a
-    bake compares with the evidence. One GetMetricData per 62 functions."""
+    bake compares with the evidence. One GetMetricData per 62 functions. `percentiles`:
+    what the caller already learned of the endpoint (a bake's polls share one)."""
+    percentiles = percentiles or Percentiles()
     window = _Window(start, end)
     keys = [_Key(function, log_group) for function, log_group in functions]
     found: dict[str, UsageMetrics] = {}
@@ -445,29 +644,44 @@ async def usage_between(
         batch = keys[index : index + _FUNCTIONS_PER_METRICS_CALL]
         days = math.ceil(window.seconds / 86_400)
         found.update(
-            {key.function: m for key, m in (await _fetch_metrics(aws, batch, window, days)).items()}
+            {
+                key.function: m
+                for key, m in (await _fetch_metrics(aws, batch, window, days, percentiles)).items()
+            }
         )
     return found
 
 
 async def report_lines_between(
-    aws: Aws, log_groups: Sequence[str], start: datetime, end: datetime
+    aws: Aws, functions: Sequence[tuple[str, str]], start: datetime, end: datetime
 ) -> dict[str, ReportLines]:
-    """What the REPORT lines of these log groups say over [start, end), by log group; one
-    Logs Insights query per 50 groups, one at a time. A group without lines is left out."""
+    """What the reports of these (function, log group) pairs say over [start, end), by
+    function; one Logs Insights query per 50 groups, one at a time (read event by event
+    where Logs Insights computes no statistics). A function without reports is left out."""
     slots = anyio.CapacityLimiter(1)
     window = _Window(start, end)
+    keys = [_Key(function, group) for function, group in functions]
     found: dict[str, ReportLines] = {}
-    for index in range(0, len(log_groups), _GROUPS_PER_QUERY):
-        batch = sorted(log_groups[index : index + _GROUPS_PER_QUERY])
-        try:
-            found.update((await _run_query(aws, slots, batch, window))[1])
-        except Exception as error:  # one missing group refuses the query: ask without it
-            if not errors.is_not_found(error):
-                raise
-            existing = sorted(await _existing(aws, batch))
-            if existing:
-                found.update((await _run_query(aws, slots, existing, window))[1])
+    unable: str | None = None
+    for batch in _batches(keys):
+        lines: dict[_Key, ReportLines] = {}
+        if unable is None:
+            answer, covered, _ = await _with_insights(aws, slots, batch, window, None)
+            if rows_computed(answer.rows, answer.records_matched):
+                figures = attribute(
+                    answer.rows, [Placement(k.function, k.log_group) for k in covered]
+                )
+                lines = {
+                    k: _lines(figures[k.function], "logs insights", answer.scan, 0.0)
+                    for k in covered
+                    if k.function in figures
+                }
+            else:
+                unable = "Logs Insights computed no statistics"
+        if unable is not None:
+            unlimited = _ScanBudget(math.inf)
+            lines = await _by_events(aws, batch, window, unlimited, unable)
+        found.update({k.function: v for k, v in lines.items() if v.reports})
     return found
 
 
@@ -527,12 +741,14 @@ class ReportLinesPart(FunctionPart[ReportLines]):
         ApiCall("logs", "StartQuery"),
         ApiCall("logs", "GetQueryResults"),
         ApiCall("logs", "DescribeLogGroups"),  # only when a group of a query is missing
+        ApiCall("logs", "FilterLogEvents"),  # only where Logs Insights computes no statistics
     )
     permissions = (
         Permission("cloudwatch:GetMetricData", "*"),
         Permission("logs:StartQuery", _LOG_GROUP_ARN),
         Permission("logs:GetQueryResults", "*"),  # addressed by query id, not by resource
         Permission("logs:DescribeLogGroups", "arn:{partition}:logs:{region}:{account}:log-group:*"),
+        Permission("logs:FilterLogEvents", _LOG_GROUP_ARN),
     )
     in_before_image = False
     early_batch: ClassVar[int] = _FUNCTIONS_PER_METRICS_CALL  # the metrics it needs first

@@ -4,7 +4,9 @@ Lambda allows one update at a time per function, so every configuration change g
 single UpdateFunctionConfiguration, sent with the RevisionId discovery read (an optimistic
 lock: if someone changed the function meanwhile we re-read and re-merge, never overwrite).
 Environment variables are merged: existing ones are sent back byte for byte; only the two
-secret-ARN variables are added, and only when their names are free.
+secret-ARN variables are added, and only when their names are free and the whole stays
+within Lambda's 4 KB (an update over it is refused whole, so the additions are held back
+with the reason and the rest of the update goes ahead).
 
 The optimizer only tightens: memory and timeout already below target are kept, and an
 existing dead-letter target is kept.
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from optimizer_async import baseline
 from optimizer_async.aws import errors
+from optimizer_async.aws.limits import MAX_ENVIRONMENT_BYTES, environment_size
 from optimizer_async.aws.waiters import IAM_PROPAGATION, wait_function_updated
 from optimizer_async.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.inventory import (
@@ -128,15 +131,30 @@ class FunctionConfiguration(FunctionStep):
             return StepPlan(
                 tuple(changes), tuple(unchanged), tuple(notes), decisions=tuple(decisions)
             )
+        added: dict[str, str] = {}
         for variable, arn in _secret_variables(ctx).items():
             setting = ENVIRONMENT_PREFIX + variable
             if variable not in state.environment:
-                change(setting, None, arn)
+                added[variable] = arn
             else:
                 unchanged.append(setting)
                 if state.environment[variable] != arn:
                     notes.append(f"{variable} already set to another value; kept")
-        return StepPlan(tuple(changes), tuple(unchanged), tuple(notes), decisions=tuple(decisions))
+        held: list[tuple[Change, str]] = []
+        size = environment_size({**state.environment, **added})
+        for variable, arn in added.items():
+            addition = Change(self.name, state.name, ENVIRONMENT_PREFIX + variable, None, arn)
+            if size > MAX_ENVIRONMENT_BYTES:  # Lambda would refuse the whole update
+                held.append((addition, _too_large(size)))
+            else:
+                changes.append(addition)
+        return StepPlan(
+            tuple(changes),
+            tuple(unchanged),
+            tuple(notes),
+            decisions=tuple(decisions),
+            held=tuple(held),
+        )
 
     def _memory(self, ctx: PlanContext, function: FunctionInventory) -> Decision:
         """Target memory, never below max memory used x headroom (REPORT lines)."""
@@ -160,11 +178,20 @@ class FunctionConfiguration(FunctionStep):
         p99, highest = metrics.duration_p99_ms, metrics.duration_max_ms
         if not metrics.idle and highest is not None:
             slowdown = cpu_slowdown(metrics.memory_mb or function.state.memory_mb, memory_mb)
-            # Without a p99 (some sources publish only sums and extremes) the maximum rules.
-            floor = timeout_floor_s(p99 or 0.0, highest, slowdown, rules)
-            measured = (
-                f"p99 {p99 / 1000:,.2f} s x {rules.timeout_p99_factor:g} and " if p99 else ""
-            ) + f"maximum {highest / 1000:,.2f} s x {rules.timeout_max_factor:g}"
+            # Without a p99 (an endpoint that cannot compute it, durations published only as
+            # statistic sets) the maximum stands in for it: never less safe than the p99.
+            floor = timeout_floor_s(highest if p99 is None else p99, highest, slowdown, rules)
+            if p99 is None:
+                why = metrics.p99_unavailable or "the metrics hold none"
+                measured = (
+                    f"maximum {highest / 1000:,.2f} s x {rules.timeout_p99_factor:g} "
+                    f"(standing in for the p99: {why})"
+                )
+            else:
+                measured = (
+                    f"p99 {p99 / 1000:,.2f} s x {rules.timeout_p99_factor:g} and "
+                    f"maximum {highest / 1000:,.2f} s x {rules.timeout_max_factor:g}"
+                )
             cpu = f", x {slowdown:.2f} if CPU-bound at {memory_mb} MB" if slowdown > 1 else ""
             basis = measured + cpu
         return decide(
@@ -299,6 +326,13 @@ async def _reread(ctx: ApplyContext, name: str) -> tuple[EnvironmentVariables, s
         )
     variables = EnvironmentVariables(config.get("Environment", {}).get("Variables", {}))
     return variables, config.get("RevisionId")
+
+
+def _too_large(size: int) -> str:
+    return (
+        f"the function's environment variables would be {size:,} bytes, over Lambda's "
+        f"{MAX_ENVIRONMENT_BYTES:,}-byte limit (Lambda refuses the whole update): not added"
+    )
 
 
 def _no_evidence(metrics: UsageMetrics, lines: ReportLines | None) -> str:

@@ -90,6 +90,9 @@ class ReservedConcurrency(FunctionStep):
         wanted = ctx.targets.function.reserved_concurrency
         if wanted is None:
             return StepPlan(unchanged=(SETTING,))
+        if current == 0:  # how an owner switches a function off: every call is throttled
+            disabled = "reserved concurrency 0 kept: the function is disabled by its owner"
+            return StepPlan(unchanged=(SETTING,), notes=(disabled,))
         if current is not None:
             note = () if current == wanted else (f"existing reservation {current} kept",)
             return StepPlan(unchanged=(SETTING,), notes=note)

@@ -21,7 +21,7 @@ from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.state import LocalStateStore
 from optimizer_async.steps.base import Step
 from optimizer_async.steps.registry import REGISTRY
-from optimizer_async.targets import Guardrails, Targets
+from optimizer_async.targets import Targets
 from tests.conftest import EXTERNAL_ENDPOINT, REGION
 
 Optimize = Callable[..., tuple[int, dict[str, Any]]]
@@ -91,11 +91,6 @@ def optimize(
         command: tuple[str, ...] = ()
         if args and args[0] in cli.COMMANDS:
             command, args = args[:1], args[1:]
-        # An emulator (LocalStack) holds no Lambda REPORT statistics: a function in use would
-        # keep its memory for want of evidence. There the tests of everything but the
-        # guardrails (tests/integration/test_evidence.py, sandbox only) apply the targets.
-        if EXTERNAL_ENDPOINT and not command and "--guardrails" not in args:
-            args = ("--guardrails", "off", *args)
         capsys.readouterr()
         options = ["--output", "json", "--state-dir", str(tmp_path / "state")]
         if command != ("runs",):
@@ -117,9 +112,8 @@ async def aws(endpoint_url: str) -> AsyncIterator[Aws]:
 def new_engine(
     aws: Aws, tmp_path: Path, steps: Sequence[Step] = (), *, dry_run: bool = False
 ) -> Engine:
-    """An engine with the default targets over the given steps (else every registered one);
-    against an emulator, with the guardrails off (see `optimize`)."""
-    targets = Targets(guardrails=Guardrails(mode="off")) if EXTERNAL_ENDPOINT else Targets()
+    """An engine with the default targets over the given steps (else every registered one)."""
+    targets = Targets()
     settings = EngineSettings(
         targets=targets,
         steps=tuple(steps) or tuple(REGISTRY),

@@ -74,7 +74,7 @@ def test_the_evidence_read_back_is_what_was_seeded(
         assert metrics["ingested_bytes"] == pytest.approx(
             invocations * profile.log_bytes_per_invocation
         )
-        assert lines["source"] == "logs"
+        assert lines["source"] == "logs insights"
         assert lines["reports"] == pytest.approx(invocations)
         assert lines["memory_max_mb"] == pytest.approx(profile.memory_max_mb)
         assert lines["memory_p99_mb"] == pytest.approx(profile.memory_p99_mb)
@@ -224,30 +224,78 @@ def test_logs_insights_queries_stay_few_and_under_the_account_limit(
     assert code == 0, report["environments"][0]
     functions = _functions(report)
     assert len(functions) == 60
-    assert {fn["evidence"]["report_lines"]["source"] for fn in functions.values()} == {"logs"}
+    assert {fn["evidence"]["report_lines"]["source"] for fn in functions.values()} == {
+        "logs insights"
+    }
     calls = {(r["operation"], r["outcome"]): r["count"] for r in sandbox.stats()["calls"]}
     assert calls[("StartQuery", "ok")] == math.ceil(60 / 50)
     assert calls[("GetMetricData", "ok")] == 1
     assert not [key for key in calls if key[1] == "error:LimitExceededException"]
 
 
-def test_an_endpoint_without_percentiles_or_report_statistics_is_read_safely(
+def test_data_put_as_an_emulator_is_seeded_is_read_as_put(
     sandbox: EmbeddedSandbox, optimize: Optimize
 ) -> None:
-    """Seeded the way an emulator is (metrics as aggregated points, no workload model): the
-    p99 query fails there, so the maximum decides; no REPORT statistics, so memory is kept."""
+    """Seeded the way an emulator is (no workload model: Duration as statistic sets, a day
+    of REPORT lines through PutLogEvents): a percentile over statistic sets has no
+    datapoint, as on AWS, without an error or a retry, so the maximum decides the timeout;
+    the REPORT lines decide the memory."""
     from optimizer_async.sandbox.seeder import Seeder
 
     Seeder(sandbox.endpoint_url, sandbox_control=False, profiles=("steady",)).seed(["emu"])
     sandbox.reset_stats()
     functions = _run(optimize, ["emu"], "--dry-run")
     emu = functions["lambda-function-emu"]
-    metrics = emu["evidence"]["metrics"]
+    metrics, lines = emu["evidence"]["metrics"], emu["evidence"]["report_lines"]
     assert metrics["duration_p99_ms"] is None
     assert metrics["duration_max_ms"] == pytest.approx(NAMED["steady"].duration_max_ms)
     assert _after(emu, "Timeout") == 30
-    assert _decision(emu, "Timeout")["why"].startswith("maximum 2.00 s x 1.1")
-    assert _after(emu, "MemorySize") is None
-    assert _decision(emu, "MemorySize")["risk"] == "skipped"
-    calls = {(r["operation"], r["outcome"]) for r in sandbox.stats()["calls"]}
-    assert ("GetMetricData", "ok") in calls  # the second ask, without percentiles
+    assert _decision(emu, "Timeout")["why"].startswith(
+        "maximum 2.00 s x 1.5 (standing in for the p99: the metrics hold none)"
+    )
+    assert (lines["source"], lines["reports"]) == ("logs insights", 24)
+    assert lines["memory_max_mb"] <= NAMED["steady"].memory_max_mb
+    assert _after(emu, "MemorySize") == 1024  # the target: well above 1.25 x what was used
+    calls = [r for r in sandbox.stats()["calls"] if r["operation"] == "GetMetricData"]
+    assert {r["outcome"] for r in calls} == {"ok"}
+    assert sum(r["count"] for r in calls) == 1  # one batch, asked once
+
+
+def test_an_endpoint_without_percentiles_or_statistics_costs_two_questions(
+    sandbox: EmbeddedSandbox, optimize: Optimize
+) -> None:
+    """An endpoint that answers every percentile with a 500 and runs no Logs Insights
+    `stats` (LocalStack's gaps, imitated by the sandbox): the p99 is asked twice in the
+    whole run, without retries, never per batch; the memory comes from the reports read
+    event by event, the same as Logs Insights would have said."""
+    mix = ["memory-hungry", "steady"] * 40  # 80 functions: two GetMetricData batches
+    suffixes = [f"gap{index}" for index in range(len(mix))]
+    sandbox.seed(suffixes, profiles=mix)
+    with sandbox.configured(emulator_gaps=("percentiles", "insights-statistics")):
+        sandbox.reset_stats()
+        # (no reservations: 80 of them would not fit the account's unreserved concurrency)
+        functions = _run(
+            optimize,
+            suffixes,
+            "--dry-run",
+            "--skip",
+            "reserved_concurrency",
+            "--max-scan-gb",
+            "1000",
+        )
+        calls = sandbox.stats()["calls"]
+    failed = [r for r in calls if r["operation"] == "GetMetricData" and r["outcome"] != "ok"]
+    assert sum(r["count"] for r in failed) == 2
+    assert sum(r["count"] for r in calls if r["operation"] == "FilterLogEvents") >= len(mix)
+    for index, profile_name in enumerate(mix):
+        function = functions[f"lambda-function-gap{index}"]
+        metrics, lines = function["evidence"]["metrics"], function["evidence"]["report_lines"]
+        assert metrics["duration_p99_ms"] is None
+        assert (
+            "standing in for the p99: the endpoint computes no p99"
+            in _decision(function, "Timeout")["why"]
+        )
+        assert lines["source"].startswith("log events read one by one")
+        assert lines["memory_max_mb"] == NAMED[profile_name].memory_max_mb
+    hungry = functions["lambda-function-gap0"]
+    assert _after(hungry, "MemorySize") == math.ceil(1.25 * 1_400 / 64) * 64  # its maximum

@@ -111,7 +111,7 @@ async def test_a_logs_insights_query_is_polled_until_complete(
     virtual: Virtual, sandbox: EmbeddedSandbox
 ) -> None:
     from optimizer_async.aws.waiters import wait_query_finished
-    from optimizer_async.steps.evidence import REPORT_QUERY
+    from optimizer_async.steps.lambda_reports import REPORT_QUERY
 
     now = int(sandbox.model_now().timestamp())
     with sandbox.configured(insights_query_s=1.5):
@@ -135,7 +135,7 @@ async def test_a_query_polls_when_another_that_waited_no_longer_finishes(
     """Queries started together finish together: when the quick poller reads its query
     Complete, the other polls at once instead of sleeping out its 600 s backoff."""
     from optimizer_async.aws.waiters import QueriesFinished, wait_query_finished
-    from optimizer_async.steps.evidence import REPORT_QUERY
+    from optimizer_async.steps.lambda_reports import REPORT_QUERY
 
     seed("dev")
     now = int(sandbox.model_now().timestamp())

@@ -147,11 +147,20 @@ def test_a_function_in_use_whose_memory_was_not_read_keeps_it() -> None:
     assert (off.chosen, off.risk) == (1024, "at risk")
 
 
-def test_without_a_p99_the_maximum_decides_the_timeout() -> None:
+def test_without_a_p99_the_maximum_stands_in_for_it() -> None:
     slow = steady_metrics(duration_p99_ms=None, duration_max_ms=60_000.0)
     decision = _decisions(_plan(metrics=slow))["Timeout"]
-    assert decision.chosen == 115  # 60 s x 1.73 x 1.1
-    assert decision.why.startswith("maximum 60.00 s x 1.1, x 1.73 if CPU-bound")
+    assert decision.chosen == 156  # 60 s x 1.73 x 1.5: the maximum taken as the p99
+    assert decision.why.startswith(
+        "maximum 60.00 s x 1.5 (standing in for the p99: the metrics hold none), x 1.73 if"
+    )
+    unable = steady_metrics(
+        duration_p99_ms=None,
+        duration_max_ms=60_000.0,
+        p99_unavailable="the endpoint computes no p99",
+    )
+    why = _decisions(_plan(metrics=unable))["Timeout"].why
+    assert "(standing in for the p99: the endpoint computes no p99)" in why
 
 
 def test_alarms_that_would_fire_at_once_are_said() -> None:
