@@ -17,6 +17,7 @@ from botocore.config import Config
 from optimizer_async.sandbox.clock import SystemClock
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox
+from tests import conformance
 
 REGION = "us-east-1"
 EXTERNAL_ENDPOINT = os.environ.get("AWS_ENDPOINT_URL")
@@ -30,6 +31,24 @@ os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 ClientFactory = Callable[..., Any]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Against an external endpoint (LocalStack), skip - never silently: `-rs` lists each
+    with its reason - the tests that need the sandbox's own controls, and those relying on
+    an AWS behaviour the endpoint lacks (tests/conformance.py)."""
+    if not EXTERNAL_ENDPOINT:
+        return
+    for item in items:
+        sandbox_only = item.get_closest_marker("sandbox_only")
+        if sandbox_only is not None:
+            why = sandbox_only.args[0] if sandbox_only.args else "its controls"
+            item.add_marker(pytest.mark.skip(reason=f"{conformance.SANDBOX_CONTROLS}: {why}"))
+            continue
+        keys = tuple(key for mark in item.iter_markers("aws_behaviour") for key in mark.args)
+        reason = conformance.skip_reason(keys) if keys else None
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import REGION
 from tests.integration.conftest import LinkedClock
 
-pytestmark = pytest.mark.sandbox_only  # member accounts are made by the sandbox's controls
+pytestmark = pytest.mark.sandbox_only("member accounts made by the sandbox's controls")
 MEMBER, CALLER = "111111111111", "123456789012"
 RUN = "20261129T000000Z-abcdef"
 

@@ -24,7 +24,7 @@ from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock, Optimize, new_engine
 from tests.integration.test_optimizer import assert_optimised
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("update windows, faults and quotas of the sandbox")
 Seed = Callable[..., list[str]]
 
 

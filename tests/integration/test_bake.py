@@ -25,7 +25,7 @@ from optimizer_async.state import LocalStateStore
 from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("hours of the workload model's traffic on a virtual clock")
 HOUR = 3600.0
 
 

@@ -18,6 +18,7 @@ from bench.endstate import EndState
 from bench.sequential import Reference
 from optimizer_async import baseline
 from optimizer_async.naming import EnvironmentNames
+from tests.conftest import EXTERNAL_ENDPOINT
 from tests.integration.conftest import Optimize, Unique
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,7 @@ def test_the_reference_and_the_optimizer_reach_the_same_end_state(
     assert reader.read(ours, bases) == after
 
 
-@pytest.mark.sandbox_only
+@pytest.mark.sandbox_only("the bench's own sandbox process")
 def test_a_tiny_bench_runs_every_phase_and_both_tools_agree(tmp_path: Path) -> None:
     settings = run.Settings(
         environments=2,
@@ -98,5 +99,7 @@ async def test_the_sdk_reference_replays_the_calls_a_dry_run_made(
 
     replayed = await sdk_reference.measure(calls, endpoint_url)
     assert replayed["calls"] == len(calls)
-    assert replayed["error_answers"] == 2  # GetQueueUrl and GetRolePolicy, as in the dry run
+    # GetQueueUrl and GetRolePolicy, as in the dry run; and where the endpoint computes no
+    # percentiles (LocalStack), the run's two p99 questions
+    assert replayed["error_answers"] == (4 if EXTERNAL_ENDPOINT else 2)
     assert replayed["cpu_s"] > 0

@@ -21,7 +21,7 @@ from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize
 from tests.integration.test_optimizer import assert_optimised
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("injected faults")
 Seed = Callable[..., list[str]]
 SUFFIXES = ("dev", "staging")
 

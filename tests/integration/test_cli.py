@@ -17,7 +17,7 @@ import pytest
 from optimizer_async.cli import main, parse_config
 from optimizer_async.sandbox.server import EmbeddedSandbox
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("the CLI's own --sandbox and a sandbox in another process")
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -27,7 +27,7 @@ from optimizer_async.steps.registry import REGISTRY, declared_calls, undeclared_
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("the sandbox's per-call counts")
 Seed = Callable[..., list[str]]
 
 

@@ -17,7 +17,7 @@ from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.workload.profiles import NAMED
 from tests.integration.conftest import Optimize
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("the workload model's evidence, read back exactly")
 Seed = Callable[..., list[str]]
 PROFILES = ("steady", "memory-hungry", "slow", "bursty", "idle")
 SUFFIXES = ("steady", "hungry", "slow", "bursty", "idle")
@@ -261,6 +261,7 @@ def test_data_put_as_an_emulator_is_seeded_is_read_as_put(
     assert sum(r["count"] for r in calls) == 1  # one batch, asked once
 
 
+@pytest.mark.aws_behaviour("metric-percentiles", "logs-insights-statistics")
 def test_an_endpoint_without_percentiles_or_statistics_costs_two_questions(
     sandbox: EmbeddedSandbox, optimize: Optimize
 ) -> None:

@@ -45,6 +45,7 @@ async def test_find_is_none_for_what_does_not_exist(aws: Aws, unique: Unique) ->
     assert _calls(aws) == {("lambda", "GetFunction", "ResourceNotFoundException"): 1}
 
 
+@pytest.mark.aws_behaviour("describe-log-groups-paging")
 async def test_pages_follow_the_token(aws: Aws, client: ClientFactory, unique: Unique) -> None:
     prefix = f"/test/{unique('pages')}/"
     logs = client("logs")
@@ -76,6 +77,7 @@ async def test_the_account_is_asked_once_however_many_ask(aws: Aws) -> None:
     assert _calls(aws) == {("sts", "GetCallerIdentity", "ok"): 1}
 
 
+@pytest.mark.aws_behaviour("dashboard-not-found")
 async def test_cloudwatch_speaks_json_and_keeps_its_query_error_codes(
     aws: Aws, unique: Unique
 ) -> None:
@@ -160,7 +162,7 @@ async def test_a_limiter_releases_a_quarter_second_of_calls_at_once(
     assert released == at_once
 
 
-@pytest.mark.sandbox_only
+@pytest.mark.sandbox_only("the sandbox's throttles, on its clock")
 async def test_a_paced_call_still_throttled_goes_again_after_a_pause_then_fails(
     sandbox: EmbeddedSandbox,
 ) -> None:

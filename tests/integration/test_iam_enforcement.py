@@ -48,7 +48,7 @@ from tests.integration.conftest import Optimize
 from tests.integration.test_organisation import member_credentials
 from tests.integration.test_state_bucket import safe_bucket
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("IAM enforced by the sandbox")
 Seed = Callable[..., list[str]]
 ACCOUNT = "123456789012"  # moto's account: every key the sandbox issues belongs to it
 _users = itertools.count()

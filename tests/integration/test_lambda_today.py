@@ -36,6 +36,7 @@ def _settled(lam: Any, function: str) -> dict[str, Any]:
     raise AssertionError(f"{function} is still updating")
 
 
+@pytest.mark.aws_behaviour("reserved-concurrency-zero")
 def test_a_reservation_of_zero_survives_a_run_and_is_said(
     seed: Seed, unique: Unique, optimize: Optimize, client: Callable[..., Any]
 ) -> None:
@@ -52,6 +53,7 @@ def test_a_reservation_of_zero_survives_a_run_and_is_said(
     assert live["Concurrency"] == {"ReservedConcurrentExecutions": 0}
 
 
+@pytest.mark.aws_behaviour("lambda-environment-limit")
 def test_variables_that_would_pass_4_kb_are_held_back_and_the_rest_applied(
     seed: Seed, unique: Unique, optimize: Optimize, client: Callable[..., Any]
 ) -> None:
@@ -114,6 +116,7 @@ def logging_fleet(endpoint_url: str, client: Callable[..., Any], unique: Unique)
     return named
 
 
+@pytest.mark.aws_behaviour("lambda-logging-config")
 def test_json_format_and_shared_group_functions_each_get_their_own_memory(
     logging_fleet: dict[str, str], optimize: Optimize
 ) -> None:

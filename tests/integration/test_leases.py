@@ -29,7 +29,7 @@ from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock, Optimize
 from tests.integration.test_state_bucket import safe_bucket
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("the sandbox's clock and S3 made atomic")
 ACCOUNT = "123456789012"
 
 

@@ -15,7 +15,7 @@ from optimizer_async.sandbox.workload.profiles import NAMED
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("the workload model's usage, priced exactly")
 Seed = Callable[..., list[str]]
 PRICES = pricing.table("us-east-1")
 CENT = 0.01
@@ -98,6 +98,7 @@ def test_each_line_is_the_arithmetic_of_the_seeded_usage(
     assert report["savings"]["prices"] == f"table {pricing.PRICES_AS_OF}"
 
 
+@pytest.mark.aws_behaviour("price-list-api")
 def test_live_prices_come_from_the_price_list_api(
     seed: Seed, optimize: Optimize, sandbox: EmbeddedSandbox
 ) -> None:

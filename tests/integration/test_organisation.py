@@ -25,7 +25,7 @@ from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.integration.conftest import Optimize
 from tests.integration.test_shards import comparable, merge_reports
 
-pytestmark = pytest.mark.sandbox_only  # member accounts are made by the sandbox's controls
+pytestmark = pytest.mark.sandbox_only("member accounts made by the sandbox's controls")
 
 CALLER = "123456789012"  # the sandbox's own credentials' account: the organisation's tooling
 ROLE = "LambdaOptimizer"

@@ -21,7 +21,7 @@ from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("a week of the workload model's traffic on a virtual clock")
 WEEK = 7 * 86_400
 
 

@@ -176,7 +176,7 @@ def test_a_rollback_dry_run_writes_nothing_and_runs_lists_what_can_be_undone(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
-@pytest.mark.sandbox_only
+@pytest.mark.sandbox_only("a run killed part way, on the sandbox's update windows")
 def test_a_run_killed_mid_apply_leaves_what_rollback_needs(
     sandbox: EmbeddedSandbox,
     seed: Seed,

@@ -35,7 +35,7 @@ from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock
 from tests.integration.test_leases import GatedClock
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("the service against the sandbox's clock and call counts")
 TOKEN = "t0k3n-for-the-service-tests"  # a test's token, not a secret
 WAIT_S = 120.0  # every wait below ends long before this on any machine, or fails
 

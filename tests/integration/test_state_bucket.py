@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.state import FINGERPRINT_KEY_NAME, S3StateStore
 from tests.conftest import ClientFactory
@@ -38,6 +40,7 @@ def safe_bucket(client: ClientFactory, name: str, *, safe: bool = True) -> str:
     return name
 
 
+@pytest.mark.aws_behaviour("s3-conditional-delete")
 def test_records_in_the_bucket_roll_back_with_no_local_state(
     seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock
 
-pytestmark = pytest.mark.sandbox_only
+pytestmark = pytest.mark.sandbox_only("a virtual clock linked to the sandbox's, to count polls")
 Seed = Callable[..., list[str]]
 FUNCTION = "lambda-function-dev"
 EVERY_QUARTER_SECOND = Backoff(initial=0.25, factor=1.0, maximum=0.25, deadline=10.0, jitter=0.0)

@@ -78,6 +78,7 @@ def _stat(cloudwatch: Any, function: str, metric: str, stat: str) -> list[float]
     return list(result["Values"])
 
 
+@pytest.mark.aws_behaviour("logs-insights-statistics")
 def test_report_lines_put_through_put_log_events_answer_logs_insights(
     sandbox: EmbeddedSandbox, client: ClientFactory
 ) -> None:
@@ -97,6 +98,7 @@ def test_report_lines_put_through_put_log_events_answer_logs_insights(
     assert all(set(row) == {"@requestId", "@ptr"} for row in listed)
 
 
+@pytest.mark.aws_behaviour("logs-insights-statistics", "lambda-logging-config")
 def test_json_reports_in_a_shared_group_are_told_apart_by_their_streams(
     sandbox: EmbeddedSandbox, client: ClientFactory
 ) -> None:
@@ -155,6 +157,7 @@ def test_data_put_for_a_seeded_function_joins_what_the_model_says(
     assert model_p99 <= p99 < 20_000.0
 
 
+@pytest.mark.aws_behaviour("metric-percentiles")
 def test_a_percentile_over_statistic_sets_has_no_datapoint(
     sandbox: EmbeddedSandbox, client: ClientFactory
 ) -> None:
