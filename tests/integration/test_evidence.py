@@ -300,3 +300,27 @@ def test_an_endpoint_without_percentiles_or_statistics_costs_two_questions(
         assert lines["memory_max_mb"] == NAMED[profile_name].memory_max_mb
     hungry = functions["lambda-function-gap0"]
     assert _after(hungry, "MemorySize") == math.ceil(1.25 * 1_400 / 64) * 64  # its maximum
+
+
+def test_data_put_for_a_seeded_function_changes_what_the_optimizer_sees(
+    sandbox: EmbeddedSandbox, optimize: Optimize, client: Callable[..., Any]
+) -> None:
+    """The model says steady (300 MB, 2 s, a handful at once); what was put says otherwise:
+    2,900 MB used, 28 s, 400 at once. The optimizer decides from both, as AWS would have
+    had all of it: no lower memory, a timeout for 28 s, a reservation for 400."""
+    from tests.aws_data import put_metrics, put_reports, usage
+
+    (seeded,) = sandbox.seed(["put"], profiles=["steady"])
+    (function,) = seeded.functions
+    heavy = usage(200, (2_800, 2_900), (20_000.0, 28_000.0), peak_concurrency=400)
+    put_reports(client("logs"), f"/aws/lambda/{function}", heavy)
+    put_metrics(client("cloudwatch"), function, heavy)
+    functions = _run(optimize, ["put"], "--dry-run")
+    outcome = functions[function]
+    lines, metrics = outcome["evidence"]["report_lines"], outcome["evidence"]["metrics"]
+    assert lines["memory_max_mb"] == 2_900
+    assert (metrics["duration_max_ms"], metrics["concurrency_max"]) == (28_000.0, 400.0)
+    assert _after(outcome, "MemorySize") is None  # 2,900 x 1.25 is above today's 3,008
+    assert _decision(outcome, "MemorySize")["risk"] == "skipped"
+    assert _after(outcome, "Timeout") == math.ceil(28 * 1.1)  # no CPU lost at 3,008 MB
+    assert _after(outcome, "ReservedConcurrentExecutions") == 600
