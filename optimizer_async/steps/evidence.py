@@ -7,11 +7,14 @@ calls (the log groups' sizes) rather than making their own:
   over the whole window): Invocations, Errors, Throttles (Sum), Duration (p99, Maximum,
   Sum), ConcurrentExecutions (Maximum; Lambda emits it per function) and the log group's
   IncomingBytes (what a Logs Insights scan of it would read).
-- Logs Insights over the functions' REPORT lines, the only place Lambda reports the memory an
-  invocation used: one query per 50 log groups, at most `_QUERIES_AT_ONCE` running (AWS
-  allows 30 per account, shared with everyone else), polled with our own async waiter until
-  it ends. The run's scan is bounded (`max_scan_gb`): smaller groups first; what does not fit
-  falls back to metrics-only evidence, labelled. $0.005 per GB scanned.
+- Lambda's per-invocation reports, the only place it tells the memory an invocation used
+  (REPORT lines or JSON `platform.report` records, per function even in a shared group:
+  `lambda_reports.py`): Logs Insights, one query per 50 log groups, at most
+  `_QUERIES_AT_ONCE` running (AWS allows 30 per account, shared with everyone else), polled
+  with our own async waiter until it ends; where Logs Insights computes no statistics (an
+  emulator) or a query fails, the events read one by one (`log_events.py`). The run's scan
+  is bounded (`max_scan_gb`): smaller groups first; what does not fit falls back to
+  metrics-only evidence, labelled. $0.005 per GB scanned.
 
 Evidence is not rollback material: it stays out of the before-image.
 """
@@ -515,10 +518,10 @@ async def _fetch_logs(
                         scanned = shares[key] if mine.reports else 0.0
                         found[key] = _lines(mine, "logs insights", answer.scan, scanned)
                     return
-                why = insights.unable = (
-                    f"Logs Insights answered {answer.status or 'without a status'} "
-                    "with no statistics"
-                )
+                if answer.status == "Complete":  # an endpoint that computes none
+                    why = insights.unable = "Logs Insights computed no statistics"
+                else:  # this query did not finish: this batch alone reads its events
+                    why = f"Logs Insights answered {answer.status or 'without a status'}"
                 batch = covered
         try:
             found.update(await _by_events(ctx.aws, batch, window, budget, why))
