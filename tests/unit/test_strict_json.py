@@ -1,0 +1,23 @@
+"""Strict JSON: a key given twice is refused at any depth; everything else reads as json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from optimizer_async import strict_json
+
+
+def test_a_key_given_twice_is_refused_at_any_depth() -> None:
+    with pytest.raises(strict_json.DuplicateKey, match="'dry_run' is given twice"):
+        strict_json.loads('{"dry_run": true, "dry_run": false}')
+    with pytest.raises(ValueError, match="'a' is given twice"):
+        strict_json.loads('{"outer": [{"a": 1, "a": 2}]}')
+
+
+def test_other_json_reads_as_the_standard_reader_reads_it() -> None:
+    text = '{"a": [1, 2.5, null, true], "b": {"c": "d"}, "e": "\\u00e9"}'
+    assert strict_json.loads(text) == json.loads(text)
+    with pytest.raises(json.JSONDecodeError):
+        strict_json.loads("{not json")
