@@ -5,22 +5,26 @@
                          write (no token; cached 5 s)
     GET  /metrics        Prometheus text
     POST /runs           {"suffixes": [...], "dry_run": bool, "only": [...], "skip": [...]}
-                         (each optional) -> 202 {"run_id": ...}; bad input -> 400, nothing run
+                         (each optional) -> 202 {"run_id": ...}, recorded as queued in the
+                         state store before the answer; bad input (a key given twice
+                         too) -> 400, nothing run; while stopping or full -> 503 with
+                         Retry-After
     GET  /runs           the recorded runs, newest first
-    GET  /runs/{run_id}  the run's JSON report (202 with its record while it runs)
+    GET  /runs/{run_id}  the run's JSON report (202 with its record while it is queued or
+                         runs; 200 with the record of one cancelled, which says why)
 
 With a token configured every endpoint but the probes needs `Authorization: Bearer TOKEN`
 (401 otherwise; compared in constant time). Without one (loopback only) a request naming
 another host or carrying an Origin is refused (403): no web page can drive the service.
+Header values are matched as HTTP has them: media types, host names and the auth scheme
+case-insensitively.
 A run asked for stays within the service's own: its suffixes (or globs), its steps.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import time
-from dataclasses import replace
 from typing import Any, Final
 
 import anyio
@@ -32,20 +36,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from optimizer_async import strict_json
 from optimizer_async.aws import errors
-from optimizer_async.finder import Filters
-from optimizer_async.naming import InvalidNameError, validate_suffix
 from optimizer_async.runner import list_runs
 from optimizer_async.service.reconciler import Busy, Reconciler
+from optimizer_async.service.requests import requested
 from optimizer_async.state import run_key
-from optimizer_async.steps.registry import REGISTRY, SelectionError
 
 log = structlog.get_logger("optimizer_async.service")
 
 PROBES: Final = frozenset({"/healthz", "/readyz"})
 _READY_CACHE_S: Final = 5.0
 _RUN_ID_CHARS: Final = frozenset("0123456789TZabcdef-")
-_BODY_KEYS: Final = frozenset({"suffixes", "dry_run", "only", "skip"})
 _MAX_BODY: Final = 64 * 1024
 _LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _READY_TIMEOUT_S: Final = 5.0  # a probe's answer in time, even when AWS does not answer
@@ -63,7 +65,7 @@ class _Guard(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         if self.token is None:
-            host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]")
+            host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]").lower()
             if host not in _LOOPBACK_NAMES or "origin" in request.headers:
                 return JSONResponse({"error": "only this machine's own clients"}, 403)
         elif request.url.path not in PROBES:
@@ -101,7 +103,8 @@ def app(reconciler: Reconciler, token: str | None) -> Starlette:
         return Response(reconciler.metrics.text(), media_type="text/plain; version=0.0.4")
 
     async def submit(request: Request) -> Response:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":  # media types are case-insensitive (RFC 9110)
             return _bad("the body must be JSON (Content-Type: application/json)")
         body = bytearray()
         async for chunk in request.stream():  # read no more than the limit
@@ -109,12 +112,17 @@ def app(reconciler: Reconciler, token: str | None) -> Starlette:
             if len(body) > _MAX_BODY:
                 return _bad(f"the body is over {_MAX_BODY} bytes")
         try:
-            config = _requested(reconciler, body)
-            run_id = reconciler.submit(config)
+            asked = _asked(body)
+            config = requested(reconciler.config, asked)
+            run_id = await reconciler.submit(config, asked)
         except ValueError as error:
             return _bad(str(error))
         except Busy as error:
-            return JSONResponse({"error": str(error)}, status_code=503)
+            return JSONResponse(
+                {"error": str(error)},
+                status_code=503,
+                headers={"Retry-After": str(error.retry_after_s)},
+            )
         return JSONResponse({"run_id": run_id, "status": "queued"}, status_code=202)
 
     async def runs(_: Request) -> Response:
@@ -128,6 +136,8 @@ def app(reconciler: Reconciler, token: str | None) -> Starlette:
         if report is not None:
             return JSONResponse(report)
         record = await reconciler.store.read(run_key(run_id, "run.json"))
+        if record is not None and record.get("status") == "cancelled":
+            return JSONResponse(record)  # it ended: why is in the record
         if record is not None or run_id == reconciler.current:
             return JSONResponse(record or {"run_id": run_id, "status": "running"}, status_code=202)
         if run_id in reconciler.queued():
@@ -152,59 +162,17 @@ def _bad(reason: str) -> Response:
     return JSONResponse({"error": reason}, status_code=400)
 
 
-def _requested(reconciler: Reconciler, body: bytes | bytearray) -> Any:
-    """The run a POST asks for, from the service's own configuration and within it (its
-    suffixes or globs, its steps); ValueError: why not."""
+def _asked(body: bytes | bytearray) -> dict[str, Any]:
+    """The POST's JSON object; ValueError: why it is not one (a key given twice included:
+    a second `"dry_run": false` must not quietly win)."""
     try:
-        asked = json.loads(bytes(body) or b"{}")
-    except (ValueError, RecursionError):
-        raise ValueError("the body is not JSON (or nests too deep)") from None
+        asked = strict_json.loads(bytes(body) or b"{}")
+    except (ValueError, RecursionError) as error:
+        detail = f" ({error})" if isinstance(error, strict_json.DuplicateKey) else ""
+        raise ValueError(f"the body is not JSON, or nests too deep{detail}") from None
     if not isinstance(asked, dict):
         raise ValueError("the body must be a JSON object")
-    unknown = sorted(set(asked) - _BODY_KEYS)
-    if unknown:
-        raise ValueError(
-            f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(_BODY_KEYS))})"
-        )
-    config = reconciler.config
-    changes: dict[str, Any] = {}
-    if "suffixes" in asked:
-        suffixes = _strings(asked["suffixes"], "suffixes")
-        if not suffixes:
-            raise ValueError("suffixes must name at least one environment")
-        try:
-            wanted = tuple(dict.fromkeys(validate_suffix(s) for s in suffixes))  # each once
-        except InvalidNameError as error:
-            raise ValueError(str(error)) from None
-        for suffix in wanted:
-            if config.find_all:
-                refusal = Filters(config.match, config.exclude).refusal(suffix)
-                if refusal is not None:
-                    raise ValueError(f"{suffix}: outside what this service runs ({refusal})")
-            elif suffix not in config.suffixes:
-                raise ValueError(f"{suffix} is not one of this service's environments")
-        changes |= {"suffixes": wanted, "find_all": False, "match": (), "exclude": ()}
-    if "dry_run" in asked:
-        if not isinstance(asked["dry_run"], bool):
-            raise ValueError("dry_run must be true or false")
-        changes["dry_run"] = asked["dry_run"] or config.dry_run  # a dry-run service stays one
-    # Steps narrow what the service runs, never widen it.
-    only = tuple(_strings(asked.get("only", []), "only"))
-    skip = tuple(dict.fromkeys((*config.skip, *_strings(asked.get("skip", []), "skip"))))
-    if config.only and only and not set(only) <= set(config.only):
-        raise ValueError(f"only: this service runs only {', '.join(config.only)}")
-    only = only or config.only
-    try:
-        REGISTRY.select(only, skip)
-    except SelectionError as error:
-        raise ValueError(str(error)) from None
-    return replace(config, **changes, only=only, skip=skip)
-
-
-def _strings(value: Any, name: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError(f"{name} must be a list of strings")
-    return value
+    return asked
 
 
 async def _readiness(reconciler: Reconciler) -> dict[str, str]:

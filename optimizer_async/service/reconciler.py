@@ -6,7 +6,9 @@ A cycle with `--max-changes-per-cycle N` plans first (a dry run), then applies w
 environments in the run's order while their changes fit in N; the others wait for the next
 cycle (their plan says so). A fleet with nothing to change costs a cycle reads only.
 A stop (SIGTERM) asks the run under way to start no new write, lets it finish what is in
-flight and write its report, and starts nothing after it.
+flight and write its report, and starts nothing after it. A run the API accepted is
+recorded as queued in the state store before its id is given: a restarted service takes it
+up again (`resume`), or records it cancelled with the reason; it is never lost.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import anyio
@@ -30,6 +33,7 @@ from optimizer_async.clock import Clock
 from optimizer_async.config import RunConfig
 from optimizer_async.runner import new_run_id, run_once
 from optimizer_async.service.metrics import Metrics
+from optimizer_async.service.requests import requested
 from optimizer_async.signals import StopRequest
 from optimizer_async.state import StateStore, run_key
 
@@ -37,6 +41,8 @@ log = structlog.get_logger("optimizer_async.service")
 
 JITTER: Final = 0.1  # a cycle starts within ±10 % of the interval: many services, no herd
 _QUEUED: Final = 16  # run requests waiting at most; more: 503, ask again
+_RETRY_FULL_S: Final = 30  # Retry-After when the queue is full
+_RETRY_STOPPING_S: Final = 60  # ... and while stopping (the next service takes requests)
 REALISED_RUNS: Final = 10  # the service's recent runs whose savings it measures
 REALISED_DAYS: Final = 14  # the longest window before and since a run (as `savings`)
 
@@ -49,7 +55,12 @@ class RunRequest:
 
 
 class Busy(Exception):
-    """No run can be queued now: the queue is full, or the service is stopping."""
+    """No run can be queued now: the queue is full, or the service is stopping; when to
+    ask again."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
 
 
 class Reconciler:
@@ -77,7 +88,8 @@ class Reconciler:
         self._random = random.Random(seed)
         self._send: MemoryObjectSendStream[RunRequest | None]
         self._receive: MemoryObjectReceiveStream[RunRequest | None]
-        self._send, self._receive = anyio.create_memory_object_stream(_QUEUED)
+        # Room for every queued request and the stop's wake-up.
+        self._send, self._receive = anyio.create_memory_object_stream(_QUEUED + 1)
         # Everything the service's own gateway calls counts, from its start (its preflight).
         self._home_calls: tuple[Counter[tuple[str, str, str]], Counter[tuple[str, str]]] = (
             Counter(),
@@ -90,17 +102,52 @@ class Reconciler:
     def stopping(self) -> bool:
         return self.stop.requested
 
-    def submit(self, config: RunConfig) -> str:
-        """Queue a run the API asked for; its id at once (its report comes when it ends)."""
+    async def submit(self, config: RunConfig, asked: Mapping[str, Any]) -> str:
+        """Queue a run the API asked for: recorded as queued in the state store before its
+        id is given, so that a restart runs it (or says why not), never loses it."""
         if self.stopping:
-            raise Busy("the service is stopping")
+            raise Busy("the service is stopping; ask the next one", _RETRY_STOPPING_S)
+        if len(self._queued) >= _QUEUED:
+            raise Busy(f"{_QUEUED} runs are already waiting", _RETRY_FULL_S)
         request = RunRequest(new_run_id(), config, "api")
-        try:
-            self._send.send_nowait(request)
-        except anyio.WouldBlock:
-            raise Busy(f"{_QUEUED} runs are already waiting") from None
+        record = {
+            "run_id": request.run_id,
+            "command": "run",
+            "trigger": "service-api",
+            "status": "queued",
+            "queued_at": datetime.now(UTC).isoformat(),
+            "dry_run": config.dry_run,
+            "suffixes": list(config.suffixes),
+            "request": dict(asked),
+        }
+        await self.store.write(run_key(request.run_id, "run.json"), record)
         self._queued.add(request.run_id)
+        self._send.send_nowait(request)  # room: at most _QUEUED are ever queued
         return request.run_id
+
+    async def resume(self) -> None:
+        """The runs a previous service accepted and never started (stopped, or killed):
+        each queued again under its own id, checked again against this service's
+        configuration; one it no longer admits is recorded cancelled, with the reason."""
+        for key in await self.store.keys("runs"):
+            if not key.endswith("/run.json"):
+                continue
+            record = await self.store.read(key)
+            if record is None or record.get("status") != "queued":
+                continue
+            run_id = str(record["run_id"])
+            try:
+                config = requested(self.config, record.get("request") or {})
+                if len(self._queued) >= _QUEUED:
+                    raise ValueError(f"{_QUEUED} runs were already queued at the restart")
+            except ValueError as error:
+                cancelled = {**record, "status": "cancelled", "reason": str(error)}
+                await self.store.write(key, cancelled)
+                log.warning("service.queued_run_cancelled", run_id=run_id, reason=str(error))
+                continue
+            self._queued.add(run_id)
+            self._send.send_nowait(RunRequest(run_id, config, "api"))
+            log.info("service.queued_run_resumed", run_id=run_id)
 
     def queued(self) -> frozenset[str]:
         """The requested runs not started yet."""
@@ -126,6 +173,8 @@ class Reconciler:
                 continue
             await self.cycle()
             due = time.monotonic() + self.interval_s * self._random.uniform(1 - JITTER, 1 + JITTER)
+        if self._queued:  # recorded as queued: a restarted service runs them
+            log.info("service.queued_left", runs=sorted(self._queued))
         log.info("service.loop_ended", cycles=self.cycles)
 
     async def cycle(self) -> None:

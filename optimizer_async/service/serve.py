@@ -67,6 +67,7 @@ async def running(
         await home.preflight()
         store = await open_store(config, home)
         reconciler = Reconciler(config, settings, home, store, Metrics(), clock)
+        await reconciler.resume()  # what a previous service accepted and never ran
         server = _Server(
             uvicorn.Config(
                 app(reconciler, config.serve.token),

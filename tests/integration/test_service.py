@@ -338,6 +338,8 @@ async def test_without_a_token_only_this_machines_own_clients_are_served(
         httpx.AsyncClient(base_url=service.url) as http,
     ):
         assert (await http.get("/runs")).status_code == 200  # this machine: no token needed
+        shouted = await http.get("/runs", headers={"Host": "LOCALHOST"})  # names ignore case
+        assert shouted.status_code == 200
         rebound = await http.get("/runs", headers={"Host": "attacker.example"})
         page = await http.post("/runs", json={}, headers={"Origin": "http://attacker.example"})
     assert (rebound.status_code, page.status_code) == (403, 403)
