@@ -172,6 +172,12 @@ def build_apply_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("plan", type=Path, metavar="PLAN", help="the plan file")
     add("--dry-run", action="store_true", help="show what it would apply; change nothing")
+    add(
+        "--expect-sha256",
+        metavar="HEX",
+        help="apply only a plan whose sha256 is HEX (the digest its review showed): a CI job "
+        "pins what was approved",
+    )
     _accounts_option(parser)
     _common(parser)
     return parser
@@ -473,6 +479,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> RunConfig:
     if argv and argv[0] == "runs":
         args = build_runs_parser().parse_args(list(argv[1:]))
         bucket, prefix = _state_bucket(args)
+        _state_dir(args)
         return RunConfig(
             suffixes=(),
             region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -662,15 +669,14 @@ def _serve_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunCo
 
 
 def _token(path: Path | None, environ: Mapping[str, str]) -> str | None:
-    """The API's bearer token: the file's first line, else the environment's; None: none.
-    At least 16 printable ASCII characters without spaces, whichever it comes from."""
+    """The API's bearer token: the file's first line, else the environment's; None: none
+    given. At least 16 printable ASCII characters without spaces, whichever it comes from:
+    a blank one is refused, never taken as no token."""
     if path is None:
-        token, where = (
-            environ.get("LAMBDA_OPTIMIZER_API_TOKEN", "").strip(),
-            "LAMBDA_OPTIMIZER_API_TOKEN",
-        )
-        if not token:
+        if "LAMBDA_OPTIMIZER_API_TOKEN" not in environ:
             return None
+        # Set but blank is a mistake (an empty secret mounted), not "no token": refused.
+        token, where = environ["LAMBDA_OPTIMIZER_API_TOKEN"].strip(), "LAMBDA_OPTIMIZER_API_TOKEN"
     else:
         where = f"--token-file {path}"
         try:
@@ -716,6 +722,7 @@ def _rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Ru
 
 def _known_run(args: argparse.Namespace) -> None:
     """`--run-id` names a run, and (without a state bucket) one the state dir holds."""
+    _state_dir(args)
     if not _RUN_ID_RE.fullmatch(args.run_id):
         raise UsageError(f"run id {args.run_id!r} is not one (e.g. 20261127T093018Z-90cad0)")
     if not args.state_bucket and not (args.state_dir / "runs" / args.run_id).is_dir():
@@ -737,10 +744,15 @@ def _savings_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Run
 
 
 def _apply_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfig:
+    """A plan file is checked whole before any AWS call (`plan_file.load`: its digest, what
+    --expect-sha256 pins, every change against its step); the run applies only a file that
+    still has the digest checked here."""
     try:
-        document = plan_file.load(args.plan)
-    except plan_file.PlanFileError as error:
+        expect = None if args.expect_sha256 is None else plan_file.check_sha256(args.expect_sha256)
+        document = plan_file.load(args.plan, expect)
+    except (plan_file.PlanFileError, ValueError) as error:
         raise UsageError(str(error)) from None
+    digest = str(document[plan_file.DIGEST])
     if plan_file.is_organisation(document):
         region, endpoint = _aws_options(args, environ)
         if args.accounts is None:
@@ -749,6 +761,7 @@ def _apply_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunCo
             suffixes=(),
             command="apply",
             plan_file=args.plan,
+            plan_sha256=digest,
             dry_run=args.dry_run,
             accounts=_accounts(args, region),
             **_common_config(args, region, endpoint, environ),
@@ -762,6 +775,7 @@ def _apply_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunCo
         suffixes=tuple(document["environments"]),
         command="apply",
         plan_file=args.plan,
+        plan_sha256=digest,
         dry_run=args.dry_run,
         **_common_config(args, document["region"], endpoint, environ),
     )
@@ -797,6 +811,7 @@ def _common_config(
 ) -> dict[str, Any]:
     log_format: LogFormat = args.log_format or ("console" if sys.stderr.isatty() else "json")
     bucket, prefix = _state_bucket(args)
+    _state_dir(args)
     return {
         "state_bucket": bucket,
         "state_prefix": prefix,
@@ -821,6 +836,24 @@ def _quotas(texts: list[str]) -> tuple[tuple[str, float], ...]:
         return tuple(dict(quotas.parse_override(text) for text in texts).items())
     except ValueError as error:
         raise UsageError(f"--quota: {error}") from None
+
+
+def _state_dir(args: argparse.Namespace) -> None:
+    """`--state-dir` is a directory, or one can be made there (unless records go to the
+    state bucket): else the run would fail at its first record, after AWS calls."""
+    path: Path = args.state_dir
+    if args.state_bucket:
+        return
+    try:
+        if path.exists():
+            if not path.is_dir():
+                raise UsageError(f"--state-dir {path} is a file, not a directory")
+            return
+        parent = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    except OSError as error:  # e.g. a directory we may not even look into
+        raise UsageError(f"--state-dir {path}: {error.strerror or error}") from None
+    if not parent.is_dir():
+        raise UsageError(f"--state-dir {path}: {parent} is a file, not a directory")
 
 
 def _writable(path: Path | None, option: str) -> Path | None:

@@ -92,6 +92,9 @@ class RunConfig:
     state_bucket: str | None = None  # --state-bucket s3://BUCKET/PREFIX: records go there
     state_prefix: str = ""
     plan_file: Path | None = None  # apply: the reviewed plan to apply
+    # apply: the plan's sha256 as checked before any AWS call; the run applies only a file
+    # that still has it (a file swapped meanwhile is refused)
+    plan_sha256: str | None = None
     only: tuple[str, ...] = ()  # --only: registry names of the steps to run (else all)
     skip: tuple[str, ...] = ()  # --skip: registry names of steps not to run
     bake: BakeSettings | None = None  # --bake: watch changed functions after the run

@@ -3,8 +3,12 @@ over every environment would have written: its ids, times and API call counts as
 each function's `evidence.report_lines.scan`, which describes the Logs Insights query of
 the shard that read it (the query's id, the log groups it read together, its bytes).
 
-Every shard must be there exactly once, from the same run configuration (dry run or not,
-steps, account, region, prices, free tier; `--all` or not), and no environment in two.
+Every shard must be there exactly once, of the same run, and no environment in two. Each
+shard's report carries a fingerprint of its run (`shards.Fingerprint`: the command, the
+selection, steps, targets, guardrails, prices, shard count, and every environment the run
+judged before it was split); shards whose fingerprints differ are refused, naming the parts
+that differ, and so is a report without one (written before fingerprints: which run it
+belongs to cannot be told).
 Environments come in the order the run had them (with `--all`, each shard found and judged
 the candidates of its own suffixes: their findings are joined). The money is priced again
 over all the shards' lines at full precision (`shard.money_lines`), so the account's tiers
@@ -15,17 +19,17 @@ No AWS call is made.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from optimizer_async import bill, pricing
+from optimizer_async import bill, pricing, shards, strict_json
 from optimizer_async.costs import Money
 from optimizer_async.org_report import KIND as ORGANISATION
 from optimizer_async.org_report import PlaceTotals, account_totals
-from optimizer_async.report import SCHEMA_VERSION, run_status, savings_json, sum_calls
+from optimizer_async.report import SCHEMA_VERSION, savings_json, sum_calls
+from optimizer_async.results import RunStatus, run_status
 from optimizer_async.steps.base import MoneyLine
 
 # What merging reads of each report (`found` may be absent: a run without --all).
@@ -47,7 +51,7 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
     documents = []
     for path in paths:
         try:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = strict_json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise MergeError(f"{path}: {getattr(error, 'strerror', None) or error}") from None
         if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
@@ -71,6 +75,12 @@ def load(paths: Sequence[Path]) -> list[dict[str, Any]]:
             missing += [f"shard.{key}" for key in _NEEDED_OF_SHARD if key not in shard]
         if missing:
             raise MergeError(f"{path} is not a whole shard report: no {', '.join(missing)}")
+        if not all(isinstance(report["shard"].get("fingerprint"), dict) for report in reports):
+            raise MergeError(
+                f"{path} has no fingerprint of its run (written by an earlier "
+                "lambda-optimizer): which run it is a shard of cannot be told; run the shards "
+                "again with this version"
+            )
         documents.append(document)
     return documents
 
@@ -106,9 +116,9 @@ def _merged_organisation(documents: Sequence[dict[str, Any]], run_id: str) -> di
     documents = sorted(documents, key=lambda d: d["shard"]["index"])
     places, totals = [], []
     for i, first in enumerate(documents[0]["places"]):
-        shards = [(d["shard"], d["places"][i]) for d in documents]
-        failed = [f"shard {s['index']}/{count}: {p['error']}" for s, p in shards if not p["report"]]
-        reports = [place["report"] for _, place in shards if place["report"]]
+        given = [(d["shard"], d["places"][i]) for d in documents]
+        failed = [f"shard {s['index']}/{count}: {p['error']}" for s, p in given if not p["report"]]
+        reports = [place["report"] for _, place in given if place["report"]]
         # The shards that ran this place: what they did stands, whatever the others met.
         merged, money = _merged(reports, None, partial=bool(failed)) if reports else (None, Money())
         environments = [] if merged is None else merged["environments"]
@@ -116,7 +126,8 @@ def _merged_organisation(documents: Sequence[dict[str, Any]], run_id: str) -> di
         places.append(
             {
                 **{key: first[key] for key in ("account", "account_name", "region")},
-                "status": run_status(statuses, False),
+                # As the place's own run says it (a place a shard could not run: failed).
+                "status": merged["status"] if merged is not None and not failed else "failed",
                 "error": "; ".join(failed) or None,
                 "run_id": None,  # each shard's own: the report's merged_from
                 "report": merged,
@@ -166,10 +177,11 @@ def _merged(
 ) -> tuple[dict[str, Any], Money]:
     """The shards' reports of one account and region as one, and its exact money;
     `partial`: some shards could not run it (an organisation's place), merge the others."""
-    shards = [document["shard"] for document in documents]
+    _one_run(documents)
+    parts = [document["shard"] for document in documents]
     count = _same(documents, lambda d: d["shard"]["count"], "shard count")
     if not partial:
-        _every_shard_once(sorted(shard["index"] for shard in shards), count)
+        _every_shard_once(sorted(shard["index"] for shard in parts), count)
     for what, value in (
         ("dry run", lambda d: d["dry_run"]),
         ("command", lambda d: d["command"]),
@@ -191,7 +203,7 @@ def _merged(
     environments.sort(key=lambda env: order[env["suffix"]])
     lines_by_suffix = {
         entry["suffix"]: [MoneyLine(**line) for line in entry["lines"]]
-        for shard in shards
+        for shard in parts
         for entry in shard["money_lines"]
     }
     lines = [line for env in environments for line in lines_by_suffix.get(env["suffix"], [])]
@@ -203,7 +215,7 @@ def _merged(
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
         "dry_run": first["dry_run"],
-        "status": run_status({env["status"] for env in environments}, bool(stopped)),
+        "status": _status(first, environments, bool(stopped)),
         "account": first["account"],
         "region": region,
         "started_at": min(d["started_at"] for d in documents),
@@ -228,6 +240,44 @@ def _merged(
         "shard": None,
         "merged_from": [d["run_id"] for d in sorted(documents, key=lambda d: d["shard"]["index"])],
     }, money
+
+
+def _one_run(documents: Sequence[dict[str, Any]]) -> None:
+    """MergeError naming the fingerprint parts in which a shard differs from the first."""
+    first = documents[0]
+    for document in documents[1:]:
+        differ = shards.differing(first["shard"]["fingerprint"], document["shard"]["fingerprint"])
+        if differ:
+            raise MergeError(
+                f"the reports are not shards of one run: {_name(document)} differs from "
+                f"{_name(first)} in {', '.join(differ)}"
+            )
+
+
+def _name(document: dict[str, Any]) -> str:
+    shard = document["shard"]
+    return f"shard {shard['index']}/{shard['count']} (run {document['run_id']})"
+
+
+def _status(
+    first: dict[str, Any], environments: Sequence[dict[str, Any]], stopped: bool
+) -> RunStatus:
+    """The merged run's status, as one run's report would say it (`results.run_status`)."""
+    applied = any(
+        change["status"] == "applied" and change.get("verified")
+        for env in environments
+        for change in [
+            *env["changes"],
+            *(change for function in env["functions"] for change in function["changes"]),
+        ]
+    )
+    return run_status(
+        {env["status"] for env in environments},
+        stopped,
+        dry_run=bool(first["dry_run"]),
+        applied=applied,
+        rollback=first.get("rollback_of") is not None,
+    )
 
 
 def _order(documents: Sequence[dict[str, Any]]) -> list[str]:

@@ -27,6 +27,10 @@ from optimizer_async.accounts import Place
 from optimizer_async.config import OutputFormat
 from optimizer_async.costs import Money, usd_range
 from optimizer_async.report import SCHEMA_VERSION, RunReport, render, run_status, sum_calls
+from optimizer_async.results import status_text
+
+# A place's run that wrote and verified something: what tells partly applied from failed.
+_WROTE: Final = frozenset({"converged", "partly_applied", "rolled_back"})
 
 KIND: Final = "organisation"
 
@@ -141,8 +145,18 @@ class OrganisationReport:
 
     @property
     def status(self) -> str:
+        """As a single run's status reads: over every place's environments."""
         statuses = {status for place in self.places for status in place.statuses}
-        return run_status(statuses, self.stopped_by is not None)
+        applied = any(
+            place.report is not None and place.report.status in _WROTE for place in self.places
+        )
+        return run_status(
+            statuses,
+            self.stopped_by is not None,
+            dry_run=self.dry_run,
+            applied=applied,
+            rollback=self.rollback_of is not None,
+        )
 
     @property
     def exit_code(self) -> int:
@@ -201,7 +215,7 @@ def headline(report: OrganisationReport) -> str:
     calls = report.api_calls
     failed = sum(place.report is None for place in report.places)
     return (
-        f"organisation run {report.run_id} · {report.status} · "
+        f"organisation run {report.run_id} · {status_text(report.status)} · "
         f"{len(report.places)} account/region(s), {failed} could not run · "
         f"{calls['total']} AWS calls ({calls['writes']} writes) · {report.elapsed_s:.1f} s · "
         f"{verb} {savings.net_text()}/month"

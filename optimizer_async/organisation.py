@@ -274,7 +274,7 @@ async def _targets(
     a place whose run changed nothing has nothing to put back and is left out."""
     if config.command == "apply":
         assert config.plan_file is not None
-        document = plan_file.load(config.plan_file)
+        document = plan_file.load(config.plan_file, config.plan_sha256)
         return [
             (_place(config, entry, str(config.plan_file)), Replay(plan=entry["plan"]))
             for entry in document["places"]

@@ -5,8 +5,10 @@ now, read through each step's `Step.current`:
 - **rollback** (`rollback --run-id`) takes a run's before-images back: a setting still as
   before the run needs nothing (the run never got there, or it is undone already); one as
   the run set it is put back (`Step.undo`); anything else was changed by someone since the
-  run and is refused with what changed, unless `--force`. Steps undo in the reverse of their
-  `after` order (a function stops using its dead-letter queue before the queue goes).
+  run and is refused with what changed, unless `--force` - that setting alone: the step's
+  other settings go back. Steps undo in the reverse of their `after` order (a function stops
+  using its dead-letter queue before the queue goes), and what a setting left in place
+  relies on (`Step.relies_on`, `Step.serves`) is kept, saying why.
 - **apply** (`apply PLAN`) makes exactly the changes a reviewed plan file holds: a setting
   already as planned needs nothing; one still as the plan saw it is changed (`Step.apply`);
   anything else - or a function whose RevisionId moved since the plan - is refused, never
@@ -18,8 +20,10 @@ and reads only the steps' own parts (no evidence, no Logs Insights scan).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from optimizer_async import plan_check
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.core import FUNCTION
 from optimizer_async.engine import Engine, EngineSettings
@@ -90,6 +94,10 @@ class RecordedEngine(Engine):
         )
 
     def plan_environment(self, inventory: EnvironmentInventory) -> EnvironmentPlan:
+        if self.direction == "apply":  # its changes were verified against the plan's record
+            moved = plan_check.moved_since(self.records[inventory.suffix], inventory)
+            if moved is not None:
+                return EnvironmentPlan(inventory.suffix, error=moved)
         return plan_recorded(
             inventory, self.records[inventory.suffix], self.steps, self.direction, self.force
         )
@@ -167,6 +175,8 @@ def plan_recorded(
                 functions[function][name] = _replay(step, changes, current, direction, force, moved)
             else:
                 notes.append(f"{function} no longer exists: its {name} changes are not replayed")
+    if direction == "undo":
+        _keep_prerequisites(steps, inventory, own, functions)
     return EnvironmentPlan(
         inventory.suffix,
         own,
@@ -184,11 +194,14 @@ def _replay(
     force: bool,
     moved: str | None,
 ) -> StepPlan:
-    """One step's recorded changes against the live values: done, to do, or refused."""
+    """One step's recorded changes against the live values: done, to do, or refused. A plan
+    file's refusal blocks the step's changes (a reviewed change is made as a whole or not);
+    a rollback's holds back only the setting someone changed, and the others go back."""
     since = "the run" if direction == "undo" else "the plan"
     todo: list[Change] = []
     unchanged: list[str] = []
     refused: list[str] = [moved] if moved else []
+    held: list[tuple[Change, str]] = []
     for change in changes:
         start, goal = (change.after, change.before) if direction == "undo" else (
             change.before, change.after
@@ -197,17 +210,120 @@ def _replay(
         if step.same(change.setting, live, goal):
             unchanged.append(f"{change.resource} {step.render_setting(change.setting)}")
             continue
-        todo.append(Change(step.name, change.resource, change.setting, live, goal))
-        if not (force or step.same(change.setting, live, start)):
-            refused.append(
-                f"{change.resource} {step.render_setting(change.setting)} is "
-                f"{step.render_value(change.setting, live)}, {since} "
-                + ("set " if direction == "undo" else "expected ")
-                + step.render_value(change.setting, start)
-            )
+        back = Change(step.name, change.resource, change.setting, live, goal)
+        if force or step.same(change.setting, live, start):
+            todo.append(back)
+            continue
+        why = (
+            f"{change.resource} {step.render_setting(change.setting)} is "
+            f"{step.render_value(change.setting, live)}, {since} "
+            + ("set " if direction == "undo" else "expected ")
+            + step.render_value(change.setting, start)
+        )
+        if direction == "undo":  # field by field: this setting stays, the others go back
+            held.append((back, f"changed since the run: {why} (--force rolls it back anyway)"))
+        else:
+            todo.append(back)
+            refused.append(why)
     blocked = None
     if refused and todo:
         blocked = f"changed since {since}: " + "; ".join(refused)
         if direction == "undo":
             blocked += " (--force rolls it back anyway)"
-    return StepPlan(tuple(todo), tuple(unchanged), blocked=blocked)
+    notes = tuple(f"not rolled back - {reason}" for _, reason in held)
+    return StepPlan(tuple(todo), tuple(unchanged), notes, blocked=blocked, held=tuple(held))
+
+
+@dataclass(frozen=True)
+class _Reliant:
+    """Settings a rollback leaves in place that rely on another step's changes."""
+
+    step: str  # the step relied on
+    function: FunctionInventory | None  # whose settings (None: the environment's)
+    who: str  # "function X", or the relying step's name
+    settings: tuple[str, ...]  # as the relying step renders them
+    why: tuple[str, ...]  # what they use it for (`Reliance.why`)
+
+    def text(self) -> str:
+        verb = "is" if len(self.settings) == 1 else "are"
+        return (
+            f"{self.who} may still {' and '.join(self.why)} "
+            f"(its {', '.join(self.settings)} {verb} not rolled back)"
+        )
+
+
+def _reliants(step: Step, plan: StepPlan, function: FunctionInventory | None) -> list[_Reliant]:
+    """What of the step's plan stays in place and relies on other steps (`relies_on`)."""
+    staying = [change for change, _ in plan.held] + (list(plan.changes) if plan.blocked else [])
+    found: dict[str, _Reliant] = {}
+    for reliance in step.relies_on:
+        settings = [
+            step.render_setting(c.setting) for c in staying if c.setting in reliance.settings
+        ]
+        if not settings:
+            continue
+        who = step.name if function is None else f"function {function.name}"
+        seen = found.get(reliance.step, _Reliant(reliance.step, function, who, (), ()))
+        found[reliance.step] = replace(
+            seen,
+            settings=tuple(dict.fromkeys((*seen.settings, *settings))),
+            why=tuple(dict.fromkeys((*seen.why, reliance.why))),
+        )
+    return list(found.values())
+
+
+def _keep(
+    step: Step, plan: StepPlan, reliants: Sequence[_Reliant], scope: FunctionInventory | None
+) -> StepPlan:
+    """The step's plan with the changes a kept setting relies on held back, saying why.
+    `scope`: the function the plan is for (None: the environment's own step)."""
+    relying = [
+        r
+        for r in reliants
+        if r.step == step.name and (scope is None or r.function is None or r.function is scope)
+    ]
+    if not relying or plan.blocked:  # nothing relies on it, or none of it is made anyway
+        return plan
+    going: list[Change] = []
+    held: list[tuple[Change, str]] = []
+    for change in plan.changes:
+        serving = [r.text() for r in relying if step.serves(change, r.function)]
+        if not serving:
+            going.append(change)
+            continue
+        reason = f"kept: {change.resource} - {'; '.join(serving)}; --force rolls it back anyway"
+        held.append((change, reason))
+    if not held:
+        return plan
+    notes = tuple(dict.fromkeys((*plan.notes, *(reason for _, reason in held))))
+    return replace(plan, changes=tuple(going), notes=notes, held=(*plan.held, *held))
+
+
+def _keep_prerequisites(
+    steps: Mapping[str, Step],
+    inventory: EnvironmentInventory,
+    own: dict[str, StepPlan],
+    functions: dict[str, dict[str, StepPlan]],
+) -> None:
+    """A rollback never deletes what a setting it leaves in place uses: a function that keeps
+    its dead-letter target keeps the queue and its permission to send there. Each step says
+    which of its settings rely on which step (`Step.relies_on`); that step's changes the
+    setting uses (`Step.serves`) are held back with the reason, and so on down a chain."""
+    while True:
+        reliants = [r for name, plan in own.items() for r in _reliants(steps[name], plan, None)]
+        for name_of_fn, plans in functions.items():
+            fn = inventory.function(name_of_fn)
+            reliants += [
+                r for name, plan in plans.items() for r in _reliants(steps[name], plan, fn)
+            ]
+        kept = False
+        for name, plan in own.items():
+            own[name] = _keep(steps[name], plan, reliants, None)
+            kept |= own[name] is not plan
+        for name_of_fn, plans in functions.items():
+            fn = inventory.function(name_of_fn)
+            for name, plan in plans.items():
+                plans[name] = _keep(steps[name], plan, reliants, fn)
+                kept |= plans[name] is not plan
+        if not kept:  # each pass holds back more, or ends: there are only so many changes
+            return

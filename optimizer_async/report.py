@@ -24,8 +24,15 @@ from optimizer_async import json_text, pricing
 from optimizer_async.config import OutputFormat
 from optimizer_async.costs import Money, usd_range
 from optimizer_async.finder import Finding
-from optimizer_async.results import ChangeOutcome, EnvironmentOutcome
-from optimizer_async.shards import Shard
+from optimizer_async.results import (
+    FAILING,
+    ChangeOutcome,
+    EnvironmentOutcome,
+    RunStatus,
+    status_text,
+)
+from optimizer_async.results import run_status as run_status  # org_report's, from here
+from optimizer_async.shards import Fingerprint, Shard
 from optimizer_async.steps.base import MoneyLine, render_value
 from optimizer_async.steps.registry import REGISTRY
 
@@ -54,8 +61,14 @@ class RunReport:
     found: Finding | None = None  # --all: what was found, every candidate with its reason
     account: str | None = None  # the account the run read
     sharding: Sharding | None = None  # --shard: this run's share, and what merging needs
-    # An organisation's place, a dry run with --plan-out: its plan document (not reported).
+    # The plan document a dry run wrote (--plan-out) or an apply applied: not reported, but
+    # its sha256 is (what ties the review to the file), and the organisation's plan file
+    # takes its places' from here.
     plan: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def plan_sha256(self) -> str | None:
+        return None if self.plan is None else self.plan.get("sha256")
 
     @property
     def command(self) -> str:
@@ -71,15 +84,31 @@ class RunReport:
         return [env for env in self.environments if env.status == "failed"]
 
     @property
-    def status(self) -> str:
-        return run_status({env.status for env in self.environments}, self.stopped_by is not None)
+    def status(self) -> RunStatus:
+        return run_status(
+            {env.status for env in self.environments},
+            self.stopped_by is not None,
+            dry_run=self.dry_run,
+            applied=any(
+                o.status == "applied" and o.verified
+                for env in self.environments
+                for o in env.all_changes()
+            ),
+            rollback=self.rollback_of is not None,
+        )
+
+    @property
+    def held(self) -> list[EnvironmentOutcome]:
+        return [env for env in self.environments if env.status == "held"]
 
     @property
     def exit_code(self) -> int:
+        """128 + the signal that stopped it; 1 if something asked for was not done (a
+        failure, or every environment held by another run) or the bake failed; else 0."""
         if self.stopped_by is not None:
             return 128 + self.stopped_by  # 130 SIGINT, 143 SIGTERM
         bake_failed = self.bake is not None and self.bake.get("error")
-        return 1 if self.failed or bake_failed else 0
+        return 1 if self.status in FAILING or bake_failed else 0
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = json_text.materialised(self.document())
@@ -105,6 +134,8 @@ class RunReport:
             "stopped_by": None if self.stopped_by is None else signal.Signals(self.stopped_by).name,
             "applied_plan": self.applied_plan,
             "plan_out": self.plan_out,
+            # Only with a plan: the shards' merged report has none, as their runs have none.
+            **({"plan_sha256": self.plan_sha256} if self.plan_sha256 else {}),
             "bake": self.bake,
             "steps": list(self.steps),
             "found": None if self.found is None else self.found.to_json(),
@@ -127,11 +158,13 @@ class Sharding:
     shard: Shard
     every: tuple[str, ...]  # every environment of the run before sharding, in order
     free_tier: bool
+    fingerprint: Fingerprint  # of the run's configuration and candidates: merge compares
 
     def to_json(self, environments: list[EnvironmentOutcome]) -> dict[str, Any]:
         return {
             "index": self.shard.index,
             "count": self.shard.count,
+            "fingerprint": self.fingerprint.to_json(),
             "of": list(self.every),
             "environments": [env.suffix for env in environments],
             "free_tier": self.free_tier,
@@ -148,19 +181,6 @@ class Sharding:
 def exact_line(line: MoneyLine) -> dict[str, Any]:
     """A money line as it is, not rounded for reading: `report merge` prices with it."""
     return {**line.to_json(), "monthly_usd": line.monthly_usd, "low_usd": line.low_usd}
-
-
-def run_status(statuses: set[str], stopped: bool) -> str:
-    """A run's status from its environments' statuses."""
-    if stopped:
-        return "stopped"
-    if "failed" in statuses:
-        return "failed"
-    if "changed" in statuses:
-        return "converged"
-    if "planned" in statuses:
-        return "planned"
-    return "held" if "held" in statuses else "nothing_to_do"
 
 
 def sum_calls(snapshots: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -282,11 +302,15 @@ def _rows(env: EnvironmentOutcome) -> list[tuple[str, str, str, str, str]]:
 
 
 def _headline(report: RunReport) -> str:
+    """The report's last line: what the run did (its status, as `runs` says it too)."""
     savings = report.savings
     verb = "would save" if report.dry_run else "saves"
     calls, writes = report.api_calls.get("total", 0), report.api_calls.get("writes", 0)
-    modes = {"planned": "dry run", "nothing_to_do": "nothing to do", "held": "held by another run"}
-    mode = modes.get(report.status, "applied")
+    mode = status_text(report.status)
+    if report.stopped_by is not None:
+        mode += f" by {signal.Signals(report.stopped_by).name}"
+    held = f", {len(report.held)} held" if report.held else ""
+    counts = f"{len(report.environments)} environment(s), {len(report.failed)} failed{held}"
     calls_text = f"{calls} AWS calls ({writes} writes) · {report.elapsed_s:.1f} s"
     if report.rollback_of or report.applied_plan:
         what = (
@@ -294,16 +318,10 @@ def _headline(report: RunReport) -> str:
             if report.rollback_of
             else f"apply of {report.applied_plan}"
         )
-        return (
-            f"run {report.run_id} · {what} · {mode} · "
-            f"{len(report.environments)} environment(s), {len(report.failed)} failed · "
-            + calls_text
-        )
+        return f"run {report.run_id} · {what} · {mode} · {counts} · " + calls_text
     breakdown = savings.breakdown()
     return (
-        f"run {report.run_id} · {mode} · "
-        f"{len(report.environments)} environment(s), {len(report.failed)} failed · "
-        f"{calls} AWS calls ({writes} writes) · {report.elapsed_s:.1f} s · "
+        f"run {report.run_id} · {mode} · {counts} · {calls_text} · "
         f"{verb} {savings.net_text()}/month" + (f" ({breakdown})" if breakdown else "")
     )
 
@@ -387,9 +405,13 @@ def _steps_line(report: RunReport) -> str | None:
                 f"baked {report.bake['duration_s'] / 60:g} min ({report.bake['polls']} polls): "
                 + (f"rolled back {', '.join(sorted(undone))}" if undone else "every change held")
             )
+    digest = report.plan_sha256
     if report.plan_out:
-        lines.append(f"plan written to {report.plan_out}: review it, then apply it with "
-                     f"`lambda-optimizer apply {report.plan_out}`")  # fmt: skip
+        pin = f" --expect-sha256 {digest}" if digest else ""
+        lines.append(f"plan written to {report.plan_out}, sha256 {digest}: review it, then "
+                     f"apply it with `lambda-optimizer apply {report.plan_out}{pin}`")  # fmt: skip
+    if report.applied_plan and digest:
+        lines.append(f"applied plan {report.applied_plan}, sha256 {digest}")
     return "\n".join(lines) or None
 
 
@@ -435,6 +457,9 @@ def render_markdown(report: RunReport) -> str:
     steps = _steps_line(report)
     if steps:
         lines += [steps, ""]
+    if report.plan_out and report.plan is not None:  # what apply holds every change to
+        targets = json.dumps(report.plan.get("targets"), sort_keys=True)
+        lines += [f"the plan's targets and guardrails: `{targets}`", ""]
     for env in report.environments:
         lines += [f"## `{env.suffix}` — {env.status}", ""]
         if env.error or env.held_by:
@@ -447,7 +472,22 @@ def render_markdown(report: RunReport) -> str:
             lines += [f"### {name}", "", _markdown_row(headers), "|" + "---|" * len(headers)]
             lines += [_markdown_row(row) for row in rows]
             lines.append("")
+        lines += _in_full(env)
     return "\n".join(lines) + "\n"
+
+
+def _in_full(env: EnvironmentOutcome) -> list[str]:
+    """What a reviewer must read whole that the changes table shortens (each step's
+    `review`: a policy as a diff of statements, an ARN written out): a plan is approved on
+    what it will write, not on a summary of it."""
+    lines: list[str] = []
+    for outcome in env.changes + [c for fn in env.functions for c in fn.changes]:
+        change = outcome.change
+        step = REGISTRY.get(change.step)
+        shown = () if step is None else step.review(change)
+        if step is not None and shown:
+            lines += [f"`{change.resource}` {step.render_setting(change.setting)}:", "", *shown, ""]
+    return ["### in full", "", *lines] if lines else []
 
 
 def _markdown_row(cells: tuple[str, ...]) -> str:
@@ -482,7 +522,7 @@ def render_runs(runs: list[dict[str, Any]], output: OutputFormat, location: str)
             str(run["run_id"]),
             str(run.get("command", "run"))
             + (f" of {run['rollback_of']}" if run.get("rollback_of") else ""),
-            "dry run" if run.get("dry_run") else str(run.get("status", "")),
+            status_text(str(run.get("status", ""))),
             f"{len(run['places'])} account/region(s)"
             if "places" in run
             else " ".join(str(run.get(key) or "") for key in ("account", "region")).strip(),

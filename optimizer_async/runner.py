@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -33,7 +35,7 @@ from optimizer_async import (
     realised,
     signals,
 )
-from optimizer_async.accounts import Place
+from optimizer_async.accounts import Account, Place
 from optimizer_async.aws import errors
 from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
 from optimizer_async.clock import Clock
@@ -45,7 +47,8 @@ from optimizer_async.org_report import KIND as ORGANISATION
 from optimizer_async.org_report import OrganisationReport
 from optimizer_async.recorded import RecordedEngine, RecordError, function_bases, recorded_steps
 from optimizer_async.report import RunReport, Sharding, render_runs, render_savings
-from optimizer_async.results import EnvironmentOutcome
+from optimizer_async.results import FAILING, EnvironmentOutcome, RecordStatus
+from optimizer_async.shards import Fingerprint
 from optimizer_async.signals import StopRequest
 from optimizer_async.state import (
     LocalStateStore,
@@ -58,7 +61,7 @@ from optimizer_async.state import (
 )
 from optimizer_async.steps.base import Step
 from optimizer_async.steps.registry import REGISTRY
-from optimizer_async.targets import targets_from_json
+from optimizer_async.targets import Targets, targets_from_json, targets_to_json
 
 log = structlog.get_logger("optimizer_async.runner")
 
@@ -193,14 +196,16 @@ async def _run_recorded(
     started_at, started = aws.clock.utcnow(), time.monotonic()
     calls = since or aws.counter.mark()
     rollback, applying = config.command == "rollback", config.command == "apply"
+    applied: dict[str, Any] | None = None  # apply: the plan document it applies
     targets = config.targets
     if rollback and records is None:
         assert config.run_id is not None
         records = await load_images(store, config.run_id)
     elif applying:
         assert config.plan_file is not None
-        document = plan if plan is not None else plan_file.load(config.plan_file)
-        records, targets = document["environments"], targets_from_json(document["targets"])
+        # Loaded and verified again: still the file the CLI checked, or refused (exit 2).
+        applied = plan if plan is not None else plan_file.load(config.plan_file, config.plan_sha256)
+        records, targets = applied["environments"], targets_from_json(applied["targets"])
     if records is not None:
         steps = recorded_steps(records, {step.name: step for step in REGISTRY})
         suffixes, bases = tuple(records), function_bases(records)
@@ -218,17 +223,24 @@ async def _run_recorded(
             log.info("environments.left_out", account=account, suffixes=left_out,
                      reason=f"account {place.account.name}'s match/exclude")  # fmt: skip
 
+    named: set[str] = set()  # every suffix the run was offered, before a shard's share
+
     def mine(suffix: str) -> bool:
+        named.add(suffix)
         return shard is None or shard.takes(account, aws.region, suffix)
 
+    candidates: list[str]  # what the whole run judges (a shard's fingerprint says it)
     if config.find_all and records is None:  # a shard judges only its own candidates
         filters = finder.Filters(config.match, config.exclude, place.account if place else None)
         with structlog.contextvars.bound_contextvars(run_id=run_id):
             found = await finder.find(aws, bases, filters, mine)
         suffixes = found.suffixes
+        candidates = sorted(s for s in named if filters.refusal(s) is None)
+    else:
+        candidates = sorted(set(suffixes))
+    every = suffixes
     if shard is not None:
-        every, suffixes = suffixes, tuple(s for s in suffixes if mine(s))
-        sharding = Sharding(shard, tuple(every), config.free_tier)
+        suffixes = tuple(s for s in suffixes if mine(s))
     held: dict[str, leases.Holder] = {}
     if lease and not config.dry_run and suffixes:
         taken = await leased.enter_async_context(
@@ -242,11 +254,15 @@ async def _run_recorded(
     counts.run_id, counts.environments = run_id, len(suffixes)
     # Prices before the record: a Price List failure leaves no run stuck at "running".
     book = await price_book(config, aws) if records is None else None
+    if shard is not None and book is not None:  # a shard is a run's, never a replay's
+        values = _fingerprinted(config, account, aws.region, steps, targets, book, candidates)
+        sharding = Sharding(shard, tuple(every), config.free_tier, Fingerprint.of(values))
     record = {
         "run_id": run_id,
         "command": config.command,
         "rollback_of": config.run_id if rollback else None,
         "plan_file": str(config.plan_file) if applying else None,
+        "plan_sha256": None if applied is None else applied.get(plan_file.DIGEST),
         "trigger": trigger,
         "started_at": started_at.isoformat(),
         "dry_run": config.dry_run,
@@ -257,6 +273,9 @@ async def _run_recorded(
         "shard": None if config.shard is None else str(config.shard),
         "steps": [step.name for step in steps],
         "status": "running",
+        # Who runs it, and the leases it holds: `runs` tells a dead holder's record apart.
+        "holder": {"host": socket.gethostname(), "pid": os.getpid(), "processes": leases.PROCESSES},
+        "leased": list(suffixes) if lease and not config.dry_run else [],
     }
     FINGERPRINT_KEY.set(await fingerprint_key(store))  # this task's context, and its children's
     with structlog.contextvars.bound_contextvars(run_id=run_id):
@@ -344,7 +363,7 @@ async def _run_recorded(
             found=found,
             account=account,
             sharding=sharding,
-            plan=planned,
+            plan=planned if applied is None else applied,
         )
         await store.write(run_key(run_id, "report.json"), report.document())
         await store.write(
@@ -358,6 +377,50 @@ async def _run_recorded(
             aws_calls=report.api_calls["total"],
         )
     return report
+
+
+def _fingerprinted(
+    config: RunConfig,
+    account: str,
+    region: str,
+    steps: Sequence[Step],
+    targets: Targets,
+    book: pricing.PriceBook,
+    candidates: Sequence[str],
+) -> dict[str, Any]:
+    """What a shard's fingerprint is made of (`shards.FINGERPRINT_PARTS`): everything that
+    decides what the run does, and the environments it judged before it was split."""
+    target_values = targets_to_json(targets)
+    guardrails = target_values.pop("guardrails")
+    return {
+        "command": {"command": config.command, "dry_run": config.dry_run},
+        "selection": {
+            "account": account,
+            "region": region,
+            "all": config.find_all,
+            "suffixes": [] if config.find_all else sorted(config.suffixes),
+            "match": sorted(config.match),
+            "exclude": sorted(config.exclude),
+            "function_bases": list(config.function_bases),
+            "accounts": [_account_filters(a) for a in config.accounts],
+        },
+        "steps": [step.name for step in steps],
+        "targets": target_values,
+        "guardrails": guardrails,
+        "prices": {"source": config.prices, "book": book.origin, "free_tier": config.free_tier},
+        "shards": None if config.shard is None else config.shard.count,
+        "candidates": list(candidates),
+    }
+
+
+def _account_filters(account: Account) -> dict[str, Any]:
+    """An --accounts entry as it selects environments (its role and external id do not)."""
+    return {
+        "account": account.account_id,
+        "regions": list(account.regions),
+        "match": sorted(account.match),
+        "exclude": sorted(account.exclude),
+    }
 
 
 def _same_place(records: dict[str, dict[str, Any]], account: str, region: str, of: str) -> None:
@@ -473,8 +536,12 @@ async def _savings(config: RunConfig, aws_settings: AwsSettings) -> str:
     return render_savings(await savings_document(config, aws_settings), config.output)
 
 
-async def list_runs(store: StateStore) -> list[dict[str, Any]]:
-    """Every recorded run, newest first, with how many environments it can roll back."""
+async def list_runs(store: StateStore, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Every recorded run, newest first, with how many environments it can roll back.
+
+    A record still `running` whose holder is gone (its process dead, its leases lapsed: a
+    SIGKILL, a lost node) is `interrupted`; a run a later rollback put back is
+    `rolled_back`. Either way its record as written stays under `recorded_status`."""
     keys = await store.keys("runs")
     runs: list[dict[str, Any]] = []
     for key in keys:
@@ -485,7 +552,78 @@ async def list_runs(store: StateStore) -> list[dict[str, Any]]:
                 ids += [str(p["run_id"]) for p in record.get("places", ()) if p.get("run_id")]
                 images = [k for k in keys for i in ids if k.startswith(run_key(i, "before-images"))]
                 runs.append({**record, "environments_recorded": len(images)})
+    now = now or datetime.now(UTC)
+    for run in runs:
+        if run.get("status") == "running" and await _holder_gone(store, run, now):
+            _shown_as(run, "interrupted")
+    for run in runs:  # an organisation's: interrupted once its places' runs are
+        if run.get("kind") == ORGANISATION and run.get("status") == "running":
+            places = {
+                str(r.get("status")) for r in runs if r.get("organisation_run") == run["run_id"]
+            }
+            if "interrupted" in places and "running" not in places:
+                _shown_as(run, "interrupted")
+    undone = _undone(runs)
+    for run in runs:
+        by = undone.get(str(run["run_id"]))
+        if by is not None and run.get("status") != "running":
+            _shown_as(run, "rolled_back")
+            run["rolled_back_by"] = by
     return sorted(runs, key=lambda run: str(run["run_id"]), reverse=True)
+
+
+def _shown_as(run: dict[str, Any], status: RecordStatus) -> None:
+    run.setdefault("recorded_status", run.get("status"))
+    run["status"] = status
+
+
+# A rollback after which the run it undid is as its before-images recorded it (converged:
+# as a rollback recorded it before it said rolled back, and as an organisation's says it).
+_PUT_BACK: Final = frozenset({"rolled_back", "nothing_to_do", "converged"})
+
+
+def _undone(runs: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Run id -> the newest rollback that put all of it back (not the bake's, which puts
+    back only the functions that got worse; not one itself rolled back since)."""
+    by: dict[str, str] = {}
+    for run in sorted(runs, key=lambda run: str(run["run_id"])):
+        if (
+            run.get("command") == "rollback"
+            and run.get("rollback_of")
+            and not run.get("dry_run")
+            and run.get("trigger") != "bake"
+            and run.get("status") in _PUT_BACK
+        ):
+            by[str(run["rollback_of"])] = str(run["run_id"])
+    return {target: rollback for target, rollback in by.items() if rollback not in by}
+
+
+async def _holder_gone(store: StateStore, record: dict[str, Any], now: datetime) -> bool:
+    """Whether a `running` record's run is dead (see `leases.Holder.expired`): a process of
+    this machine's process space that no longer exists, or, elsewhere, a run none of whose
+    leases is still its own and live. A run elsewhere that holds no lease (a dry run) cannot
+    be told dead: it stays running."""
+    holder = record.get("holder") or {}
+    processes = str(holder.get("processes") or "")
+    if processes and processes == leases.PROCESSES:
+        alive_until = datetime.max.replace(tzinfo=UTC).isoformat()  # the process decides
+        mine = leases.Holder(str(record["run_id"]), "", int(holder["pid"]), alive_until, processes)
+        return mine.expired(now)
+    leased = record.get("leased")
+    if leased is None and not holder and not record.get("dry_run"):  # recorded before both
+        leased = record.get("suffixes") if record.get("trigger") != "bake" else None
+    if not leased or not record.get("account"):
+        return False
+    account, region = str(record["account"]), str(record.get("region"))
+    for suffix in leased:
+        found = await store.read(leases.lease_key(account, region, str(suffix)))
+        try:
+            lease = None if found is None else leases.Holder(**found)
+        except (TypeError, ValueError):  # not a lease this version wrote: not the run's
+            lease = None
+        if lease is not None and lease.run_id == record["run_id"] and not lease.expired(now):
+            return False
+    return True
 
 
 def _say_stopped(report: RunReport | OrganisationReport) -> None:
@@ -573,7 +711,12 @@ def run(config: RunConfig) -> int:
 
 
 # Refusals a run makes before its first write: bad input, reported as such (exit 2).
-_FOUND_BEFORE_ANY_WRITE: Final = (RecordError, StateBucketError, realised.TooSoonError)
+_FOUND_BEFORE_ANY_WRITE: Final = (
+    RecordError,
+    StateBucketError,
+    realised.TooSoonError,
+    plan_file.PlanFileError,
+)
 
 
 def _cause(error: BaseException) -> BaseException:
@@ -633,7 +776,8 @@ def _merge(config: RunConfig) -> int:
     if config.report_file is not None:
         write_atomically(config.report_file, text)
     sys.stdout.write(text)
-    return 1 if merged["status"] in ("failed", "stopped") else 0  # as the run would have
+    failed = merged["status"] in FAILING or merged["status"] == "stopped"  # exit 1, not 143:
+    return 1 if failed or (merged.get("bake") or {}).get("error") else 0  # no signal to name
 
 
 def _run_in_sandbox(config: RunConfig, settings: AwsSettings) -> int:

@@ -1,6 +1,8 @@
 """Where runs keep what undoing them needs: a store of JSON documents under `runs/{run_id}/`.
 
-    runs/{run_id}/run.json                  what the run was asked to do, and how it ended
+    runs/{run_id}/run.json                  what the run was asked to do, who runs it (host,
+                                            pid, process space; the leases it holds: how
+                                            `runs` tells a dead holder), and how it ended
     runs/{run_id}/before-images/{suffix}.json   the environment before the run's first write
                                             to it, and the changes the run planned for it
     runs/{run_id}/report.json               the run's report

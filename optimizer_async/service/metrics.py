@@ -22,8 +22,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.runs = Counter(
-            "lambda_optimizer_runs", "Runs finished", ["trigger", "command", "status"],
-            registry=self.registry,
+            "lambda_optimizer_runs", "Runs finished, by what started them, command and status "
+            "(the report's: planned, planned_with_failures, converged, partly_applied, failed, "
+            "stopped, rolled_back, held, nothing_to_do; error: no report)",
+            ["trigger", "command", "status"], registry=self.registry,
         )  # fmt: skip
         self.changes = Counter(
             "lambda_optimizer_changes", "Changes by step and outcome (planned, applied, "
@@ -43,6 +45,14 @@ class Metrics:
             "it (`savings`) for the service's recent runs that changed something, once each "
             "is an hour old",
             ["kind"], registry=self.registry,
+        )  # fmt: skip
+        # The estimate is a range (CPU-bound to I/O-bound): both ends, so that a dashboard
+        # shows the range, not only its top (which `savings{kind="estimated"}` is).
+        self.estimated = Gauge(
+            "lambda_optimizer_savings_estimated_monthly_usd", "Monthly savings the last "
+            "cycle's report estimated, by end of its range: low (CPU-bound: runs longer on less "
+            "memory), high (duration unchanged)",
+            ["bound"], registry=self.registry,
         )  # fmt: skip
         self.cycle_seconds = Histogram(
             "lambda_optimizer_cycle_duration_seconds", "Reconcile cycles, start to report",
@@ -69,7 +79,10 @@ class Metrics:
                 for change in _changes(env):
                     self.changes.labels(change["step"], _outcome(change)).inc()
         if estimate:
-            self.savings.labels("estimated").set(report["savings"]["monthly_usd"])
+            savings = report["savings"]
+            self.savings.labels("estimated").set(savings["monthly_usd"])
+            self.estimated.labels("high").set(savings["monthly_usd"])
+            self.estimated.labels("low").set(savings.get("monthly_usd_low", savings["monthly_usd"]))
 
     def observe_calls(self, calls: Mapping[str, Any]) -> None:
         """A gateway's counts (`CallCounter.snapshot`): ok is what did not fail."""

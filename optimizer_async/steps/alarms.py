@@ -27,9 +27,11 @@ from optimizer_async.steps.base import (
     PlanContext,
     ReadContext,
     StepPlan,
+    VerifyContext,
     render_value,
 )
 from optimizer_async.steps.evidence import METRICS, UsageMetrics
+from optimizer_async.steps.verifying import not_planned
 from optimizer_async.targets import AlarmTargets
 
 if TYPE_CHECKING:
@@ -258,6 +260,19 @@ class Alarms(FunctionStep):
                 continue
             alarm: PutMetricAlarmInputTypeDef = {**wanted[change.resource], "Tags": tags}
             await ctx.aws.cloudwatch.put_metric_alarm(**alarm)
+
+    def verify(self, ctx: VerifyContext, change: Change) -> str | None:
+        """One of the function's two alarms, defined as the targets define it (apply writes
+        the targets' definition; the summary must say what it writes)."""
+        assert ctx.function is not None  # plan_check hands a function step its function
+        function, alarms = ctx.function, ctx.targets.alarms
+        defined = (error_rate_alarm(function, alarms), duration_alarm(function, alarms))
+        wanted = {alarm["AlarmName"]: alarm for alarm in defined}
+        if change.resource not in wanted:
+            return f"{change.resource!r} is not an alarm of {ctx.function} ({', '.join(wanted)})"
+        if change.setting != "MetricAlarm":
+            return f"{change.setting} is not a setting {self.name} writes"
+        return not_planned(change, change.before, summary(wanted[change.resource]))
 
     def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
         alarm = function.part(ALARMS).get(change.resource)

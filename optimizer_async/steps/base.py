@@ -15,6 +15,11 @@ the calls it writes and their permissions; it plans purely from the inventory, a
 own changes, prices them (`money`) and says how its values read in a report (`render_*`).
 The engine decides when a step runs; the step decides how. Nothing outside `steps/` names a
 particular step: the registry (`steps/registry.py`) is the only list of them.
+
+A plan file is data, never authority: each step also records what its planning rested on
+(`basis`: ARNs, the evidence its guardrails used) and checks a change read back from a plan
+file against what it would itself plan (`verify`, strict by default), so `apply` writes
+nothing a step would not have planned for that environment.
 """
 
 from __future__ import annotations
@@ -92,6 +97,18 @@ class Change:
             "before": self.before,
             "after": self.after,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Reliance:
+    """Settings of a step that use what one of its `after` steps made (a queue, a permission).
+
+    A rollback that leaves any of these settings in place (refused, or not undone) leaves
+    that step's changes in place too, so nothing it keeps points at what it deleted."""
+
+    step: str  # the step whose changes the settings use: one the declaring step runs after
+    settings: tuple[str, ...]  # the declaring step's settings (as its changes name them)
+    why: str  # what they use it for, read after "may still": "send its failures there"
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +298,25 @@ class FleetContext:
         return value
 
 
+@dataclass(frozen=True)
+class VerifyContext:
+    """One change read back from a plan file, with what the plan says of its environment:
+    all `Step.verify` may consult (no I/O). Every field comes from the file as well, so a
+    step checks names and ARNs against the naming rules before it trusts them."""
+
+    suffix: str
+    account_id: str
+    region: str
+    targets: Targets
+    functions: Mapping[str, Mapping[str, Json]]  # the recorded function list, by name
+    function: str | None  # the change's function; None for an environment step's change
+    basis: Json  # what the plan recorded for this step (and function): `Step.basis`
+    names: EnvironmentNames = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", EnvironmentNames(self.suffix))
+
+
 def _made(objects: dict[str, Any], name: str, make: Callable[[], T]) -> T:
     """`objects[name]`, made on first use."""
     if name not in objects:
@@ -466,6 +502,15 @@ class Step(ABC):
         """Whether two values of a setting are the same (rollback compares live with planned)."""
         return bool(left == right)
 
+    # Which of its settings use which `after` step's changes: what a rollback keeps while
+    # they stay (see `Reliance`).
+    relies_on: ClassVar[tuple[Reliance, ...]] = ()
+
+    def serves(self, change: Change, function: FunctionInventory | None) -> bool:
+        """Whether this change of the step is one the function (None: the environment) uses
+        when a setting of it relies on this step; by default every change of the step is."""
+        return True
+
     def guard_fleet(self, fleet: FleetContext, plans: Sequence[StepPlan]) -> list[StepPlan]:
         """Fleet-wide guardrail over this step's plans, in the fleet's order (every function
         of every environment, or every environment); may block some. Default: none."""
@@ -478,6 +523,24 @@ class Step(ABC):
     def render_value(self, setting: str, value: Json) -> str:
         """A before/after value, short enough for a table cell."""
         return render_value(value)
+
+    def review(self, change: Change) -> tuple[str, ...]:
+        """What a reviewer must read to judge the change whole, where the table's cells
+        shorten it (Markdown lines; () when the cells say it all). By default: an ARN the
+        cells cut to its name, written out, since its account and region matter."""
+        lines: list[str] = []
+        for label, value in (("before", change.before), ("after", change.after)):
+            if isinstance(value, str) and self.render_value(change.setting, value) != value:
+                lines.append(f"- {label}: `{value}`")
+        return tuple(lines)
+
+    def verify(self, ctx: VerifyContext, change: Change) -> str | None:
+        """Why `change`, read from a plan file, is not one this step would plan for the
+        environment (None: it is). A plan file sits in CI artifacts and on disks between
+        review and apply, and apply holds write permissions: so by default a step refuses
+        what it cannot check, and each registered step checks its resources, settings and
+        values against the names, the targets and its recorded `basis`."""
+        return f"{self.name} does not verify changes read from a plan file"
 
 
 class FunctionStep(Step):
@@ -502,6 +565,12 @@ class FunctionStep(Step):
     @abstractmethod
     def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Json:
         """The live value of the change's setting, spelt as the step's changes spell values."""
+
+    def basis(self, ctx: PlanContext, function: FunctionInventory) -> Json:
+        """What a plan file records beside the function's changes for `verify` to re-check
+        them without AWS (the ARNs they name, the evidence the guardrails used); never a
+        secret. None: the names and targets suffice."""
+        return None
 
     async def undo(
         self,
@@ -534,6 +603,10 @@ class EnvironmentStep(Step):
     @abstractmethod
     def current(self, ctx: PlanContext, change: Change) -> Json:
         """The live value of the change's setting, spelt as the step's changes spell values."""
+
+    def basis(self, ctx: PlanContext) -> Json:
+        """What a plan file records beside the environment's changes (see FunctionStep.basis)."""
+        return None
 
     async def undo(
         self, ctx: ApplyContext, changes: tuple[Change, ...], image: Mapping[str, Json]

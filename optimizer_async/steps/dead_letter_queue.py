@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from optimizer_async.inventory import EnvironmentInventory
+from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
 from optimizer_async.naming import EnvironmentNames
 from optimizer_async.steps.base import (
     ApiCall,
@@ -22,7 +22,9 @@ from optimizer_async.steps.base import (
     PlanContext,
     ReadContext,
     StepPlan,
+    VerifyContext,
 )
+from optimizer_async.steps.verifying import not_planned, whole
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs.literals import QueueAttributeNameType
@@ -33,6 +35,7 @@ _SQS_MANAGED: Final = "SQS-managed SSE"
 _SQS_DEFAULTS: Final = {"MessageRetentionPeriod": "345600", "SqsManagedSseEnabled": "false"}
 SSE: Final = "SqsManagedSseEnabled"
 QUEUE_SETTING: Final = "Queue"
+RETENTION_RANGE_S: Final = (60, 1_209_600)  # what SQS takes as MessageRetentionPeriod
 _QUEUE_ARN: Final = "arn:{partition}:sqs:{region}:{account}:{queue}"
 
 
@@ -141,6 +144,23 @@ class DeadLetterQueue(EnvironmentStep):
         }
         await sqs.set_queue_attributes(QueueUrl=queue.url, Attributes=attributes)
 
+    def verify(self, ctx: VerifyContext, change: Change) -> str | None:
+        """Only the environment's own queue, with the attributes the targets give."""
+        name = ctx.names.dead_letter_queue
+        if change.resource != name:
+            return f"{change.resource!r} is not {ctx.suffix}'s dead-letter queue {name}"
+        retention, (low, high) = ctx.targets.dlq_retention_s, RETENTION_RANGE_S
+        if not (whole(retention) and low <= retention <= high):
+            return f"the plan's dlq_retention_s {retention!r} is outside SQS's {low}-{high} s"
+        planned: dict[str, tuple[Any, Any]] = {
+            QUEUE_SETTING: (None, {"retention_s": retention, "encryption": _SQS_MANAGED}),
+            RETENTION: (change.before, str(retention)),
+            SSE: (change.before, "true"),
+        }
+        if change.setting not in planned:
+            return f"{change.setting} is not a setting {self.name} writes"
+        return not_planned(change, *planned[change.setting])
+
     def current(self, ctx: PlanContext, change: Change) -> Any:
         queue = ctx.environment.part(QUEUE)
         if queue is None:
@@ -150,3 +170,8 @@ class DeadLetterQueue(EnvironmentStep):
                 _SQS_MANAGED if queue.attributes.get(SSE) == "true" else None
             )}  # fmt: skip
         return queue.attributes.get(change.setting)
+
+    def serves(self, change: Change, function: FunctionInventory | None) -> bool:
+        """A function sending its failures here needs the queue to exist; its retention
+        and encryption going back leave it usable."""
+        return change.setting == QUEUE_SETTING

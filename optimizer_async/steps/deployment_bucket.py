@@ -26,7 +26,9 @@ from optimizer_async.steps.base import (
     PlanContext,
     ReadContext,
     StepPlan,
+    VerifyContext,
 )
+from optimizer_async.steps.verifying import not_planned, whole
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.type_defs import LifecycleRuleTypeDef
@@ -143,6 +145,25 @@ class DeploymentBucket(EnvironmentStep):
                 await s3.put_bucket_lifecycle_configuration(
                     Bucket=bucket.name, LifecycleConfiguration={"Rules": [*kept, rule]}
                 )
+
+    def verify(self, ctx: VerifyContext, change: Change) -> str | None:
+        """The environment's own bucket: versioning on, the targets' expiry, never longer."""
+        name = ctx.names.bucket(ctx.account_id)
+        if change.resource != name:
+            return f"{change.resource!r} is not {ctx.suffix}'s deployment bucket {name}"
+        if change.setting == VERSIONING:
+            if change.before not in (None, "Suspended"):
+                return f"{VERSIONING} before {change.before!r} is not one it changes"
+            return not_planned(change, change.before, "Enabled")
+        if change.setting != LIFECYCLE:
+            return f"{change.setting} is not a setting {self.name} writes"
+        wanted = ctx.targets.noncurrent_version_expiration_days
+        if not (whole(wanted) and wanted >= 1):
+            return f"the plan's noncurrent_version_expiration_days {wanted!r} is not 1 or more"
+        before = change.before
+        if before is not None and not (whole(before) and before > wanted):
+            return f"{LIFECYCLE} before {before!r}: {self.name} only shortens an expiry"
+        return not_planned(change, before, wanted)
 
     def current(self, ctx: PlanContext, change: Change) -> Any:
         bucket = ctx.environment.part(BUCKET)

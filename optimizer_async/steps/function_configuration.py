@@ -14,12 +14,12 @@ existing dead-letter target is kept.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from optimizer_async import baseline
-from optimizer_async.aws import errors
+from optimizer_async.aws import errors, limits
 from optimizer_async.aws.limits import MAX_ENVIRONMENT_BYTES, environment_size
 from optimizer_async.aws.waiters import IAM_PROPAGATION, wait_function_updated
 from optimizer_async.core import FUNCTION, FUNCTION_ARN
@@ -29,6 +29,7 @@ from optimizer_async.inventory import (
     environment_error,
     function_state,
 )
+from optimizer_async.naming import EnvironmentNames
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
@@ -36,10 +37,14 @@ from optimizer_async.steps.base import (
     Change,
     Decision,
     FunctionStep,
+    Json,
     MoneyLine,
     Permission,
     PlanContext,
+    Reliance,
     StepPlan,
+    VerifyContext,
+    to_json,
 )
 from optimizer_async.steps.dead_letter_queue import QUEUE, queue_arn
 from optimizer_async.steps.evidence import METRICS, REPORT_LINES, ReportLines, UsageMetrics
@@ -50,6 +55,8 @@ from optimizer_async.steps.guardrails import (
     timeout_floor_s,
 )
 from optimizer_async.steps.secrets import SECRETS, secret_arns
+from optimizer_async.steps.verifying import not_own, not_own_secret, not_planned, whole
+from optimizer_async.targets import Targets
 
 if TYPE_CHECKING:
     from types_aiobotocore_lambda.type_defs import UpdateFunctionConfigurationRequestTypeDef
@@ -65,9 +72,14 @@ _MAX_REREADS: Final = 5  # someone keeps changing the function: stop and report
 def _secret_variables(ctx: PlanContext) -> dict[str, str]:
     names = ctx.names
     arns = secret_arns(ctx.environment)
+    return {variable: arns[secret] for variable, secret in _variable_secrets(names).items()}
+
+
+def _variable_secrets(names: EnvironmentNames) -> dict[str, str]:
+    """The only variables the step adds, each with the secret whose ARN it holds."""
     return {
-        baseline.DATABASE_URL_SECRET_ARN_VAR: arns[names.database_url_secret],
-        baseline.API_KEY_SECRET_ARN_VAR: arns[names.api_key_secret],
+        baseline.DATABASE_URL_SECRET_ARN_VAR: names.database_url_secret,
+        baseline.API_KEY_SECRET_ARN_VAR: names.api_key_secret,
     }
 
 
@@ -76,6 +88,20 @@ class FunctionConfiguration(FunctionStep):
     part = FUNCTION
     uses = (QUEUE, SECRETS, METRICS, REPORT_LINES)
     after: ClassVar[tuple[str, ...]] = ("dead_letter_queue", "role_policy")
+    # What a rollback keeps while these settings stay: the queue the dead-letter target
+    # names, and the inline policy that lets the role send there and read the secrets.
+    relies_on: ClassVar[tuple[Reliance, ...]] = (
+        Reliance("dead_letter_queue", (DEAD_LETTER,), "send its failures there"),
+        Reliance("role_policy", (DEAD_LETTER,), "need it to send its failures to the queue"),
+        Reliance(
+            "role_policy",
+            (
+                ENVIRONMENT_PREFIX + baseline.DATABASE_URL_SECRET_ARN_VAR,
+                ENVIRONMENT_PREFIX + baseline.API_KEY_SECRET_ARN_VAR,
+            ),
+            "need it to read its secrets",
+        ),
+    )
     # The waiter's last read then shows the reservation too, and is the verification.
     after_if_run: ClassVar[tuple[str, ...]] = ("reserved_concurrency",)
     revision_locked = True
@@ -92,9 +118,13 @@ class FunctionConfiguration(FunctionStep):
             changes.append(Change(self.name, state.name, setting, before, after))
 
         decisions: list[Decision] = []
-        memory = self._memory(ctx, function)
-        lowered = memory.chosen is not None and memory.chosen < state.memory_mb
-        timeout = self._timeout(ctx, function, memory.chosen if lowered else state.memory_mb)
+        memory, timeout = self._decisions(
+            ctx.targets,
+            state.memory_mb,
+            state.timeout_s,
+            function.part(METRICS),
+            function.part(REPORT_LINES),
+        )
         for setting, decision, unit in ((MEMORY, memory, "MB"), (TIMEOUT, timeout, "s")):
             current, wanted = decision.current, decision.target
             if current <= wanted:  # only tighten: nothing to decide
@@ -156,11 +186,26 @@ class FunctionConfiguration(FunctionStep):
             held=tuple(held),
         )
 
-    def _memory(self, ctx: PlanContext, function: FunctionInventory) -> Decision:
+    def _decisions(
+        self,
+        targets: Targets,
+        memory_mb: int,
+        timeout_s: int,
+        metrics: UsageMetrics,
+        lines: ReportLines,
+    ) -> tuple[Decision, Decision]:
+        """Memory, then the timeout at the memory chosen: the guardrails' arithmetic on the
+        evidence, the same for planning and for verifying a plan file's changes."""
+        memory = self._memory(targets, memory_mb, metrics, lines)
+        lowered = memory.chosen is not None and memory.chosen < memory_mb
+        chosen = memory.chosen if lowered and memory.chosen is not None else memory_mb
+        return memory, self._timeout(targets, timeout_s, memory_mb, metrics, chosen)
+
+    def _memory(
+        self, targets: Targets, current: int, metrics: UsageMetrics, lines: ReportLines
+    ) -> Decision:
         """Target memory, never below max memory used x headroom (REPORT lines)."""
-        rules, current = ctx.targets.guardrails, function.state.memory_mb
-        target = ctx.targets.function.memory_mb
-        metrics, lines = function.part(METRICS), function.part(REPORT_LINES)
+        rules, target = targets.guardrails, targets.function.memory_mb
         floor, basis = None, _no_evidence(metrics, lines)
         if lines.memory_max_mb is not None:
             floor = memory_floor_mb(lines.memory_max_mb, rules)
@@ -169,15 +214,20 @@ class FunctionConfiguration(FunctionStep):
             MEMORY, current, target, floor, rules.mode, "MB", basis, active=not metrics.idle
         )
 
-    def _timeout(self, ctx: PlanContext, function: FunctionInventory, memory_mb: int) -> Decision:
+    def _timeout(
+        self,
+        targets: Targets,
+        current: int,
+        current_memory_mb: int,
+        metrics: UsageMetrics,
+        memory_mb: int,
+    ) -> Decision:
         """Target timeout, never below the durations projected at the new memory."""
-        rules, current = ctx.targets.guardrails, function.state.timeout_s
-        target = ctx.targets.function.timeout_s
-        metrics = function.part(METRICS)
+        rules, target = targets.guardrails, targets.function.timeout_s
         floor, basis = None, _no_evidence(metrics, None)
         p99, highest = metrics.duration_p99_ms, metrics.duration_max_ms
         if not metrics.idle and highest is not None:
-            slowdown = cpu_slowdown(metrics.memory_mb or function.state.memory_mb, memory_mb)
+            slowdown = cpu_slowdown(metrics.memory_mb or current_memory_mb, memory_mb)
             # Without a p99 (an endpoint that cannot compute it, durations published only as
             # statistic sets) the maximum stands in for it: never less safe than the p99.
             floor = timeout_floor_s(highest if p99 is None else p99, highest, slowdown, rules)
@@ -197,6 +247,61 @@ class FunctionConfiguration(FunctionStep):
         return decide(
             TIMEOUT, current, target, floor, rules.mode, "s", basis, active=not metrics.idle
         )
+
+    def basis(self, ctx: PlanContext, function: FunctionInventory) -> Json:
+        """The settings the plan saw, the evidence its guardrails used, the ARNs it sets."""
+        state, lines = function.state, function.part(REPORT_LINES)
+        return {
+            "memory_mb": state.memory_mb,
+            "timeout_s": state.timeout_s,
+            "metrics": to_json(function.part(METRICS)),
+            "report_lines": {"source": lines.source, "memory_max_mb": lines.memory_max_mb},
+            "dead_letter_target": queue_arn(ctx.environment),
+            "variables": {
+                variable: secret_arns(ctx.environment).get(secret)
+                for variable, secret in _variable_secrets(ctx.names).items()
+            },
+        }
+
+    def verify(self, ctx: VerifyContext, change: Change) -> str | None:
+        """The function's own settings only: memory and timeout as the guardrails decide on
+        the recorded evidence, the targets' tracing, the environment's queue, and the two
+        secret-ARN variables holding the environment's own secrets' ARNs."""
+        if change.resource != ctx.function:
+            return f"{change.resource!r} is not the function {ctx.function} it is recorded under"
+        basis, setting = ctx.basis, change.setting
+        if setting in (MEMORY, TIMEOUT):
+            memory, timeout = self._decisions(
+                ctx.targets,
+                basis["memory_mb"],
+                basis["timeout_s"],
+                UsageMetrics(**basis["metrics"]),
+                ReportLines(**basis["report_lines"]),
+            )
+            if setting == MEMORY:
+                return _decided(change, memory, limits.check_memory_mb)
+            return _decided(change, timeout, limits.check_timeout_s)
+        if setting == TRACING:
+            return not_planned(change, change.before, ctx.targets.function.tracing_mode)
+        if setting == DEAD_LETTER:
+            queue, target = ctx.names.dead_letter_queue, basis["dead_letter_target"]
+            return (
+                not_own(ctx, change.after, "sqs", queue)
+                or not_own(ctx, target, "sqs", queue)
+                or not_planned(change, None, target)
+            )
+        variable = setting.removeprefix(ENVIRONMENT_PREFIX)
+        secrets = _variable_secrets(ctx.names)
+        if setting.startswith(ENVIRONMENT_PREFIX) and variable in secrets:
+            arn = basis["variables"][variable]
+            return (
+                not_own_secret(ctx, change.after, secrets[variable])
+                or not_own_secret(ctx, arn, secrets[variable])
+                or not_planned(change, None, arn)
+            )
+        if setting.startswith(ENVIRONMENT_PREFIX):
+            return f"{variable} is not a variable {self.name} adds (only {', '.join(secrets)})"
+        return f"{setting} is not a setting {self.name} writes"
 
     async def apply(
         self, ctx: ApplyContext, function: FunctionInventory, changes: tuple[Change, ...]
@@ -326,6 +431,22 @@ async def _reread(ctx: ApplyContext, name: str) -> tuple[EnvironmentVariables, s
         )
     variables = EnvironmentVariables(config.get("Environment", {}).get("Variables", {}))
     return variables, config.get("RevisionId")
+
+
+def _decided(change: Change, decision: Decision, check: Callable[[int], int]) -> str | None:
+    """Why a memory or timeout change is not the one the guardrails decide (None: it is)."""
+    if not whole(change.after):
+        return f"{change.setting} {change.after!r} is not a whole number"
+    try:
+        check(change.after)
+    except ValueError as error:
+        return str(error)
+    current, target, chosen = decision.current, decision.target, decision.chosen
+    if current <= target:
+        return f"{change.setting} {current} is not above the target {target}: it is kept"
+    if chosen is None:
+        return f"the evidence keeps {change.setting} at {current}: {decision.why}"
+    return not_planned(change, current, chosen, decision.why)
 
 
 def _too_large(size: int) -> str:

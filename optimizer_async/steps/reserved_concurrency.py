@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final
 
-from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY
+from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY, check_reserved_concurrency
 from optimizer_async.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.inventory import FunctionInventory
 from optimizer_async.steps import monthly
@@ -27,14 +27,18 @@ from optimizer_async.steps.base import (
     Decision,
     FleetContext,
     FunctionStep,
+    Json,
     MoneyLine,
     Permission,
     PlanContext,
     ReadContext,
     StepPlan,
+    VerifyContext,
+    to_json,
 )
-from optimizer_async.steps.evidence import METRICS
+from optimizer_async.steps.evidence import METRICS, UsageMetrics
 from optimizer_async.steps.guardrails import concurrency_floor, decide
+from optimizer_async.steps.verifying import not_planned, whole
 from optimizer_async.targets import GuardrailMode, Guardrails, Targets
 
 SETTING: Final = "ReservedConcurrentExecutions"
@@ -187,6 +191,33 @@ class ReservedConcurrency(FunctionStep):
                 before, int(change.after), state.memory_mb, state.architecture, ctx.prices
             )
         return tuple(lines)
+
+    def basis(self, ctx: PlanContext, function: FunctionInventory) -> Json:
+        """The evidence the guardrail used: the peak concurrency, whether it ran at all."""
+        return {"metrics": to_json(function.part(METRICS))}
+
+    def verify(self, ctx: VerifyContext, change: Change) -> str | None:
+        """A new reservation for a function that had none, as the guardrail decides on the
+        recorded peak. (The account's unreserved floor is AWS's to enforce at apply.)"""
+        if change.resource != ctx.function:
+            return f"{change.resource!r} is not the function {ctx.function} it is recorded under"
+        if change.setting != SETTING:
+            return f"{change.setting} is not a setting {self.name} writes"
+        wanted, rules = ctx.targets.function.reserved_concurrency, ctx.targets.guardrails
+        if wanted is None:
+            return "the plan's targets reserve no concurrency"
+        if not whole(change.after):
+            return f"{SETTING} {change.after!r} is not a whole number"
+        try:
+            check_reserved_concurrency(change.after)
+        except ValueError as error:
+            return str(error)
+        metrics = UsageMetrics(**ctx.basis["metrics"])
+        decision = self._decide(metrics.concurrency_max, metrics.idle, wanted, rules.mode, rules,
+                                metrics.lookback_days)  # fmt: skip
+        if decision.chosen is None:
+            return f"the evidence reserves nothing: {decision.why}"
+        return not_planned(change, None, decision.chosen, decision.why)
 
     def current(self, ctx: PlanContext, function: FunctionInventory, change: Change) -> Any:
         return function.state.reserved_concurrency

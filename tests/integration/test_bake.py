@@ -91,7 +91,7 @@ async def test_a_function_that_gets_worse_is_rolled_back_and_named(
     runs = [await store.read(key) for key in await store.keys("runs") if key.endswith("run.json")]
     (undo,) = [run for run in runs if run and run.get("rollback_of") == report.run_id]
     assert undo["trigger"] == "bake"
-    assert undo["status"] == "converged"
+    assert undo["status"] == "rolled_back"
     assert undo["suffixes"] == ["bake"]
     undone = await store.read(f"runs/{undo['run_id']}/report.json")
     assert undone is not None

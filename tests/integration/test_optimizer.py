@@ -204,6 +204,35 @@ def test_missing_secrets_fail_one_environment_alone(
     assert_optimised(client, prod)
 
 
+def test_a_missing_role_leaves_its_environment_untouched(
+    seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique
+) -> None:
+    """Found before any write to the environment: no queue, reservation, retention or
+    alarm of it is made while its function's role is gone."""
+    dev, qa = seed(unique("dev"), unique("qa"))
+    iam = client("iam")
+    role = f"lambda-role-{qa}"
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=role, PolicyName=name)
+    for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=role, PolicyArn=attached["PolicyArn"])
+    iam.delete_role(RoleName=role)
+
+    code, report = optimize("--suffix", f"{dev},{qa}")
+    assert code == 1
+    (failed,) = [e for e in report["environments"] if e["suffix"] == qa]
+    assert failed["status"] == "failed"
+    assert failed["error"] == f"execution role(s) not found: {role}; restore them, then re-run"
+    assert not [c for c in failed["changes"] if c["status"] == "applied"]
+    assert client("sqs").list_queues(QueueNamePrefix=f"lambda-dlq-{qa}").get("QueueUrls") is None
+    assert "Concurrency" not in client("lambda").get_function(FunctionName=f"lambda-function-{qa}")
+    alarms = client("cloudwatch").describe_alarms(
+        AlarmNamePrefix=f"error-rate-lambda-function-{qa}"
+    )
+    assert alarms["MetricAlarms"] == []
+    assert_optimised(client, dev)
+
+
 def test_drifted_bucket_is_repaired_keeping_its_own_rules(
     seed: Seed, optimize: Optimize, client: ClientFactory, unique: Unique, account_id: str
 ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from optimizer_async import plan_file
 from optimizer_async.naming import EnvironmentNames
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique
@@ -32,12 +33,15 @@ def test_a_plan_applied_ends_as_a_direct_run_and_applies_once(
     assert f"lambda-optimizer apply {plan}" in markdown.read_text()  # what the PR shows
     document = json.loads(plan.read_text())
     assert document["kind"] == "lambda-optimizer plan"
+    assert document["schema_version"] == 2
     function = EnvironmentNames(dev).function()
     assert document["environments"][dev]["revisions"][function]  # the fingerprint
+    assert dry["plan_sha256"] == document["sha256"] == plan_file.digest(document)
 
     code, applied = optimize("apply", str(plan))
     assert code == 0, json.dumps(applied, indent=1)
     assert applied["command"] == "apply"
+    assert applied["plan_sha256"] == document["sha256"]
     planned = {(c["resource"], c["setting"]) for c in _changes(dry, dev)}
     done = {(c["resource"], c["setting"]) for c in _changes(applied, dev)}
     assert done == planned

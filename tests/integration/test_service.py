@@ -215,7 +215,7 @@ async def test_a_cli_run_during_a_cycle_reports_the_environment_held(
                  "--state-dir", str(tmp_path / "state"), "--log-level", "warning"],
                 env={**os.environ, "AWS_ENDPOINT_URL": sandbox.endpoint_url}, check=False,
             )  # fmt: skip
-            assert cli_run.returncode == 0, cli_run.stderr
+            assert cli_run.returncode == 1, cli_run.stderr  # all held: nothing done
             report = json.loads(cli_run.stdout)
             assert report["environments"][0]["status"] == "held"
             gated.gate.set()

@@ -305,6 +305,12 @@ CASES: Final = (
         lambda w: w.iam.get_role_policy(RoleName="sweep-role", PolicyName="none"),
         "NoSuchEntity",
     ),
+    Case("iam.GetRole[]", lambda w: w.iam.get_role(RoleName="sweep-role")),
+    Case(
+        "iam.GetRole[missing]",
+        lambda w: w.iam.get_role(RoleName="no-such-role"),
+        "NoSuchEntity",
+    ),
     Case(
         "iam.DeleteRolePolicy[missing]",
         lambda w: w.iam.delete_role_policy(RoleName="sweep-role", PolicyName="none"),
@@ -508,6 +514,27 @@ CASES: Final = (
     Case(
         "logs.DescribeLogGroups[prefix matching nothing]",
         lambda w: w.logs.describe_log_groups(logGroupNamePrefix="/nothing/here", limit=50),
+    ),
+    Case(
+        "logs.DescribeLogStreams[none yet, ordered by last event]",
+        lambda w: w.logs.describe_log_streams(
+            logGroupName=GROUP, orderBy="LastEventTime", descending=True, limit=1
+        ),
+    ),
+    Case(
+        "logs.DescribeLogStreams[group missing]",
+        lambda w: w.logs.describe_log_streams(logGroupName="/none/such"),
+        "ResourceNotFoundException",
+    ),
+    Case(
+        "logs.DeleteLogGroup[group missing]",
+        lambda w: w.logs.delete_log_group(logGroupName="/none/such"),
+        "ResourceNotFoundException",
+    ),
+    Case(
+        "logs.DeleteLogGroup[512-character name]",
+        lambda w: w.logs.delete_log_group(logGroupName="/" + "b" * 511),
+        "ResourceNotFoundException",
     ),
     Case(
         "logs.PutRetentionPolicy[3653 days]",

@@ -42,6 +42,13 @@ def test_the_token_is_a_real_one_whichever_way_it_comes(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="at least 16 printable ASCII"):
         _serve(*wide, LAMBDA_OPTIMIZER_API_TOKEN="x")
     assert _serve(*wide, LAMBDA_OPTIMIZER_API_TOKEN=" " + "t" * 20 + "\n").serve.token == "t" * 20
+    for blank in ("", "   ", "\n"):  # set but blank: refused, not taken as no token
+        with pytest.raises(UsageError, match="LAMBDA_OPTIMIZER_API_TOKEN: the token must be"):
+            _serve(LAMBDA_OPTIMIZER_API_TOKEN=blank)
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(UsageError, match="the token must be at least 16"):
+        _serve("--token-file", str(empty))
     secret = tmp_path / "token"
     secret.write_text("t" * 24 + "\nsecond line\n")
     assert _serve("--token-file", str(secret)).serve.token == "t" * 24

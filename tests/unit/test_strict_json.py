@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,12 @@ def test_other_json_reads_as_the_standard_reader_reads_it() -> None:
     assert strict_json.loads(text) == json.loads(text)
     with pytest.raises(json.JSONDecodeError):
         strict_json.loads("{not json")
+
+
+def test_a_report_to_merge_naming_a_key_twice_is_refused(tmp_path: Path) -> None:
+    from optimizer_async import merge
+
+    shard = tmp_path / "s0.json"
+    shard.write_text('{"schema_version": 1, "status": "converged", "status": "failed"}')
+    with pytest.raises(merge.MergeError, match="'status' is given twice"):
+        merge.load([shard])
