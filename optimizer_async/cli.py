@@ -19,6 +19,7 @@ from typing import Any, Final, NoReturn
 from optimizer_async import accounts, iam_policy, logs, plan_file, shards, signals
 from optimizer_async.aws import quotas
 from optimizer_async.config import (
+    DETAILS,
     OUTPUT_FORMATS,
     PRICE_SOURCES,
     BakeSettings,
@@ -78,6 +79,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
     add("--concurrency", type=int, default=32, metavar="N", help="functions in flight (32)")
     _reporting(parser)
+    add(
+        "--details",
+        choices=DETAILS,
+        help="which environments the table shows in detail after its summary: problems "
+        "(failed, blocked, at risk or adjusted; the default, and all for up to 3), all, "
+        "none. Markdown: every one that fits a GitHub comment, all, none; JSON: all",
+    )
     add("--log-format", choices=("json", "console"), help="default: console on a terminal")
     add("--log-level", choices=logs.LEVELS, default="info")
     add(
@@ -820,6 +828,7 @@ def _common_config(
         "profile": environ.get("AWS_PROFILE") or None,
         "concurrency": args.concurrency,
         "output": args.output,
+        "details": args.details,
         "report_file": _writable(args.report_file, "--report-file"),
         "log_format": log_format,
         "log_level": args.log_level,

@@ -20,6 +20,10 @@ PriceSource = Literal["table", "live"]
 PRICE_SOURCES: Final[tuple[PriceSource, ...]] = ("table", "live")
 Command = Literal["run", "rollback", "runs", "apply", "savings", "merge", "serve"]
 OUTPUT_FORMATS: Final[tuple[OutputFormat, ...]] = ("table", "json", "markdown")
+# --details: which environments the table shows in detail after the summary (Markdown: all
+# within GitHub's comment size, or every one, or none); unset: problems, all of up to three.
+Details = Literal["problems", "all", "none"]
+DETAILS: Final[tuple[Details, ...]] = ("problems", "all", "none")
 
 
 class UsageError(ValueError):
@@ -76,6 +80,7 @@ class RunConfig:
     targets: Targets = field(default_factory=Targets)
     concurrency: int = 32
     output: OutputFormat = "table"
+    details: Details | None = None  # --details; None: problems, every one of up to three
     report_file: Path | None = None
     log_format: LogFormat = "json"
     log_level: str = "info"

@@ -1,13 +1,16 @@
 """Monthly money: the lines the steps price (`Step.money`), summed per label and net.
 
 Each step knows what its own changes save or add; this module only adds them up, so the
-report can say "saves $X/month (compute $A - alarms $B)" without knowing any step.
+report can say "saves $X/month (saved: compute $A; added: alarms $B)" without knowing any
+step. `money_text` is the one place money is put in words for people (tables, Markdown,
+headlines, logs): a signed figure or range never reaches them, JSON keeps the numbers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 from optimizer_async.steps.base import Effect, MoneyLine
 
@@ -59,19 +62,43 @@ class Money:
         return tuple(dict.fromkeys(line.basis for line in self.lines if line.basis and line.counts))
 
     def breakdown(self) -> str:
-        """`compute $0.60-$1.00 - alarms $0.30`: what saves, then what adds."""
-        text = ""
+        """`saved: compute $0.60-$1.00; added: alarms $0.30`: what saves, then what adds,
+        each amount as it is (never a sign to read)."""
+        saved: list[str] = []
+        added: list[str] = []
         for label, (effect, amount, low) in self.by_label().items():
-            sign = ("" if not text else " + ") if effect == "saves" else " - "
-            text += f"{sign}{label} {usd_range(low, amount)}"
-        return text.strip()
+            (saved if effect == "saves" else added).append(f"{label} {usd_range(low, amount)}")
+        parts = [f"saved: {', '.join(saved)}"] if saved else []
+        parts += [f"added: {', '.join(added)}"] if added else []
+        return "; ".join(parts)
 
-    def net_text(self) -> str:
-        return usd_range(self.net_low_usd, self.net_usd)
+    def net_text(self, mood: Mood = "does", unit: str = "/month") -> str:
+        """The net in words (`money_text`)."""
+        return money_text(self.net_low_usd, self.net_usd, mood=mood, unit=unit)
+
+
+# "does": what a run's changes do (`saves $1.00/month`); "would": a dry run's estimate.
+Mood = Literal["does", "would"]
+
+
+def money_text(low: float, high: float, *, mood: Mood = "does", unit: str = "/month") -> str:
+    """A net amount or range (positive: saved) in words, whichever way it goes:
+    `saves $0.24-$4.84/month`, `costs $0.24-$4.84/month more`, `between costing $0.37 and
+    saving $7.00/month` (`would save`, `would cost ... more`, `would be between ...`).
+    Decided on the cents people read: -$0.001 saves $0.00, it does not cost it."""
+    low, high = sorted((round(low, 2) + 0.0, round(high, 2) + 0.0))  # + 0.0: no -0.00
+    would = mood == "would"
+    if low >= 0:
+        return f"{'would save' if would else 'saves'} {usd_range(low, high)}{unit}"
+    if high <= 0:
+        return f"{'would cost' if would else 'costs'} {usd_range(-high, -low)}{unit} more"
+    between = f"between costing ${-low:,.2f} and saving ${high:,.2f}{unit}"
+    return f"would be {between}" if would else between
 
 
 def usd_range(low: float, high: float) -> str:
-    """`$1.00`, or `$0.60-$1.00` where the evidence leaves a range."""
+    """`$1.00`, or `$0.60-$1.00` where the evidence leaves a range: amounts that are not
+    signed (a line's effect says which way it goes); a net is `money_text`'s."""
     if abs(high - low) < 0.005:
         return f"${high:,.2f}"
     return f"${min(low, high):,.2f}-${max(low, high):,.2f}"

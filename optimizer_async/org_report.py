@@ -10,7 +10,6 @@ own (the caller's identity, the state store), so every call the run made is coun
 
 from __future__ import annotations
 
-import io
 import re
 import signal
 from collections.abc import Sequence
@@ -18,16 +17,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Final
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from optimizer_async import json_text
 from optimizer_async.accounts import Place
-from optimizer_async.config import OutputFormat
-from optimizer_async.costs import Money, usd_range
-from optimizer_async.report import SCHEMA_VERSION, RunReport, render, run_status, sum_calls
+from optimizer_async.config import Details, OutputFormat
+from optimizer_async.costs import Money, money_text
+from optimizer_async.report import (
+    MARKDOWN_BUDGET,
+    SCHEMA_VERSION,
+    RunReport,
+    run_status,
+    sum_calls,
+    terminal_width,
+)
+from optimizer_async.report import render_markdown as render_run_markdown
+from optimizer_async.report import render_table as render_run_table
 from optimizer_async.results import status_text
+from optimizer_async.terminal import Column, table, wrap
 
 # A place's run that wrote and verified something: what tells partly applied from failed.
 _WROTE: Final = frozenset({"converged", "partly_applied", "rolled_back"})
@@ -174,8 +179,10 @@ class OrganisationReport:
         places = [place.api_calls for place in self.places if place.api_calls is not None]
         return sum_calls([self.own_calls, *places])
 
-    def write(self, output: OutputFormat, *streams: IO[str]) -> None:
-        write(self, output, *streams)
+    def write(
+        self, output: OutputFormat, *streams: IO[str], details: Details | None = None
+    ) -> None:
+        write(self, output, *streams, details=details)
 
     def accounts(self) -> list[dict[str, Any]]:
         totals = [place.totals() for place in self.places]
@@ -210,15 +217,13 @@ class OrganisationReport:
 
 
 def headline(report: OrganisationReport) -> str:
-    savings = report.savings
-    verb = "would save" if report.dry_run else "saves"
     calls = report.api_calls
     failed = sum(place.report is None for place in report.places)
     return (
         f"organisation run {report.run_id} · {status_text(report.status)} · "
         f"{len(report.places)} account/region(s), {failed} could not run · "
         f"{calls['total']} AWS calls ({calls['writes']} writes) · {report.elapsed_s:.1f} s · "
-        f"{verb} {savings.net_text()}/month"
+        f"{report.savings.net_text('would' if report.dry_run else 'does')}"
     )
 
 
@@ -230,62 +235,79 @@ def _totals_rows(report: OrganisationReport) -> list[tuple[str, ...]]:
             a["status"],
             str(a["environments"]),
             str(a["failed"]),
-            usd_range(a["monthly_usd_low"], a["monthly_usd"]),
+            money_text(a["monthly_usd_low"], a["monthly_usd"], unit=""),
         )
         for a in report.accounts()
     ]
 
 
 _TOTALS_HEADERS: Final = ("account", "regions", "status", "environments", "failed", "per month")
+_TOTALS_COLUMNS: Final = (
+    Column("account", 16), Column("regions", 12), Column("status"),
+    Column("environments", justify="right"), Column("failed", justify="right"),
+    Column("per month"),
+)  # fmt: skip
 
 
-def render_table(report: OrganisationReport, width: int = 120) -> str:
+def render_table(
+    report: OrganisationReport, width: int | None = None, details: Details | None = None
+) -> str:
+    """Each place's own report (its summary first), then the accounts' totals and the
+    organisation's headline."""
+    width = width or terminal_width()
     parts = []
     for place in report.places:
         parts.append(f"=== {place.place.label} ===\n")
         if place.report is None:
-            parts.append(f"could not run: {place.error}\n")
+            parts.append("\n".join(wrap(f"could not run: {place.error}", width, hang="  ")) + "\n")
         else:
-            parts.append(render(place.report, "table"))
-    console = Console(file=io.StringIO(), width=width, force_terminal=False, no_color=True)
-    totals = Table(title="accounts", title_justify="left", expand=False)
-    for header in _TOTALS_HEADERS:
-        totals.add_column(header)
-    for row in _totals_rows(report):
-        totals.add_row(*(Text(cell) for cell in row))
-    console.print(totals)
-    for note in report.notes:
-        console.print(Text(f"note: {note}"))
+            parts.append(render_run_table(place.report, width, details))
+    lines = table("accounts", _TOTALS_COLUMNS, _totals_rows(report), width)
+    lines += [line for note in report.notes for line in wrap(f"note: {note}", width, hang="  ")]
     if report.plan_out:
         apply = f"lambda-optimizer apply {report.plan_out} --accounts FILE"
-        console.print(Text(f"plan written to {report.plan_out}: review it, then `{apply}`"))
-    console.print(Text(headline(report)))
-    parts.append(str(console.file.getvalue()))  # type: ignore[attr-defined]
+        lines += wrap(f"plan written to {report.plan_out}: review it, then `{apply}`", width)
+    lines += wrap(headline(report), width, hang="  ")
+    parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
 
-def render_markdown(report: OrganisationReport) -> str:
+def render_markdown(
+    report: OrganisationReport, details: Details | None = None, budget: int = MARKDOWN_BUDGET
+) -> str:
+    """The headline and the accounts' totals, then each place's own report a level down,
+    each within its share of the budget (GitHub's comment size)."""
     lines = [f"# lambda-optimizer organisation run {report.run_id}", "", headline(report), ""]
     lines += ["| " + " | ".join(_TOTALS_HEADERS) + " |", "|" + "---|" * len(_TOTALS_HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in _totals_rows(report)]
     lines.append("")
     lines += [f"note: {note}" for note in report.notes]
+    used = len("\n".join(lines))
+    share = max((budget - used) // max(len(report.places), 1), 0)
     for place in report.places:
         if place.report is None:
             lines += [f"## {place.place.label}", "", f"**Could not run:** {place.error}", ""]
             continue
         # The place's own report, a level down, titled by its place.
-        body = re.sub(r"^(#+) ", r"#\1 ", render(place.report, "markdown"), flags=re.MULTILINE)
+        own = render_run_markdown(place.report, details, share)
+        body = re.sub(r"^(#+) ", r"#\1 ", own, flags=re.MULTILINE)
         lines += [f"## {place.place.label} · run {place.report.run_id}", body.split("\n", 1)[1]]
     return "\n".join(lines) + "\n"
 
 
-def write(report: OrganisationReport, output: OutputFormat, *streams: IO[str]) -> None:
+def write(
+    report: OrganisationReport,
+    output: OutputFormat,
+    *streams: IO[str],
+    details: Details | None = None,
+) -> None:
     """As `report.write`: JSON as it is made, never whole in memory."""
     if output == "json":
         json_text.write(report.document(), *streams)
         text = "\n"
+    elif output == "table":
+        text = render_table(report, details=details)
     else:
-        text = render_table(report) if output == "table" else render_markdown(report)
+        text = render_markdown(report, details)
     for stream in streams:
         stream.write(text)

@@ -6,7 +6,6 @@ step up in the registry and knows none of them.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
@@ -16,13 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Final
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from optimizer_async import json_text, pricing
-from optimizer_async.config import OutputFormat
-from optimizer_async.costs import Money, usd_range
+from optimizer_async.config import Details, OutputFormat
+from optimizer_async.costs import Money, Mood, money_text, usd_range
 from optimizer_async.finder import Finding
 from optimizer_async.results import (
     FAILING,
@@ -33,8 +28,9 @@ from optimizer_async.results import (
 )
 from optimizer_async.results import run_status as run_status  # org_report's, from here
 from optimizer_async.shards import Fingerprint, Shard
-from optimizer_async.steps.base import MoneyLine, render_value
+from optimizer_async.steps.base import MoneyLine, render_value, worst
 from optimizer_async.steps.registry import REGISTRY
+from optimizer_async.terminal import ELLIPSIS, Column, fit, table, wrap
 
 SCHEMA_VERSION: Final = 1
 
@@ -65,6 +61,9 @@ class RunReport:
     # its sha256 is (what ties the review to the file), and the organisation's plan file
     # takes its places' from here.
     plan: dict[str, Any] | None = field(default=None, repr=False)
+    # Where the run's JSON report is kept (its record in the state store), for the
+    # Markdown to say where what it left out is.
+    record: str | None = field(default=None, repr=False)
 
     @property
     def plan_sha256(self) -> str | None:
@@ -114,8 +113,10 @@ class RunReport:
         document: dict[str, Any] = json_text.materialised(self.document())
         return document
 
-    def write(self, output: OutputFormat, *streams: IO[str]) -> None:
-        write(self, output, *streams)
+    def write(
+        self, output: OutputFormat, *streams: IO[str], details: Details | None = None
+    ) -> None:
+        write(self, output, *streams, details=details)
 
     def document(self) -> dict[str, Any]:
         """`to_json`, its environments made one at a time while written (`json_text`)."""
@@ -276,6 +277,35 @@ def _environment_json(env: EnvironmentOutcome) -> dict[str, Any]:
 
 # --- people -------------------------------------------------------------------------------
 
+# Up to this many environments, every one is shown in detail unless --details says not.
+DETAILS_ALL_UP_TO: Final = 3
+# GitHub refuses a comment (a pull request's description too) over 65,536 characters; the
+# Markdown keeps under it with room for what a bot adds around it.
+GITHUB_COMMENT_LIMIT: Final = 65_536
+MARKDOWN_BUDGET: Final = 64_000
+_CUT_NOTE_ROOM: Final = 2_000  # what the note on what was left out may take
+_NAMED_AT_MOST: Final = 8  # environments a note names before "and N more"
+_WHY_SHORT: Final = 60  # a reason in the summary's row; the whole of it under the table
+_WHY_ONE_LINE: Final = 36  # a summary's `why` this wide holds a line of reason, else two
+_WHY_SHORT_MARKDOWN: Final = 32  # ... and in Markdown's, where 500 rows must fit a comment
+_MIN_WIDTH: Final = 40
+# A table column's words may be shortened to this many characters when the table would not
+# fit the terminal otherwise (`terminal.fit`); names keep more of themselves than text.
+_SHRINK: Final[Mapping[str, int]] = {
+    "environment": 12, "function": 20, "resource": 20, "line": 16,
+    "before": 16, "after": 16, "current": 12, "target": 12, "chosen": 12, "why": 12,
+    "from": 12, "memory from": 12, "run id": 16, "environments": 12, "where": 12,
+    "account": 16, "regions": 12,
+}  # fmt: skip
+_FILL: Final = frozenset({"why", "from"})  # long text: the room the other columns leave
+_NUMBERS: Final = frozenset({"functions", "planned", "applied", "failed", "blocked"})
+_CHANGE_STATES: Final = ("planned", "applied", "failed", "blocked")
+
+
+def terminal_width() -> int:
+    """The terminal's width (`COLUMNS` first), 140 where there is none."""
+    return max(_MIN_WIDTH, shutil.get_terminal_size((140, 40)).columns)
+
 
 def _cells(outcome: ChangeOutcome) -> tuple[str, str, str]:
     """Setting, before and after as the change's step renders them."""
@@ -296,15 +326,39 @@ def _mark(outcome: ChangeOutcome) -> str:
     return outcome.status
 
 
-def _rows(env: EnvironmentOutcome) -> list[tuple[str, str, str, str, str]]:
-    outcomes = env.changes + [c for fn in env.functions for c in fn.changes]
-    return [(c.change.resource, *_cells(c), _mark(c)) for c in outcomes]
+def _state(outcome: ChangeOutcome) -> str:
+    """Planned, applied (and verified), failed (or not verified) or blocked."""
+    if outcome.status == "applied":
+        return "applied" if outcome.verified else "failed"
+    return outcome.status
+
+
+def _not_done(outcome: ChangeOutcome) -> bool:
+    return _state(outcome) in ("failed", "blocked")
+
+
+def _rows(env: EnvironmentOutcome) -> list[tuple[str, ...]]:
+    """The changes; with a `why` for each that failed or was blocked, when one was."""
+    outcomes = env.all_changes()
+    why = any(_not_done(outcome) for outcome in outcomes)
+    return [
+        (
+            c.change.resource,
+            *_cells(c),
+            _mark(c),
+            *((c.error or "" if _not_done(c) else "",) if why else ()),
+        )
+        for c in outcomes
+    ]
+
+
+def _money_mood(report: RunReport) -> Mood:
+    return "would" if report.dry_run else "does"
 
 
 def _headline(report: RunReport) -> str:
     """The report's last line: what the run did (its status, as `runs` says it too)."""
     savings = report.savings
-    verb = "would save" if report.dry_run else "saves"
     calls, writes = report.api_calls.get("total", 0), report.api_calls.get("writes", 0)
     mode = status_text(report.status)
     if report.stopped_by is not None:
@@ -322,15 +376,188 @@ def _headline(report: RunReport) -> str:
     breakdown = savings.breakdown()
     return (
         f"run {report.run_id} · {mode} · {counts} · {calls_text} · "
-        f"{verb} {savings.net_text()}/month" + (f" ({breakdown})" if breakdown else "")
+        f"{savings.net_text(_money_mood(report))}" + (f" ({breakdown})" if breakdown else "")
     )
 
+
+# --- the summary: a row per environment, the reasons once, the totals ---------------------
+
+
+def _reasons(env: EnvironmentOutcome) -> list[tuple[str, str]]:
+    """Why the environment, or a change of it, was not done: (what, why) each once, in
+    words (`reserved_concurrency blocked`, `reserving 50 would leave ...`)."""
+    if env.held_by is not None:
+        return [("held", f"by {env.held_by}")]
+    found = [("failed", env.error)] if env.error else []
+    found += [(f"{fn.name} rolled back by the bake", fn.rolled_back)
+              for fn in env.functions if fn.rolled_back]  # fmt: skip
+    for outcome in env.all_changes():
+        if _not_done(outcome):
+            kind = "blocked" if outcome.status == "blocked" else "failed"
+            why = outcome.error or ("not verified" if outcome.status == "applied" else "no reason")
+            found.append((f"{outcome.change.step} {kind}", why))
+    return list(dict.fromkeys(found))
+
+
+def _short(text: str, limit: int) -> str:
+    """`text`, or its first words within `limit` characters and an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return cut.rstrip(" ,;:(") + ELLIPSIS
+
+
+class _Notes:
+    """The reasons of a summary that its cells shorten, numbered once each, with the
+    environments they concern: twelve environments blocked by one limit read it once."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[tuple[str, str], int] = {}
+        self.where: dict[tuple[str, str], list[str]] = {}
+
+    def cell(self, suffix: str, reasons: Sequence[tuple[str, str]], limit: int) -> str:
+        """The first reason as far as `limit` allows; the number of each said in full
+        under the table, where one is cut or there are several."""
+        for reason in reasons:
+            self.where.setdefault(reason, []).append(suffix)
+        if not reasons:
+            return ""
+        first = reasons[0][1]
+        if len(reasons) == 1 and len(first) <= limit:
+            return first
+        numbers = [self.numbers.setdefault(r, len(self.numbers) + 1) for r in reasons]
+        marks = " ".join(f"[{number}]" for number in numbers)
+        return f"{_short(first, limit)} {marks}" if limit else marks
+
+    def lines(self) -> list[str]:
+        """`[1] reserved_concurrency blocked: the reason (pr-19, ... 12 environments)`."""
+        return [f"[{n}] {what}: {why} ({_named(self.where[what, why])})"
+                for (what, why), n in self.numbers.items()]  # fmt: skip
+
+
+def _named(suffixes: Sequence[str]) -> str:
+    """`pr-1, pr-2`, or the first few and how many in all."""
+    if len(suffixes) <= _NAMED_AT_MOST:
+        return ", ".join(suffixes)
+    return f"{', '.join(suffixes[:_NAMED_AT_MOST])} ... {len(suffixes)} environments"
+
+
+def _counts(outcomes: Sequence[ChangeOutcome]) -> dict[str, int]:
+    counts = dict.fromkeys(_CHANGE_STATES, 0)
+    for outcome in outcomes:
+        counts[_state(outcome)] += 1
+    return counts
+
+
+def _changes_text(outcomes: Sequence[ChangeOutcome]) -> str:
+    """`11 planned, 1 blocked`: only the states some change is in."""
+    counts = _counts(outcomes)
+    return ", ".join(f"{n} {state}" for state, n in counts.items() if n) or "none"
+
+
+def _moves_money(env: EnvironmentOutcome) -> bool:
+    """Whether the environment's changes save or cost a cent (a held one's were not made)."""
+    money = env.total_money
+    return env.held_by is None and max(abs(money.net_usd), abs(money.net_low_usd)) >= 0.005
+
+
+def _env_money(env: EnvironmentOutcome) -> str:
+    """What the environment's changes save, in words; `-` where they move no money."""
+    return env.total_money.net_text(unit="") if _moves_money(env) else "-"
+
+
+_SUMMARY_HEADERS: Final = (
+    "environment", "status", "functions", "changes", "risk", "per month", "why",
+)  # fmt: skip
+
+
+def _summary_rows(report: RunReport, notes: _Notes, limit: int) -> list[tuple[str, ...]]:
+    """A row per environment: what it is, what was done, what it saves, why not."""
+    rows: list[tuple[str, ...]] = []
+    for env in report.environments:
+        reasons = _reasons(env)
+        risk = worst(fn.risk for fn in env.functions) if env.functions else "-"
+        rows.append((
+            env.suffix, env.status, str(len(env.functions)), _changes_text(env.all_changes()),
+            risk, _env_money(env), notes.cell(env.suffix, reasons, limit),
+        ))  # fmt: skip
+    return rows
+
+
+def _step_totals(report: RunReport) -> list[tuple[str, ...]]:
+    """Per step: its changes planned, applied, failed and blocked over every environment."""
+    by_step: dict[str, list[ChangeOutcome]] = {step: [] for step in report.steps}
+    for env in report.environments:
+        for outcome in env.all_changes():
+            by_step.setdefault(outcome.change.step, []).append(outcome)
+    return [
+        (step, *(str(n or "-") for n in _counts(outcomes).values()))
+        for step, outcomes in by_step.items()
+        if outcomes
+    ]
+
+
+def _money_totals(report: RunReport) -> list[tuple[str, str]]:
+    """What each kind of line saves or adds over every environment, the account's lines
+    (tiers, free tier), and the net."""
+    fleet = Money.total(env.total_money for env in report.environments)
+    rows = [
+        (label, f"{effect} {usd_range(low, amount)}")
+        for label, (effect, amount, low) in fleet.by_label().items()
+    ]
+    rows += [
+        (f"account: {label}", f"{effect} {usd_range(low, amount)}")
+        for label, (effect, amount, low) in report.account_money.by_label().items()
+    ]
+    if rows:
+        rows.append(("net", report.savings.net_text(_money_mood(report), unit="")))
+    return rows
+
+
+def _problem(env: EnvironmentOutcome) -> bool:
+    """Whether an environment needs a reader's eye: it failed, or a change of it failed or
+    was blocked, or a function was rolled back, or the evidence put a decision at risk or
+    adjusted a target."""
+    if env.held_by is not None:
+        return False  # nothing of it was read: its row says who holds it
+    return env.status == "failed" or any(fn.risk in ("at risk", "adjusted") for fn in env.functions)
+
+
+def _detailed(report: RunReport, details: Details | None) -> list[EnvironmentOutcome]:
+    """The environments shown in detail: `details`, or by default every one of a few and
+    the problems of more."""
+    if details is None:
+        details = "all" if len(report.environments) <= DETAILS_ALL_UP_TO else "problems"
+    if details == "none":
+        return []
+    if details == "all":
+        return [env for env in report.environments if env.held_by is None]
+    return [env for env in report.environments if _problem(env)]
+
+
+def _details_line(
+    report: RunReport, shown: Sequence[EnvironmentOutcome], details: Details | None
+) -> str:
+    """What the details below leave out, and how to see it: '' when nothing."""
+    total = len(report.environments)
+    if len(shown) == total or details == "all" or (details is None and total <= DETAILS_ALL_UP_TO):
+        return ""
+    if details == "none":
+        return "details: none (--details none); --details all shows every environment's"
+    return (
+        f"details: {len(shown)} of {total} environments (failed, blocked, at risk or "
+        "adjusted); --details all shows every one, --output json holds everything"
+    )
+
+
+# --- each environment in detail -----------------------------------------------------------
 
 Section = tuple[str, tuple[str, ...], list[tuple[str, ...]]]  # title, headers, rows
 
 
 def _sections(env: EnvironmentOutcome) -> list[Section]:
-    """What each function's evidence says and what it let the steps do, then the changes."""
+    """What each function's evidence says and what it let the steps do, then the changes
+    (why each one not done was not), then the money."""
     sections: list[Section] = []
     headers: dict[str, None] = {}
     for fn in env.functions:
@@ -349,9 +576,11 @@ def _sections(env: EnvironmentOutcome) -> list[Section]:
     if decisions:
         headers_ = ("function", "setting", "current", "target", "chosen", "risk", "why")
         sections.append(("decisions", headers_, decisions))
-    changes: list[tuple[str, ...]] = list(_rows(env))
+    changes = _rows(env)
     if changes:
-        sections.append(("changes", ("resource", "setting", "before", "after", "result"), changes))
+        why = ("why",) if len(changes[0]) > 5 else ()
+        headers_ = ("resource", "setting", "before", "after", "result", *why)
+        sections.append(("changes", headers_, changes))
     money: list[tuple[str, ...]] = [
         (
             fn.name,
@@ -371,6 +600,31 @@ def _sections(env: EnvironmentOutcome) -> list[Section]:
     if undone:
         sections.append(("rolled back by the bake", ("function", "why"), undone))
     return sections
+
+
+def _one_function(section: Section) -> Section:
+    """A section whose rows are all one function's (as most environments have one) names
+    it once, in its title, not in every row."""
+    name, headers, rows = section
+    if headers[0] != "function" or len({row[0] for row in rows}) != 1:
+        return section
+    return f"{name}: {rows[0][0]}", headers[1:], [row[1:] for row in rows]
+
+
+def _notes(env: EnvironmentOutcome) -> list[str]:
+    """The environment's notes and its functions', but those a change's `why` already says
+    (a rollback's "kept: ..." is both)."""
+    said = {outcome.error for outcome in env.all_changes() if _not_done(outcome)}
+    notes = env.notes + [note for fn in env.functions for note in fn.notes]
+    return [note for note in dict.fromkeys(notes) if note not in said]
+
+
+def _title(env: EnvironmentOutcome, dry_run: bool) -> str:
+    """`pr-19: failed · would save $16.73-$34.42/month`: its money where it moves any."""
+    title = f"{env.suffix}: {env.status}"
+    if _moves_money(env):
+        title += f" · {env.total_money.net_text('would' if dry_run else 'does')}"
+    return title
 
 
 def _inputs(inputs: Mapping[str, Any]) -> str:
@@ -415,44 +669,97 @@ def _steps_line(report: RunReport) -> str | None:
     return "\n".join(lines) or None
 
 
-def render_table(report: RunReport, width: int | None = None) -> str:
-    width = width or max(100, shutil.get_terminal_size((140, 40)).columns)
-    console = Console(
-        file=io.StringIO(), width=width, force_terminal=False, no_color=True, emoji=False
-    )
-    for env in report.environments:
-        money = env.total_money
-        title = f"environment {env.suffix}: {env.status}"
-        if money.net_usd or money.net_low_usd:
-            title += f" · {money.net_text()}/month"
-        if env.error or env.held_by:
-            console.print(Text(f"{title} — {env.error or f'held by {env.held_by}'}"))
+# --- the table -----------------------------------------------------------------------------
+
+
+def _columns(headers: Sequence[str]) -> list[Column]:
+    return [
+        Column(h, _SHRINK.get(h), "right" if h in _NUMBERS else "left", h in _FILL) for h in headers
+    ]
+
+
+def _summary_table(report: RunReport, width: int) -> list[str]:
+    """The summary's table, each environment on a line where the terminal allows: the
+    reason beside the row (cut to the column), or under it on a narrow terminal; each reason
+    it cut, whole, once under the table."""
+    title = f"summary: {len(report.environments)} environment(s)"
+    headers = ("environment", "status", "fns", *_SUMMARY_HEADERS[3:])  # "fns": 80 columns
+    columns = _columns(headers)
+    notes = _Notes()
+    rows = _summary_rows(report, notes, _WHY_SHORT)
+    if not any(row[-1] for row in rows):  # nothing failed: no column for why
+        return table(title, columns[:-1], [row[:-1] for row in rows], width)
+    widths = fit(columns, rows, width)  # `why` gets what the others leave
+    wanted = max((len(row[-1]) for row in rows), default=0)
+    if widths is not None and widths[-1] >= min(wanted, _WHY_ONE_LINE):  # beside its row
+        if widths[-1] < wanted:
+            notes = _Notes()
+            rows = _summary_rows(report, notes, widths[-1] - len(" [9]") - 1)
+        lines = table(title, columns, rows, width, widths)
+    else:  # a narrow terminal: the reason on a line of its own, under its row
+        notes = _Notes()
+        below = width - max((len(row[0]) for row in rows), default=0) - 8
+        rows = _summary_rows(report, notes, max(below - len(" [9]"), 0))
+        lines = table(title, columns[:-1], [row[:-1] for row in rows], width,
+                      below=[row[-1] for row in rows])  # fmt: skip
+    return lines + [line for note in notes.lines() for line in wrap(note, width, hang="    ")]
+
+
+def _environment_lines(env: EnvironmentOutcome, dry_run: bool, width: int) -> list[str]:
+    title = f"environment {_title(env, dry_run)}"
+    if env.error or env.held_by:
+        return wrap(f"{title} — {env.error or f'held by {env.held_by}'}", width, hang="  ")
+    sections = _sections(env)
+    nothing = not any(name == "changes" for name, _, _ in sections)
+    lines = wrap(title + (" — nothing to do" if nothing else ""), width, hang="  ")
+    for name, headers, rows in map(_one_function, sections):
+        if name == "changes" and headers[-1] == "why":  # each reason under its change
+            below = [f"{row[-2]}: {row[-1]}" if row[-1] else "" for row in rows]
+            lines += table(name, _columns(headers[:-1]), [r[:-1] for r in rows], width, below=below)
             continue
-        sections = _sections(env)
-        if not any(name == "changes" for name, _, _ in sections):
-            console.print(Text(f"{title} — nothing to do"))
-        else:
-            console.print(Text(title))
-        for name, headers, rows in sections:
-            table = Table(title=name, title_justify="left", expand=False)
-            for header in headers:
-                wide = header in ("before", "after", "why", "memory from")
-                table.add_column(header, overflow="fold", max_width=48 if wide else 44)
-            for row in rows:
-                table.add_row(*(Text(cell) for cell in row))
-            console.print(table)
-        notes = env.notes + [n for fn in env.functions for n in fn.notes]
-        for note in notes:
-            console.print(Text(f"  note: {note}"))
-    steps = _steps_line(report)
+        lines += table(name, _columns(headers), rows, width)
+    lines += [line for note in _notes(env) for line in wrap(f"note: {note}", width, "  ", "  ")]
+    return lines
+
+
+def render_table(
+    report: RunReport, width: int | None = None, details: Details | None = None
+) -> str:
+    """The fleet first: a row per environment, the reasons, the totals per step and the
+    money; then the environments that need a reader's eye in detail (`--details`); last,
+    the headline."""
+    width = width or terminal_width()
+    lines = _summary_table(report, width)
+    steps = _step_totals(report)
     if steps:
-        console.print(Text(steps))
-    console.print(Text(_headline(report)))
-    output = console.file.getvalue()  # type: ignore[attr-defined]
-    return str(output)
+        lines += ["", *table("changes per step", _columns(("step", *_CHANGE_STATES)), steps, width)]
+    money = _money_totals(report)
+    if money:
+        lines += ["", *table("money per month", _columns(("line", "per month")), money, width)]
+    shown = _detailed(report, details)
+    said = _details_line(report, shown, details)
+    if said:
+        lines += ["", *wrap(said, width, hang="  ")]
+    for env in shown:
+        lines += ["", *_environment_lines(env, report.dry_run, width)]
+    steps_line = _steps_line(report)
+    lines.append("")
+    if steps_line:
+        lines += wrap(steps_line, width, hang="  ")
+    lines += wrap(_headline(report), width, hang="  ")
+    return "\n".join(lines) + "\n"
 
 
-def render_markdown(report: RunReport) -> str:
+# --- Markdown ------------------------------------------------------------------------------
+
+
+def render_markdown(
+    report: RunReport, details: Details | None = None, budget: int | None = MARKDOWN_BUDGET
+) -> str:
+    """The headline, the summary whole, then each environment in a collapsible block:
+    every one of them (problems first) while the report stays within `budget` characters
+    (GitHub's comment limit; `--details all`: no limit), saying what it left out and
+    where the whole report is."""
     lines = [f"# lambda-optimizer run {report.run_id}", "", _headline(report), ""]
     steps = _steps_line(report)
     if steps:
@@ -460,20 +767,89 @@ def render_markdown(report: RunReport) -> str:
     if report.plan_out and report.plan is not None:  # what apply holds every change to
         targets = json.dumps(report.plan.get("targets"), sort_keys=True)
         lines += [f"the plan's targets and guardrails: `{targets}`", ""]
-    for env in report.environments:
-        lines += [f"## `{env.suffix}` — {env.status}", ""]
-        if env.error or env.held_by:
-            lines += [f"**Error:** {env.error}" if env.error else f"Held by {env.held_by}.", ""]
+    notes = _Notes()
+    rows = _summary_rows(report, notes, _WHY_SHORT_MARKDOWN)
+    if budget is not None and sum(len(_markdown_row(row)) for row in rows) > budget // 2:
+        notes = _Notes()  # a fleet: each reason only by its number, so that the rows fit
+        rows = _summary_rows(report, notes, 0)
+    lines += ["## summary", "", *_markdown_table(_SUMMARY_HEADERS, rows), ""]
+    lines += [f"- {_escape(note)}" for note in notes.lines()] + ([""] if notes.numbers else [])
+    steps_rows = _step_totals(report)
+    if steps_rows:
+        per_step = _markdown_table(("step", *_CHANGE_STATES), steps_rows)
+        lines += ["### changes per step", "", *per_step, ""]
+    money = _money_totals(report)
+    if money:
+        lines += ["### money per month", "", *_markdown_table(("line", "per month"), money), ""]
+    if details == "none" or not report.environments:
+        return "\n".join(lines) + "\n"
+    lines += ["## details", ""]
+    head = "\n".join(lines) + "\n"
+    blocks, left_out = _markdown_blocks(report, None if details == "all" else budget, len(head))
+    cut = [_left_out(report, left_out)] if left_out else []
+    return head + "".join([*cut, *(blocks[i] for i in sorted(blocks))])
+
+
+def _markdown_blocks(
+    report: RunReport, budget: int | None, used: int
+) -> tuple[dict[int, str], list[str]]:
+    """Each environment's block, by its place in the report; problems first while the
+    budget lasts, then the others. What did not fit: by suffix."""
+    room = None if budget is None else budget - used - _CUT_NOTE_ROOM
+    order = sorted(
+        range(len(report.environments)),
+        key=lambda i: not _problem(report.environments[i]),
+    )
+    blocks: dict[int, str] = {}
+    left_out: list[str] = []
+    for i in order:
+        env = report.environments[i]
+        if room is not None and room <= 0:
+            left_out.append(env.suffix)
             continue
+        block = _markdown_environment(env, report.dry_run)
+        if room is not None and len(block) > room:
+            left_out.append(env.suffix)
+            continue
+        blocks[i] = block
+        if room is not None:
+            room -= len(block)
+    in_order = {env.suffix: i for i, env in enumerate(report.environments)}
+    return blocks, sorted(left_out, key=in_order.__getitem__)
+
+
+def _markdown_environment(env: EnvironmentOutcome, dry_run: bool) -> str:
+    """One environment in a `<details>` block: its sections and, for a plan's review,
+    every change whole."""
+    said = _escape(_title(env, dry_run).split(": ", 1)[1])
+    lines = [f"<details><summary><code>{env.suffix}</code>: {said}</summary>", ""]
+    if env.error or env.held_by:
+        lines += [f"**Error:** {env.error}" if env.error else f"Held by {env.held_by}.", ""]
+    else:
         sections = _sections(env)
         if not any(name == "changes" for name, _, _ in sections):
             lines += ["Nothing to do.", ""]
-        for name, headers, rows in sections:
-            lines += [f"### {name}", "", _markdown_row(headers), "|" + "---|" * len(headers)]
-            lines += [_markdown_row(row) for row in rows]
-            lines.append("")
+        for name, headers, rows in map(_one_function, sections):
+            lines += [f"### {name}", "", *_markdown_table(headers, rows), ""]
+        lines += [f"- note: {_escape(note)}" for note in _notes(env)]
+        lines += [""] if _notes(env) else []
         lines += _in_full(env)
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "</details>", ""]) + "\n"
+
+
+def _left_out(report: RunReport, suffixes: Sequence[str]) -> str:
+    """What the Markdown left out, and where all of it is."""
+    where = [f"the run's JSON report `{report.record}`"] if report.record else []
+    where.append("`--output json`")
+    if report.plan_out:
+        where.insert(0, f"the plan file `{report.plan_out}` (every change whole)")
+    return (
+        f"**Left out:** the details of {len(suffixes)} of {len(report.environments)} "
+        f"environments ({_named(suffixes)}), to keep this report within GitHub's "
+        f"{GITHUB_COMMENT_LIMIT:,}-character comment limit. Everything is in "
+        f"{', '.join(where[:-1]) + ' and ' if len(where) > 1 else ''}{where[-1]}; "
+        "`--details all` writes every environment's details in Markdown.\n\n"
+    )
 
 
 def _in_full(env: EnvironmentOutcome) -> list[str]:
@@ -490,25 +866,36 @@ def _in_full(env: EnvironmentOutcome) -> list[str]:
     return ["### in full", "", *lines] if lines else []
 
 
-def _markdown_row(cells: tuple[str, ...]) -> str:
+def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [_markdown_row(headers), "|" + "---|" * len(headers), *map(_markdown_row, rows)]
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def render(report: RunReport, output: OutputFormat) -> str:
+def _escape(text: str) -> str:
+    """Text where Markdown would read `<` as HTML (a `<details>` summary, a note)."""
+    return text.replace("<", "&lt;")
+
+
+def render(report: RunReport, output: OutputFormat, details: Details | None = None) -> str:
     if output == "json":
         return "".join(json_text.chunks(report.document())) + "\n"
     if output == "markdown":
-        return render_markdown(report)
-    return render_table(report)
+        return render_markdown(report, details)
+    return render_table(report, details=details)
 
 
-def write(report: RunReport, output: OutputFormat, *streams: IO[str]) -> None:
+def write(
+    report: RunReport, output: OutputFormat, *streams: IO[str], details: Details | None = None
+) -> None:
     """`render` into every stream, made once; JSON as it is made, never whole in memory."""
     if output == "json":
         json_text.write(report.document(), *streams)
         text = "\n"
     else:
-        text = render(report, output)
+        text = render(report, output, details)
     for stream in streams:
         stream.write(text)
 
@@ -533,16 +920,12 @@ def render_runs(runs: list[dict[str, Any]], output: OutputFormat, location: str)
     ]
     headers = ("run id", "command", "status", "where", "environments", "can roll back")
     if output == "markdown":
-        lines = [f"# runs in {location}", "", _markdown_row(headers), "|" + "---|" * 6]
-        return "\n".join([*lines, *(_markdown_row(row) for row in rows)]) + "\n"
-    console = Console(file=io.StringIO(), width=140, force_terminal=False, no_color=True)
-    table = Table(title=f"runs in {location}", title_justify="left")
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
-    console.print(table if rows else Text(f"no runs in {location}"))
-    return str(console.file.getvalue())  # type: ignore[attr-defined]
+        lines = [f"# runs in {location}", "", *_markdown_table(headers, rows)]
+        return "\n".join(lines) + "\n"
+    width = terminal_width()
+    if not rows:
+        return "\n".join(wrap(f"no runs in {location}", width)) + "\n"
+    return "\n".join(table(f"runs in {location}", _columns(headers), rows, width)) + "\n"
 
 
 def render_savings(document: dict[str, Any], output: OutputFormat) -> str:
@@ -559,22 +942,17 @@ def render_savings(document: dict[str, Any], output: OutputFormat) -> str:
         (
             fn["name"],
             " -> ".join(str(m) for m in fn["memory_mb"]),
-            usd_range(*fn["estimated_monthly_usd"]),
-            f"${fn['realised_monthly_usd']:,.2f}",
+            money_text(*fn["estimated_monthly_usd"], unit=""),
+            money_text(fn["realised_monthly_usd"], fn["realised_monthly_usd"], unit=""),
             " -> ".join(f"${v:.10f}".rstrip("0") for v in fn["inputs"]["usd_per_invocation"]),
         )
         for fn in document["functions"]
     ]
-    total = ("total", "", usd_range(*document["estimated_monthly_usd"]),
-             f"${document['realised_monthly_usd']:,.2f}", "")  # fmt: skip
+    realised = document["realised_monthly_usd"]
+    total = ("total", "", money_text(*document["estimated_monthly_usd"], unit=""),
+             money_text(realised, realised, unit=""), "")  # fmt: skip
     if output == "markdown":
-        lines = [f"# {title}", "", _markdown_row(headers), "|" + "---|" * len(headers)]
-        return "\n".join([*lines, *(_markdown_row(row) for row in [*rows, total])]) + "\n"
-    console = Console(file=io.StringIO(), width=160, force_terminal=False, no_color=True)
-    table = Table(title=title, title_justify="left")
-    for header in headers:
-        table.add_column(header, overflow="fold")
-    for row in [*rows, total]:
-        table.add_row(*(Text(cell) for cell in row))
-    console.print(table)
-    return str(console.file.getvalue())  # type: ignore[attr-defined]
+        return "\n".join([f"# {title}", "", *_markdown_table(headers, [*rows, total])]) + "\n"
+    width = terminal_width()
+    lines = [*wrap(title, width, hang="  "), *table(None, _columns(headers), [*rows, total], width)]
+    return "\n".join(lines) + "\n"

@@ -364,6 +364,7 @@ async def _run_recorded(
             account=account,
             sharding=sharding,
             plan=planned if applied is None else applied,
+            record=store.where(run_key(run_id, "report.json")),
         )
         await store.write(run_key(run_id, "report.json"), report.document())
         await store.write(
@@ -375,6 +376,12 @@ async def _run_recorded(
             status=report.status,
             elapsed_ms=round(report.elapsed_s * 1000, 1),
             aws_calls=report.api_calls["total"],
+            # In the report's words (`costs.money_text`); a rollback's money is not its own.
+            **(
+                {}
+                if rollback
+                else {"savings": report.savings.net_text("would" if config.dry_run else "does")}
+            ),
         )
     return report
 
@@ -636,10 +643,11 @@ def _say_stopped(report: RunReport | OrganisationReport) -> None:
 def _emit(
     report: RunReport | OrganisationReport, config: RunConfig, heading: str | None = None
 ) -> None:
+    details = config.details
     if heading and config.output != "json":
         print(f"\n=== {heading} ===")
     if config.report_file is None:
-        report.write(config.output, sys.stdout)
+        report.write(config.output, sys.stdout, details=details)
         sys.stdout.flush()
         return
     suffix = config.report_file.suffix.lower()
@@ -650,15 +658,15 @@ def _emit(
         config.report_file.parent.mkdir(parents=True, exist_ok=True)
         stream = config.report_file.open("w")
     except OSError:  # stdout still gets the report
-        report.write(config.output, sys.stdout)
+        report.write(config.output, sys.stdout, details=details)
         sys.stdout.flush()
         raise
     with stream:
         if output == config.output:  # one report made once, written to both
-            report.write(output, sys.stdout, stream)
+            report.write(output, sys.stdout, stream, details=details)
         else:
-            report.write(config.output, sys.stdout)
-            report.write(output, stream)
+            report.write(config.output, sys.stdout, details=details)
+            report.write(output, stream, details=details)
     sys.stdout.flush()
 
 
