@@ -194,14 +194,32 @@ def _request_id(headers: dict[str, Any] | None = None) -> str:
     return request_id
 
 
+_original_enrich = moto_responses.BaseResponse.__dict__["_enrich_response"].__func__
+
+
+def _enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+    """moto's, without its search for a `<RequestId>` element to fill in where the body has
+    none (a JSON answer, most XML ones): its regex, a lookbehind tried at every character,
+    would find nothing to replace. The request id is drawn and set all the same."""
+    if isinstance(body, str) and "<RequestId>" not in body:
+        if "status" in headers:
+            headers["status"] = str(headers["status"])
+        vars(moto_responses)["gen_amzn_requestid_long"](headers)
+        return headers, body
+    enriched: tuple[dict[str, str], Any] = _original_enrich(headers, body)
+    return enriched
+
+
 def speed_up_moto() -> None:
     """Cache what moto recomputes per request (idempotent): its response classes' method
-    names, camelCase-to-snake_case names, and request ids drawn a cheaper way; its service
-    models and REST routers are built by one thread (once.py)."""
+    names, camelCase-to-snake_case names, and request ids drawn a cheaper way (and not
+    searched for in a body that has no place for one); its service models and REST routers
+    are built by one thread (once.py)."""
     names = vars(moto_responses)
     names["method_names_from_class"] = _cached_method_names
     names["gen_amzn_requestid_long"] = _request_id
     names["get_service_router"] = _service_router
+    moto_responses.BaseResponse._enrich_response = staticmethod(_enrich_response)  # type: ignore[method-assign]
     for name, module in list(sys.modules.items()):
         if not name.startswith("moto."):
             continue

@@ -113,11 +113,16 @@ def _compile_route(operation: Any) -> _Route:
 
 
 @built_once
-def _rest_routes(service: str) -> tuple[_Route, ...]:
+def _rest_routes(service: str) -> dict[str, tuple[_Route, ...]]:
+    """The service's routes by HTTP method, each method's in the model's order."""
     model = _service_model(service)
     if model is None:
-        return ()
-    return tuple(_compile_route(model.operation_model(name)) for name in model.operation_names)
+        return {}
+    routes = [_compile_route(model.operation_model(name)) for name in model.operation_names]
+    by_method: dict[str, list[_Route]] = {}
+    for route in routes:
+        by_method.setdefault(route.method, []).append(route)
+    return {method: tuple(found) for method, found in by_method.items()}
 
 
 def _match_rest(service: str, environ: Mapping[str, Any], query: Mapping[str, list[str]]) -> str:
@@ -125,8 +130,8 @@ def _match_rest(service: str, environ: Mapping[str, Any], query: Mapping[str, li
     method = environ.get("REQUEST_METHOD", "GET")
     path = environ.get("PATH_INFO", "/") or "/"
     best: tuple[int, int, bool, str] | None = None
-    for route in _rest_routes(service):
-        if route.method != method or not route.path.fullmatch(path):
+    for route in _rest_routes(service).get(method, ()):
+        if not route.path.fullmatch(path):
             continue
         if not all(
             key in query and (value is None or value in query[key]) for key, value in route.query

@@ -13,6 +13,14 @@ stream limited to its Content-Length, drained before the answer's headers go out
 connection stays open for the next request unless the client asked to close, the body was
 chunked, or the answer broke off. The server's open connections are tracked, so that
 stopping the sandbox closes them too.
+
+Each answer costs as few system calls as it can: werkzeug writes an answer's headers and
+its body in two sends, and after each answer drains the request stream through a new
+epoll selector (four system calls, one of which lets every other request thread run).
+Here the headers wait for the body's first write and go out in one send with it (the same
+bytes, in one segment), and the drained stream of a kept connection is ready at once
+without asking the kernel, as epoll would have said of it. Fewer system calls, fewer
+hand-overs of the interpreter lock between a fleet's worth of request threads.
 """
 
 from __future__ import annotations
@@ -20,15 +28,19 @@ from __future__ import annotations
 import contextlib
 import email.parser
 import http.client
+import io
 import os
 import re
+import selectors
 import socket
 import threading
+import types
 from http import HTTPStatus
 from typing import IO, Any, Final, cast
 
 from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
 from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug import serving
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
@@ -47,9 +59,31 @@ class QuietRequestHandler(MotoRequestHandler):
     _body: LimitedStream | None = None  # this request's body, while it may be kept alive
     _kept: tuple[Any, Any] | None = None  # the real stream and socket, while werkzeug drains
 
+    _coalescing = False  # while werkzeug writes an answer: headers wait for the body
+
     def setup(self) -> None:
         super().setup()
+        self.wfile = _Writer(self.connection)
         connections(self.server).add(self.connection)
+
+    def flush_headers(self) -> None:
+        """Within an answer, the header block is held until the body's first write (or the
+        answer's flush): one send, not two."""
+        if not self._coalescing or not isinstance(self.wfile, _Writer):
+            super().flush_headers()
+            return
+        buffered: list[bytes] | None = getattr(self, "_headers_buffer", None)
+        if buffered is not None:
+            self.wfile.hold(b"".join(buffered))
+            self._headers_buffer = []  # type: ignore[var-annotated]
+
+    def run_wsgi(self) -> None:
+        self._coalescing = True
+        try:
+            super().run_wsgi()
+        finally:
+            self._coalescing = False
+            self.wfile.flush()  # nothing is ever left held past an answer
 
     def finish(self) -> None:
         connections(self.server).discard(self.connection)
@@ -164,6 +198,78 @@ class _Drained:
 
 
 _DRAINED: Final = _Drained()
+
+
+class _Writer(io.BufferedIOBase):
+    """The connection's output, as socketserver's unbuffered writer, except that bytes held
+    (an answer's header block) go out with the next write, or on flush."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._held = b""
+
+    def writable(self) -> bool:
+        return True
+
+    def hold(self, data: bytes) -> None:
+        self._held += data
+
+    def write(self, data: Any) -> int:
+        held, self._held = self._held, b""
+        size = memoryview(data).nbytes
+        self._sock.sendall(held + bytes(data) if held else data)
+        return size
+
+    def flush(self) -> None:
+        held, self._held = self._held, b""
+        if held:
+            self._sock.sendall(held)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
+class _DrainSelector:
+    """The selector werkzeug drains a request stream with: for the drained stream of a kept
+    connection, ready at once (what epoll answers for a pipe whose writer is closed),
+    without a system call; for anything else, a real selector."""
+
+    def __init__(self) -> None:
+        self._ready: selectors.SelectorKey | None = None
+        self._real: selectors.BaseSelector | None = None
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        if fileobj is _DRAINED and self._ready is None and self._real is None:
+            self._ready = selectors.SelectorKey(fileobj, fileobj.fileno(), events, data)
+            return self._ready
+        if self._real is None:
+            self._real = selectors.DefaultSelector()
+            if self._ready is not None:
+                ready, self._ready = self._ready, None
+                self._real.register(ready.fileobj, ready.events, ready.data)
+        return self._real.register(fileobj, events, data)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self._ready is not None:
+            return [(self._ready, self._ready.events & selectors.EVENT_READ)]
+        return self._real.select(timeout) if self._real is not None else []
+
+    def close(self) -> None:
+        if self._real is not None:
+            self._real.close()
+
+
+def _werkzeug_selectors() -> types.ModuleType:
+    """The selectors module as werkzeug's server sees it: the standard one, except that its
+    DefaultSelector knows the drained stream."""
+    seen = types.ModuleType(selectors.__name__, selectors.__doc__)
+    vars(seen).update(vars(selectors))
+    seen.DefaultSelector = _DrainSelector  # type: ignore[attr-defined]
+    return seen
+
+
+vars(serving)["selectors"] = _werkzeug_selectors()
+
 _CONNECTIONS_LOCK: Final = threading.Lock()
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -71,6 +72,8 @@ class SandboxRuntime:
         self.accounts = KeyAccounts()  # the account of each access key seen
         # (UTC, clock reading, clock) at the anchor: one tuple, swapped whole.
         self._anchor = (datetime.now(UTC), self._clock.now(), self._clock)
+        # Told every configuration from now on (`serve` tunes its interpreter by it).
+        self.on_configure: Callable[[SandboxConfig], object] | None = None
 
     @property
     def config(self) -> SandboxConfig:
@@ -87,6 +90,8 @@ class SandboxRuntime:
             self._config = config
             self._rng = random.Random(config.fault_seed)
             self._buckets.clear()
+        if self.on_configure is not None:
+            self.on_configure(config)
 
     def set_clock(self, clock: Clock) -> None:
         """Swap the clock; quota buckets start afresh (their stamps were on the old clock).

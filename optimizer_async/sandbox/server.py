@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -138,6 +139,7 @@ class EmbeddedSandbox:
     def reset(self) -> None:
         """Forget every AWS resource and count (moto's reset plus ours, the model included)."""
         moto_api_backend.reset()
+        gc.unfreeze()  # what `serve` froze after seeding may be garbage now
         self.runtime.accounts.clear()  # every access key is gone with moto's state
         self.runtime.stats.reset()
         self.runtime.stored_bytes.clear()

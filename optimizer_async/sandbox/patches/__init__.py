@@ -13,6 +13,7 @@ from optimizer_async.sandbox.patches import (
     cloudwatch_json,
     cloudwatch_metrics,
     iam_authorization,
+    json_parser,
     lambda_code_update,
     lambda_concurrency,
     lambda_config_fields,
@@ -27,6 +28,8 @@ from optimizer_async.sandbox.patches import (
     logs_retention,
     logs_stored_bytes,
     logs_stored_events,
+    metric_data_json,
+    moto_lookups,
     moto_query_parser,
     price_list,
     s3_conditional_writes,
@@ -60,7 +63,10 @@ def apply_all() -> dict[tuple[str, str], OperationHandler]:
     cloudwatch_index.apply()  # under the model's answers: it serves what the model does not
     cloudwatch_metrics.apply()
     cloudwatch_json.apply()
+    metric_data_json.apply()
     moto_query_parser.apply()
+    json_parser.apply()
+    moto_lookups.apply()
     iam_authorization.apply()
     sts_assume_role.apply()
     shared_blobs.apply()

@@ -34,7 +34,7 @@ from optimizer_async.sandbox.patches import _query_results, cloudwatch_index
 from optimizer_async.sandbox.patches._patching import wrap_method
 from optimizer_async.sandbox.patches.logs_stored_events import group_events
 from optimizer_async.sandbox.statistics import PERCENTILE, Distribution, Samples
-from optimizer_async.sandbox.workload.model import FunctionModel, unit_of
+from optimizer_async.sandbox.workload.model import FunctionModel, unit_of, windows_remembered
 
 _DIMENSION = {"AWS/Lambda": "FunctionName", "AWS/Logs": "LogGroupName"}
 
@@ -228,12 +228,13 @@ def apply() -> None:
             return refused
         answered: dict[str, dict[str, Any]] = {}
         rest = []
-        for query in queries:
-            found = _metric_data(backend, query, start, end, scan_by)
-            if found is None:
-                rest.append(query)
-            elif _query_results.returned(query):
-                answered[str(query["Id"])] = found
+        with windows_remembered():  # a function's metrics share its pieces of the window
+            for query in queries:
+                found = _metric_data(backend, query, start, end, scan_by)
+                if found is None:
+                    rest.append(query)
+                elif _query_results.returned(query):
+                    answered[str(query["Id"])] = found
         if not answered:
             result: list[dict[str, Any]] = original(backend, queries, start_time, end_time, scan_by)
             return result
@@ -258,20 +259,25 @@ def apply() -> None:
         start, end = _utc(response._get_param("StartTime")), _utc(response._get_param("EndTime"))
         unit = response._get_param("Unit")
         points: dict[datetime, dict[str, Any]] = {}
-        for stat in plain + extended:
-            spec = {
-                "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions},
-                "Period": response._get_int_param("Period"),
-                "Stat": stat,
-                "Unit": unit,
-            }
-            values, stamps = _Series(backend, *sources, spec, start, end).datapoints()
-            for value, stamp in zip(values, stamps, strict=True):
-                point = points.setdefault(stamp, {})
-                if stat in plain:
-                    point[stat] = value
-                else:
-                    point.setdefault("ExtendedStatistics", {})[stat] = value
+        with windows_remembered():  # the statistics share the pieces of each period
+            for stat in plain + extended:
+                spec = {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": metric,
+                        "Dimensions": dimensions,
+                    },
+                    "Period": response._get_int_param("Period"),
+                    "Stat": stat,
+                    "Unit": unit,
+                }
+                values, stamps = _Series(backend, *sources, spec, start, end).datapoints()
+                for value, stamp in zip(values, stamps, strict=True):
+                    point = points.setdefault(stamp, {})
+                    if stat in plain:
+                        point[stat] = value
+                    else:
+                        point.setdefault("ExtendedStatistics", {})[stat] = value
         datapoints = [
             {**point, "Timestamp": stamp, "Unit": unit_of(namespace, metric)}
             for stamp, point in sorted(points.items())

@@ -20,11 +20,12 @@ randomness: what a test seeds is exactly what it reads back.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
@@ -284,6 +285,17 @@ class FunctionModel:
 
     def pieces(self, start: datetime, end: datetime) -> list[Piece]:
         """The window [start, end), split where the configuration changes."""
+        memo: dict[tuple[int, datetime, datetime], tuple[FunctionModel, list[Piece]]] | None
+        memo = getattr(_windows, "memo", None)
+        if memo is None:
+            return self._pieces(start, end)
+        key = (id(self), start, end)
+        kept = memo.get(key)
+        if kept is None or kept[0] is not self:
+            kept = memo[key] = (self, self._pieces(start, end))
+        return list(kept[1])
+
+    def _pieces(self, start: datetime, end: datetime) -> list[Piece]:
         if end <= start:
             return []
         changes = {
@@ -432,6 +444,24 @@ class FunctionModel:
         if match is None:
             return None
         return _capped_quantile(distribution, parts, float(match.group(1)) / 100.0)
+
+
+_windows = threading.local()
+
+
+@contextlib.contextmanager
+def windows_remembered() -> Iterator[None]:
+    """Within the block (one request, on this thread), each model's pieces of a window are
+    worked out once: a model is immutable (a change makes a new one), so its pieces of a
+    window are too, and the eight metrics a reader asks of one function share them."""
+    outer = getattr(_windows, "memo", None)
+    if outer is None:
+        _windows.memo = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _windows.memo = None
 
 
 def unit_of(namespace: str, metric: str) -> str | None:
