@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from optimizer_async import naming
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions import naming
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.steps.alarms import definition
 from optimizer_async.steps.role_policy import canonical
 

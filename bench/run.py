@@ -40,8 +40,8 @@ from typing import Any, Final
 
 from bench import floor
 from bench.processes import ChildRun, Sandbox, run_child
-from optimizer_async import baseline
 from optimizer_async.aws.quotas import bucket_for
+from optimizer_async.definitions import baseline
 
 RESULTS: Final = Path(__file__).parent / "results"
 # A phase whose busiest process used more of a core than this measured CPU, not pacing.

@@ -27,11 +27,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from optimizer_async import baseline, naming
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions import baseline, naming
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.definitions.targets import Targets
 from optimizer_async.steps.alarms import duration_alarm, error_rate_alarm
 from optimizer_async.steps.role_policy import policy_document
-from optimizer_async.targets import Targets
 
 _WAITER_DELAY_S: Final = 5.0  # botocore's FunctionUpdated: GetFunctionConfiguration every 5 s
 _WAITER_ATTEMPTS: Final = 60

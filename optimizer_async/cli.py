@@ -16,9 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from optimizer_async import accounts, iam_policy, logs, plan_file, shards, signals
 from optimizer_async.aws import quotas
-from optimizer_async.config import (
+from optimizer_async.commands.config import (
     DETAILS,
     OUTPUT_FORMATS,
     PRICE_SOURCES,
@@ -28,17 +27,22 @@ from optimizer_async.config import (
     ServeSettings,
     UsageError,
 )
-from optimizer_async.logs import LogFormat
-from optimizer_async.naming import (
+from optimizer_async.definitions.naming import (
     REGION_RE,
     InvalidNameError,
     parse_suffixes,
     validate_function_base,
 )
+from optimizer_async.definitions.targets import GUARDRAIL_MODES, Targets, TargetsError, load_targets
+from optimizer_async.execution import signals
+from optimizer_async.fleet import accounts, shards
+from optimizer_async.permissions import iam_policy
+from optimizer_async.records import plan_file
+from optimizer_async.reporting import logs
+from optimizer_async.reporting.logs import LogFormat
 from optimizer_async.sandbox.config import PROFILES
 from optimizer_async.sandbox.workload.profiles import NAMED, check_mix
 from optimizer_async.steps.registry import REGISTRY, SelectionError
-from optimizer_async.targets import GUARDRAIL_MODES, Targets, TargetsError, load_targets
 
 PROG: Final = "lambda-optimizer"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -948,7 +952,7 @@ def _main(argv: Sequence[str]) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     # Only now: bad input never loads the AWS SDK, the engine or the report (an import contract).
-    from optimizer_async.runner import run
+    from optimizer_async.runs.runner import run
 
     try:
         return run(config)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from optimizer_async import baseline, lambda_build
-from optimizer_async.environment_spec import (
+from optimizer_async.definitions import baseline, lambda_build
+from optimizer_async.definitions.environment_spec import (
     FUNCTION_PACKAGE_KEY,
     LAMBDA_TRUST_POLICY,
     LAYER_PACKAGE_KEY,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pulumi
 
-from optimizer_async.environment_spec import environment_spec
-from optimizer_async.naming import InvalidNameError, validate_suffix
+from optimizer_async.definitions.environment_spec import environment_spec
+from optimizer_async.definitions.naming import InvalidNameError, validate_suffix
 from pulumi_stack.environment import BaselineEnvironment, BaselineEnvironmentArgs
 
 

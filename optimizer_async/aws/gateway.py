@@ -45,9 +45,9 @@ from aiolimiter import AsyncLimiter
 from botocore import xform_name
 
 from optimizer_async.aws import assumed_role, errors, quotas
+from optimizer_async.aws.clock import Clock, EventLoopClock
 from optimizer_async.aws.lean_models import LeanLoader
 from optimizer_async.aws.operations import is_write
-from optimizer_async.clock import Clock, EventLoopClock
 
 if TYPE_CHECKING:
     from types_aiobotocore_cloudwatch import CloudWatchClient

@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from optimizer_async.aws.clock import Clock
 from optimizer_async.aws.learned import LearnedWait
-from optimizer_async.clock import Clock
 
 
 class IamGate:

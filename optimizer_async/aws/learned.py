@@ -19,7 +19,7 @@ from typing import Final
 
 import anyio
 
-from optimizer_async.clock import Clock
+from optimizer_async.aws.clock import Clock
 
 _QUANTILE: Final = 0.9
 _WINDOW: Final = 64

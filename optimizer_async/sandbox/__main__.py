@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from optimizer_async.aws.quotas import BUCKET_NAMES, parse_override
-from optimizer_async.naming import InvalidNameError, parse_suffixes
+from optimizer_async.definitions.naming import InvalidNameError, parse_suffixes
 from optimizer_async.sandbox.config import PROFILES, SandboxConfig
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.workload.profiles import PROFILE_NAMES, check_mix

@@ -25,8 +25,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from optimizer_async.environment_spec import ROLE_LOGS_POLICY_NAME
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.environment_spec import ROLE_LOGS_POLICY_NAME
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY
 
 Call = Callable[[dict[str, Any]], object]

@@ -31,8 +31,8 @@ from moto.s3.models import s3_backends
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.utilities.utils import get_partition
 
-from optimizer_async import baseline, lambda_build
-from optimizer_async.environment_spec import (
+from optimizer_async.definitions import baseline, lambda_build
+from optimizer_async.definitions.environment_spec import (
     FUNCTION_PACKAGE_KEY,
     LAMBDA_TRUST_POLICY,
     LAYER_PACKAGE_KEY,

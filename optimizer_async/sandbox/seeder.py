@@ -42,8 +42,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from optimizer_async import baseline, lambda_build
-from optimizer_async.environment_spec import (
+from optimizer_async.definitions import baseline, lambda_build
+from optimizer_async.definitions.environment_spec import (
     FUNCTION_PACKAGE_KEY,
     LAMBDA_TRUST_POLICY,
     LAYER_PACKAGE_KEY,

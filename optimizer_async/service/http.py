@@ -36,12 +36,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from optimizer_async import strict_json
 from optimizer_async.aws import errors
-from optimizer_async.runner import list_runs
+from optimizer_async.jsonio import strict_json
+from optimizer_async.records.state import run_key
+from optimizer_async.runs.runner import list_runs
 from optimizer_async.service.reconciler import Busy, Reconciler
 from optimizer_async.service.requests import requested
-from optimizer_async.state import run_key
 
 log = structlog.get_logger("optimizer_async.service")
 

@@ -26,16 +26,17 @@ import anyio
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from optimizer_async import json_text, realised
 from optimizer_async.aws import errors
+from optimizer_async.aws.clock import Clock
 from optimizer_async.aws.gateway import Aws, AwsSettings
-from optimizer_async.clock import Clock
-from optimizer_async.config import RunConfig
-from optimizer_async.runner import new_run_id, run_once
+from optimizer_async.commands.config import RunConfig
+from optimizer_async.execution.signals import StopRequest
+from optimizer_async.jsonio import json_text
+from optimizer_async.money import realised
+from optimizer_async.records.state import StateStore, run_key
+from optimizer_async.runs.runner import new_run_id, run_once
 from optimizer_async.service.metrics import Metrics
 from optimizer_async.service.requests import requested
-from optimizer_async.signals import StopRequest
-from optimizer_async.state import StateStore, run_key
 
 log = structlog.get_logger("optimizer_async.service")
 
@@ -224,7 +225,9 @@ class Reconciler:
         log.info("service.run", run_id=request.run_id, trigger=request.trigger)
         try:
             if request.config.accounts:
-                from optimizer_async.organisation import run_organisation  # builds on runner
+                from optimizer_async.organisations.organisation import (
+                    run_organisation,  # builds on runner
+                )
 
                 report: Any = await run_organisation(
                     request.config, self.settings, self.clock, self.stop, False, request.run_id

@@ -22,14 +22,14 @@ import anyio.abc
 import structlog
 import uvicorn
 
+from optimizer_async.aws.clock import Clock
 from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
-from optimizer_async.clock import Clock
-from optimizer_async.config import RunConfig
-from optimizer_async.runner import open_store
+from optimizer_async.commands.config import RunConfig
+from optimizer_async.execution.signals import GRACE_S, HANDLED
+from optimizer_async.runs.runner import open_store
 from optimizer_async.service.http import app
 from optimizer_async.service.metrics import Metrics
 from optimizer_async.service.reconciler import Reconciler
-from optimizer_async.signals import GRACE_S, HANDLED
 
 log = structlog.get_logger("optimizer_async.service")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from optimizer_async import naming
 from optimizer_async.aws.batching import fetch_batches
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
+from optimizer_async.definitions import naming
+from optimizer_async.definitions.targets import AlarmTargets
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
@@ -31,8 +31,8 @@ from optimizer_async.steps.base import (
     render_value,
 )
 from optimizer_async.steps.evidence import METRICS, UsageMetrics
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.steps.verifying import not_planned
-from optimizer_async.targets import AlarmTargets
 
 if TYPE_CHECKING:
     from types_aiobotocore_cloudwatch.type_defs import (

@@ -30,17 +30,17 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Se
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 
-from optimizer_async import pricing
+from optimizer_async.aws import pricing
 from optimizer_async.aws.batching import BatchLoader, run_each
-from optimizer_async.inventory import (
+from optimizer_async.aws.pricing import PriceBook
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.definitions.targets import Targets
+from optimizer_async.steps.inventory import (
     EnvironmentInventory,
     FunctionInventory,
     FunctionState,
     PartKey,
 )
-from optimizer_async.naming import EnvironmentNames
-from optimizer_async.pricing import PriceBook
-from optimizer_async.targets import Targets
 
 if TYPE_CHECKING:
     import structlog
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from optimizer_async.aws.gateway import Aws
     from optimizer_async.aws.iam_gate import IamGate
     from optimizer_async.aws.learned import LearnedWait
-    from optimizer_async.latest_reads import LatestReads
+    from optimizer_async.steps.latest_reads import LatestReads
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)

@@ -10,8 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -24,6 +23,7 @@ from optimizer_async.steps.base import (
     StepPlan,
     VerifyContext,
 )
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionInventory
 from optimizer_async.steps.verifying import not_planned, whole
 
 if TYPE_CHECKING:

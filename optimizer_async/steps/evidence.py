@@ -30,11 +30,9 @@ from typing import TYPE_CHECKING, ClassVar, Final
 import anyio
 import structlog
 
-from optimizer_async import pricing
-from optimizer_async.aws import errors
+from optimizer_async.aws import errors, pricing
 from optimizer_async.aws.batching import BATCHES_AT_ONCE, run_each
 from optimizer_async.aws.waiters import Backoff, QueriesFinished, wait_query_finished
-from optimizer_async.inventory import EnvironmentInventory, FunctionState
 from optimizer_async.steps import log_events
 from optimizer_async.steps.base import (
     ApiCall,
@@ -45,6 +43,7 @@ from optimizer_async.steps.base import (
     ReadContext,
     to_json,
 )
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionState
 from optimizer_async.steps.lambda_reports import (
     REPORT_QUERY,
     Figures,

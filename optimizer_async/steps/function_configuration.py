@@ -18,18 +18,12 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from optimizer_async import baseline
 from optimizer_async.aws import errors, limits
 from optimizer_async.aws.limits import MAX_ENVIRONMENT_BYTES, environment_size
 from optimizer_async.aws.waiters import IAM_PROPAGATION, wait_function_updated
-from optimizer_async.core import FUNCTION, FUNCTION_ARN
-from optimizer_async.inventory import (
-    EnvironmentVariables,
-    FunctionInventory,
-    environment_error,
-    function_state,
-)
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.definitions.targets import Targets
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
@@ -46,6 +40,7 @@ from optimizer_async.steps.base import (
     VerifyContext,
     to_json,
 )
+from optimizer_async.steps.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.steps.dead_letter_queue import QUEUE, queue_arn
 from optimizer_async.steps.evidence import METRICS, REPORT_LINES, ReportLines, UsageMetrics
 from optimizer_async.steps.guardrails import (
@@ -54,9 +49,14 @@ from optimizer_async.steps.guardrails import (
     memory_floor_mb,
     timeout_floor_s,
 )
+from optimizer_async.steps.inventory import (
+    EnvironmentVariables,
+    FunctionInventory,
+    environment_error,
+    function_state,
+)
 from optimizer_async.steps.secrets import SECRETS, secret_arns
 from optimizer_async.steps.verifying import not_own, not_own_secret, not_planned, whole
-from optimizer_async.targets import Targets
 
 if TYPE_CHECKING:
     from types_aiobotocore_lambda.type_defs import UpdateFunctionConfigurationRequestTypeDef

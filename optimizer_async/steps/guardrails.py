@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Final
 
+from optimizer_async.definitions.targets import GuardrailMode, Guardrails
 from optimizer_async.steps.base import Decision, Risk
-from optimizer_async.targets import GuardrailMode, Guardrails
 
 FULL_CPU_MB: Final = 1769
 

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from optimizer_async.aws import errors
 from optimizer_async.aws.batching import fetch_batches
 from optimizer_async.aws.limits import check_log_retention_days
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
-from optimizer_async.naming import log_group_name
+from optimizer_async.definitions.naming import log_group_name
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     ApiCall,
@@ -33,6 +32,7 @@ from optimizer_async.steps.base import (
     VerifyContext,
 )
 from optimizer_async.steps.evidence import METRICS
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.steps.verifying import not_planned, whole
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import functools
 from dataclasses import dataclass
 from typing import Final
 
-from optimizer_async import pricing
-from optimizer_async.pricing import PriceBook
+from optimizer_async.aws import pricing
+from optimizer_async.aws.pricing import PriceBook
 from optimizer_async.steps.base import Effect, Json, MoneyLine
 from optimizer_async.steps.evidence import ReportLines, UsageMetrics
 from optimizer_async.steps.guardrails import cpu_slowdown

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from optimizer_async.aws.operations import iam_action
-from optimizer_async.core import CORE_PERMISSIONS, CORE_READS, FUNCTION
 from optimizer_async.steps.alarms import Alarms
 from optimizer_async.steps.base import ApiCall, Part, Step
+from optimizer_async.steps.core import CORE_PERMISSIONS, CORE_READS, FUNCTION
 from optimizer_async.steps.dead_letter_queue import DeadLetterQueue
 from optimizer_async.steps.deployment_bucket import DeploymentBucket
 from optimizer_async.steps.function_configuration import FunctionConfiguration

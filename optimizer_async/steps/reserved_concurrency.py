@@ -16,8 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final
 
 from optimizer_async.aws.limits import MIN_UNRESERVED_CONCURRENCY, check_reserved_concurrency
-from optimizer_async.core import FUNCTION, FUNCTION_ARN
-from optimizer_async.inventory import FunctionInventory
+from optimizer_async.definitions.targets import GuardrailMode, Guardrails, Targets
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import (
     AccountPart,
@@ -36,10 +35,11 @@ from optimizer_async.steps.base import (
     VerifyContext,
     to_json,
 )
+from optimizer_async.steps.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.steps.evidence import METRICS, UsageMetrics
 from optimizer_async.steps.guardrails import concurrency_floor, decide
+from optimizer_async.steps.inventory import FunctionInventory
 from optimizer_async.steps.verifying import not_planned, whole
-from optimizer_async.targets import GuardrailMode, Guardrails, Targets
 
 SETTING: Final = "ReservedConcurrentExecutions"
 

@@ -15,8 +15,7 @@ from urllib.parse import unquote
 
 import anyio
 
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -32,6 +31,7 @@ from optimizer_async.steps.base import (
     render_value,
 )
 from optimizer_async.steps.dead_letter_queue import QUEUE, queue_arn
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionInventory
 from optimizer_async.steps.secrets import SECRETS, secret_arns, secret_names
 from optimizer_async.steps.verifying import not_own, not_own_secret
 

@@ -12,14 +12,14 @@ from typing import ClassVar, Final
 
 import anyio
 
-from optimizer_async.inventory import EnvironmentInventory
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.steps.base import (
     ApiCall,
     EnvironmentPart,
     Permission,
     ReadContext,
 )
+from optimizer_async.steps.inventory import EnvironmentInventory
 
 # Secrets Manager appends six random characters to a secret's name in its ARN.
 _SECRET_ARN: Final = "arn:{partition}:secretsmanager:{region}:{account}:secret:{secret}-??????"  # noqa: S105 - an ARN pattern

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizer_async import cli
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.sandbox.config import AFTER_COMMIT_KINDS, SandboxConfig
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, EmbeddedSandbox

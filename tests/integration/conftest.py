@@ -15,13 +15,13 @@ import pytest
 
 from optimizer_async import cli
 from optimizer_async.aws.gateway import Aws, AwsSettings
-from optimizer_async.engine import Engine, EngineSettings
+from optimizer_async.definitions.targets import Targets
+from optimizer_async.execution.engine import Engine, EngineSettings
+from optimizer_async.records.state import LocalStateStore
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder
-from optimizer_async.state import LocalStateStore
 from optimizer_async.steps.base import Step
 from optimizer_async.steps.registry import REGISTRY
-from optimizer_async.targets import Targets
 from tests.conftest import EXTERNAL_ENDPOINT, REGION
 
 Optimize = Callable[..., tuple[int, dict[str, Any]]]

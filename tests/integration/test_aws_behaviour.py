@@ -13,13 +13,13 @@ import structlog
 from optimizer_async.aws.gateway import Aws, AwsSettings
 from optimizer_async.aws.iam_gate import IamGate
 from optimizer_async.aws.learned import LearnedWait
-from optimizer_async.discovery import Discovery
-from optimizer_async.latest_reads import LatestReads
+from optimizer_async.definitions.targets import Targets
+from optimizer_async.execution.discovery import Discovery
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.steps.base import ApplyContext, PlanContext
 from optimizer_async.steps.function_configuration import FunctionConfiguration
-from optimizer_async.targets import Targets
+from optimizer_async.steps.latest_reads import LatestReads
 from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock, Optimize, new_engine
 from tests.integration.test_optimizer import assert_optimised

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from optimizer_async.aws.gateway import AwsSettings
-from optimizer_async.bake import BakeSettings
-from optimizer_async.config import RunConfig
-from optimizer_async.runner import run_once
+from optimizer_async.commands.config import RunConfig
+from optimizer_async.execution.bake import BakeSettings
+from optimizer_async.records.state import LocalStateStore
+from optimizer_async.runs.runner import run_once
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.workload.profiles import NAMED
-from optimizer_async.state import LocalStateStore
 from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock
 

@@ -16,8 +16,8 @@ import pytest
 from bench import record_calls, run, sdk_reference
 from bench.endstate import EndState
 from bench.sequential import Reference
-from optimizer_async import baseline
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.naming import EnvironmentNames
 from tests.conftest import EXTERNAL_ENDPOINT
 from tests.integration.conftest import Optimize, Unique
 

@@ -11,11 +11,10 @@ from typing import Any, ClassVar
 import anyio
 
 from optimizer_async.aws.gateway import Aws
-from optimizer_async.baseline import function_bases
-from optimizer_async.core import FUNCTION
-from optimizer_async.discovery import Discovery, parts_of
-from optimizer_async.inventory import EnvironmentInventory, FunctionState
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.baseline import function_bases
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.definitions.targets import Guardrails, Targets
+from optimizer_async.execution.discovery import Discovery, parts_of
 from optimizer_async.steps.base import (
     ApiCall,
     EnvironmentPart,
@@ -23,10 +22,11 @@ from optimizer_async.steps.base import (
     FunctionPart,
     ReadContext,
 )
+from optimizer_async.steps.core import FUNCTION
 from optimizer_async.steps.evidence import METRICS, REPORT_LINES
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionState
 from optimizer_async.steps.log_retention import LOG_GROUP
 from optimizer_async.steps.registry import REGISTRY
-from optimizer_async.targets import Guardrails, Targets
 from tests.conftest import EXTERNAL_ENDPOINT, ClientFactory
 from tests.integration.conftest import Unique
 

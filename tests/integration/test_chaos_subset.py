@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
-from optimizer_async.naming import EnvironmentNames, duration_alarm_name, error_rate_alarm_name
+from optimizer_async.definitions.naming import (
+    EnvironmentNames,
+    duration_alarm_name,
+    error_rate_alarm_name,
+)
 from optimizer_async.sandbox.config import AFTER_COMMIT_KINDS
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import ClientFactory

@@ -10,8 +10,6 @@ from typing import ClassVar, Final
 
 import pytest
 
-from optimizer_async.core import FUNCTION_ARN
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -25,6 +23,8 @@ from optimizer_async.steps.base import (
     ReadContext,
     StepPlan,
 )
+from optimizer_async.steps.core import FUNCTION_ARN
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionInventory, FunctionState
 from optimizer_async.steps.registry import REGISTRY, undeclared_calls
 from tests.conftest import EXTERNAL_ENDPOINT, ClientFactory
 from tests.integration.conftest import Optimize, Unique

@@ -10,9 +10,7 @@ from typing import Any, ClassVar
 import pytest
 
 from optimizer_async.aws.operations import iam_action, is_write
-from optimizer_async.core import CORE_PERMISSIONS, FUNCTION, FUNCTION_ARN
-from optimizer_async.inventory import FunctionInventory
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.steps.base import (
     ApiCall,
@@ -23,6 +21,8 @@ from optimizer_async.steps.base import (
     PlanContext,
     StepPlan,
 )
+from optimizer_async.steps.core import CORE_PERMISSIONS, FUNCTION, FUNCTION_ARN
+from optimizer_async.steps.inventory import FunctionInventory
 from optimizer_async.steps.registry import REGISTRY, declared_calls, undeclared_calls
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize

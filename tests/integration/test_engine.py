@@ -10,8 +10,6 @@ from typing import ClassVar
 import anyio
 
 from optimizer_async.aws.gateway import Aws
-from optimizer_async.core import FUNCTION, FUNCTION_ARN
-from optimizer_async.inventory import FunctionInventory
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -22,6 +20,8 @@ from optimizer_async.steps.base import (
     PlanContext,
     StepPlan,
 )
+from optimizer_async.steps.core import FUNCTION, FUNCTION_ARN
+from optimizer_async.steps.inventory import FunctionInventory
 from optimizer_async.steps.secrets import SECRETS
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Unique, new_engine

@@ -7,7 +7,7 @@ import io
 import zipfile
 from collections.abc import Callable
 
-from optimizer_async import baseline
+from optimizer_async.definitions import baseline
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique
 

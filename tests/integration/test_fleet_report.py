@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from optimizer_async import cli
-from optimizer_async.report import GITHUB_COMMENT_LIMIT
+from optimizer_async.reporting.report import GITHUB_COMMENT_LIMIT
 from optimizer_async.sandbox.server import EmbeddedSandbox
 
 pytestmark = pytest.mark.sandbox_only("fleets seeded straight into the sandbox's backends")

@@ -31,7 +31,8 @@ import pytest
 from optimizer_async.aws import errors
 from optimizer_async.aws.operations import iam_action, is_write
 from optimizer_async.cli import iam_policy_document
-from optimizer_async.iam_policy import (
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.permissions.iam_policy import (
     PURPOSES,
     PolicyDocument,
     Purpose,
@@ -39,7 +40,6 @@ from optimizer_async.iam_policy import (
     policy,
     render,
 )
-from optimizer_async.naming import EnvironmentNames
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.steps.registry import REGISTRY, declared_calls

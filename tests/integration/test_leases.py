@@ -17,14 +17,14 @@ from typing import Any
 import anyio
 import pytest
 
-from optimizer_async import leases
 from optimizer_async.aws.gateway import Aws, AwsSettings
-from optimizer_async.config import RunConfig
-from optimizer_async.leases import LEASE_S, Holder, LocalLeases, S3Leases, lease_key
-from optimizer_async.runner import run_once
+from optimizer_async.commands.config import RunConfig
+from optimizer_async.records import leases
+from optimizer_async.records.leases import LEASE_S, Holder, LocalLeases, S3Leases, lease_key
+from optimizer_async.records.state import S3StateStore
+from optimizer_async.runs.runner import run_once
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
-from optimizer_async.state import S3StateStore
 from tests.conftest import REGION, ClientFactory
 from tests.integration.conftest import LinkedClock, Optimize
 from tests.integration.test_state_bucket import safe_bucket
@@ -93,8 +93,8 @@ def test_a_killed_holders_lease_lapses_and_the_next_run_proceeds(
         [sys.executable, "-c", textwrap.dedent(f"""
             import pathlib
             import anyio
-            from optimizer_async import leases
-            from optimizer_async.clock import EventLoopClock
+            from optimizer_async.records import leases
+            from optimizer_async.aws.clock import EventLoopClock
             async def hold():
                 store = leases.LocalLeases(pathlib.Path({str(state)!r}))
                 async with leases.holding(store, {ACCOUNT!r}, {REGION!r}, [{dev!r}],

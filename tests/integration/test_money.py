@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from optimizer_async import baseline, pricing
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.aws import pricing
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.workload.profiles import NAMED
 from tests.conftest import ClientFactory

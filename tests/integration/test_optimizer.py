@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from optimizer_async import baseline
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import EXTERNAL_ENDPOINT, ClientFactory
 from tests.integration.conftest import Optimize, Unique

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from optimizer_async import plan_file
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.records import plan_file
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique
 from tests.integration.test_optimizer import assert_optimised

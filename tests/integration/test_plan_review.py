@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from optimizer_async import cli, plan_file
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async import cli
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.records import plan_file
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique

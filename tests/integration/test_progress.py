@@ -110,7 +110,7 @@ async def test_the_gateway_names_the_bucket_calls_queue_for(endpoint_url: str) -
 def test_the_display_has_a_row_per_place_and_a_total(places: int) -> None:
     from rich.console import Console
 
-    from optimizer_async import progress
+    from optimizer_async.execution import progress
 
     rows = [
         progress.Place(
@@ -131,7 +131,7 @@ async def test_elsewhere_a_progress_event_comes_every_interval() -> None:
     """Not on a terminal: `progress` log events with each place's counts (a shipped log)."""
     from structlog.testing import capture_logs
 
-    from optimizer_async import progress
+    from optimizer_async.execution import progress
 
     counts = progress.Counts("20261129T000000Z-abcdef", 4, discovered=4, planned=3, applied=7)
     place = progress.Place("123456789012", REGION, counts, lambda: ("lambda.GetFunction", 9))

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from optimizer_async.aws.gateway import Aws
-from optimizer_async.core import FUNCTION
-from optimizer_async.discovery import Discovery, parts_of
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.definitions.targets import Targets
+from optimizer_async.execution.discovery import Discovery, parts_of
 from optimizer_async.steps.alarms import ALARMS
+from optimizer_async.steps.core import FUNCTION
 from optimizer_async.steps.dead_letter_queue import QUEUE
 from optimizer_async.steps.deployment_bucket import BUCKET
 from optimizer_async.steps.evidence import METRICS, REPORT_LINES
@@ -18,7 +19,6 @@ from optimizer_async.steps.log_retention import LOG_GROUP
 from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.steps.role_policy import ROLE_POLICIES
 from optimizer_async.steps.secrets import SECRETS
-from optimizer_async.targets import Targets
 from tests.conftest import EXTERNAL_ENDPOINT, ClientFactory
 from tests.integration.conftest import Unique
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from optimizer_async import pricing
+from optimizer_async.aws import pricing
 from optimizer_async.aws.gateway import AwsSettings
-from optimizer_async.config import RunConfig
-from optimizer_async.realised import TooSoonError
-from optimizer_async.runner import run_once, savings_document
+from optimizer_async.commands.config import RunConfig
+from optimizer_async.money.realised import TooSoonError
+from optimizer_async.runs.runner import run_once, savings_document
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox

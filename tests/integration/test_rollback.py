@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from optimizer_async.inventory import EnvironmentVariables
-from optimizer_async.naming import OPTIMIZER, EnvironmentNames, log_group_name
+from optimizer_async.definitions.naming import OPTIMIZER, EnvironmentNames, log_group_name
+from optimizer_async.records.state import FINGERPRINT_KEY_NAME
 from optimizer_async.sandbox.server import EmbeddedSandbox
-from optimizer_async.state import FINGERPRINT_KEY_NAME
+from optimizer_async.steps.inventory import EnvironmentVariables
 from optimizer_async.steps.role_policy import canonical
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from optimizer_async.aws.gateway import Aws
-from optimizer_async.state import FINGERPRINT_KEY_NAME, S3StateStore
+from optimizer_async.records.state import FINGERPRINT_KEY_NAME, S3StateStore
 from tests.conftest import ClientFactory
 from tests.integration.conftest import Optimize, Unique
 from tests.integration.test_rollback import assert_as_before

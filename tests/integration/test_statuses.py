@@ -21,14 +21,15 @@ import anyio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from optimizer_async import cli, leases
+from optimizer_async import cli
 from optimizer_async.aws.gateway import AwsSettings
-from optimizer_async.report import render
-from optimizer_async.runner import list_runs, run_once
+from optimizer_async.execution.signals import StopRequest
+from optimizer_async.records import leases
+from optimizer_async.records.state import LocalStateStore, run_key
+from optimizer_async.reporting.report import render
+from optimizer_async.runs.runner import list_runs, run_once
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.service.metrics import Metrics
-from optimizer_async.signals import StopRequest
-from optimizer_async.state import LocalStateStore, run_key
 from tests.conftest import REGION
 from tests.integration.conftest import Optimize, Unique
 

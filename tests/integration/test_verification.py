@@ -13,14 +13,14 @@ import anyio
 import pytest
 
 from optimizer_async.aws.gateway import Aws, AwsSettings
-from optimizer_async.baseline import function_bases
-from optimizer_async.engine import Engine, EngineSettings
-from optimizer_async.inventory import FunctionInventory
-from optimizer_async.state import LocalStateStore
+from optimizer_async.definitions.baseline import function_bases
+from optimizer_async.definitions.targets import Guardrails, Targets
+from optimizer_async.execution.engine import Engine, EngineSettings
+from optimizer_async.records.state import LocalStateStore
 from optimizer_async.steps.alarms import Alarms
 from optimizer_async.steps.base import ApplyContext, Change, Step
+from optimizer_async.steps.inventory import FunctionInventory
 from optimizer_async.steps.log_retention import LogRetention
-from optimizer_async.targets import Guardrails, Targets
 from tests.conftest import REGION
 from tests.integration.conftest import Unique
 

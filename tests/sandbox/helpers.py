@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from optimizer_async.environment_spec import LAMBDA_TRUST_POLICY
+from optimizer_async.definitions.environment_spec import LAMBDA_TRUST_POLICY
 from optimizer_async.sandbox.server import EmbeddedSandbox
 
 

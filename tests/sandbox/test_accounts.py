@@ -20,7 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.sandbox.accounts import DEFAULT_ACCOUNT, KeyAccounts
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder

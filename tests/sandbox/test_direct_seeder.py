@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from optimizer_async.environment_spec import (
+from optimizer_async.definitions.environment_spec import (
     FUNCTION_PACKAGE_KEY,
     LAYER_PACKAGE_KEY,
     ROLE_LOGS_POLICY_NAME,
 )
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.sandbox.patches import shared_blobs
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox

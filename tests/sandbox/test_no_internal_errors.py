@@ -23,8 +23,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.awslambda.models import LambdaBackend
 
-from optimizer_async.environment_spec import LAMBDA_TRUST_POLICY
-from optimizer_async.finder import FINDER_READS
+from optimizer_async.definitions.environment_spec import LAMBDA_TRUST_POLICY
+from optimizer_async.fleet.finder import FINDER_READS
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.steps.lambda_reports import FILTER_PATTERN, REPORT_QUERY
 from optimizer_async.steps.registry import REGISTRY, declared_calls

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from optimizer_async import baseline
-from optimizer_async.environment_spec import ROLE_LOGS_POLICY_NAME
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.environment_spec import ROLE_LOGS_POLICY_NAME
+from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.sandbox.usage import usage_for

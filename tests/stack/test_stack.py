@@ -9,8 +9,8 @@ import pulumi
 import pytest
 import yaml
 
-from optimizer_async import baseline
-from optimizer_async.naming import EnvironmentNames
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.naming import EnvironmentNames
 from tests.stack.harness import ACCOUNT, REGION, SECRETS, ProgramRun, run_program
 
 STACK_DIR = Path(__file__).resolve().parents[2] / "pulumi_stack"

@@ -5,23 +5,23 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from optimizer_async import baseline
-from optimizer_async.inventory import (
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.naming import EnvironmentNames
+from optimizer_async.definitions.targets import Targets
+from optimizer_async.steps.alarms import ALARMS, duration_alarm, error_rate_alarm
+from optimizer_async.steps.dead_letter_queue import QUEUE, QueueState
+from optimizer_async.steps.deployment_bucket import BUCKET, BucketState
+from optimizer_async.steps.evidence import METRICS, REPORT_LINES, ReportLines, UsageMetrics
+from optimizer_async.steps.inventory import (
     EnvironmentInventory,
     EnvironmentVariables,
     FunctionInventory,
     FunctionState,
     PartKey,
 )
-from optimizer_async.naming import EnvironmentNames
-from optimizer_async.steps.alarms import ALARMS, duration_alarm, error_rate_alarm
-from optimizer_async.steps.dead_letter_queue import QUEUE, QueueState
-from optimizer_async.steps.deployment_bucket import BUCKET, BucketState
-from optimizer_async.steps.evidence import METRICS, REPORT_LINES, ReportLines, UsageMetrics
 from optimizer_async.steps.log_retention import LOG_GROUP, LogGroupState
 from optimizer_async.steps.role_policy import ROLE_POLICIES, RolePolicyState, policy_document
 from optimizer_async.steps.secrets import SECRETS
-from optimizer_async.targets import Targets
 
 T = TypeVar("T")
 I = TypeVar("I", FunctionInventory, EnvironmentInventory)  # noqa: E741

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from optimizer_async import cli
-from optimizer_async.accounts import Account, AccountsError, load, places
-from optimizer_async.config import UsageError
-from optimizer_async.finder import Filters
+from optimizer_async.commands.config import UsageError
+from optimizer_async.fleet.accounts import Account, AccountsError, load, places
+from optimizer_async.fleet.finder import Filters
 
 ROLE = "arn:aws:iam::111111111111:role/LambdaOptimizer"
 

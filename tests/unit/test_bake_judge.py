@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from optimizer_async.bake import BakeSettings, Seen, Watched, judge
+from optimizer_async.execution.bake import BakeSettings, Seen, Watched, judge
 from optimizer_async.steps.evidence import ReportLines, UsageMetrics
 
 HOUR = 3600.0

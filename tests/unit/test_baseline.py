@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from optimizer_async import baseline
 from optimizer_async.aws import limits
+from optimizer_async.definitions import baseline
 
 
 def test_target_is_a_real_optimisation_of_baseline() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from optimizer_async import cli
-from optimizer_async.finder import Filters, candidates, judge
+from optimizer_async.fleet.finder import Filters, candidates, judge
 from tests.unit.builders import baseline_function
 
 

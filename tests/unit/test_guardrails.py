@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from optimizer_async.plan import EnvironmentPlan, plan_environment
+from optimizer_async.definitions.targets import GuardrailMode, Guardrails, Targets
 from optimizer_async.steps.base import Decision, PlanContext
 from optimizer_async.steps.evidence import METRICS, REPORT_LINES, ReportLines, UsageMetrics
 from optimizer_async.steps.function_configuration import FunctionConfiguration
@@ -17,8 +17,8 @@ from optimizer_async.steps.guardrails import (
     memory_floor_mb,
     timeout_floor_s,
 )
+from optimizer_async.steps.plan import EnvironmentPlan, plan_environment
 from optimizer_async.steps.registry import REGISTRY
-from optimizer_async.targets import GuardrailMode, Guardrails, Targets
 from tests.unit.builders import (
     baseline_environment,
     steady_metrics,

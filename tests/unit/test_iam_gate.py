@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import anyio
 
+from optimizer_async.aws.clock import EventLoopClock
 from optimizer_async.aws.iam_gate import IamGate
-from optimizer_async.clock import EventLoopClock
 
 
 async def test_first_through_probes_others_wait_then_go_together() -> None:

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import pytest
 
 from optimizer_async.aws.operations import iam_action, is_write
-from optimizer_async.core import CORE_READS, FUNCTION, FUNCTION_ARN
-from optimizer_async.iam_policy import (
+from optimizer_async.definitions.naming import InvalidNameError
+from optimizer_async.permissions.iam_policy import (
     ACCOUNT_WIDE,
     MANAGED_POLICY_MAX_CHARS,
     PURPOSES,
@@ -23,8 +23,6 @@ from optimizer_async.iam_policy import (
     render,
     size,
 )
-from optimizer_async.inventory import FunctionInventory
-from optimizer_async.naming import InvalidNameError
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -35,6 +33,8 @@ from optimizer_async.steps.base import (
     Step,
     StepPlan,
 )
+from optimizer_async.steps.core import CORE_READS, FUNCTION, FUNCTION_ARN
+from optimizer_async.steps.inventory import FunctionInventory
 from optimizer_async.steps.registry import REGISTRY
 
 ACCOUNT = "123456789012"

@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import json
 
-from optimizer_async.inventory import EnvironmentVariables, function_state
+from optimizer_async.steps.inventory import EnvironmentVariables, function_state
 
 
 def _config(**extra: object) -> dict[str, object]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from optimizer_async import json_text
-from optimizer_async.json_text import Lazy
+from optimizer_async.jsonio import json_text
+from optimizer_async.jsonio.json_text import Lazy
 
 
 def _environment(n: int) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import io
 import json
 import zipfile
 
-from optimizer_async import lambda_build
+from optimizer_async.definitions import lambda_build
 
 
 def _fresh_builds() -> tuple[bytes, bytes]:

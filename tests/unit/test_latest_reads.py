@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from optimizer_async.latest_reads import LatestReads
+from optimizer_async.steps.latest_reads import LatestReads
 from tests.unit.builders import baseline_function
 
 

@@ -64,7 +64,7 @@ def test_a_step_importing_the_gateway_breaks_a_contract(tmp_path: Path) -> None:
         "from optimizer_async.aws.gateway import *  # not allowed\n"
     )
     (tmp_path / "optimizer_async" / "cli.py").write_text(  # the one allowed way on
-        "def main() -> None:\n    from optimizer_async import runner\n"
+        "def main() -> None:\n    from optimizer_async.runs import runner\n"
     )
     (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
 

@@ -8,9 +8,9 @@ from datetime import datetime
 
 import anyio
 
-from optimizer_async import leases
-from optimizer_async.clock import EventLoopClock
-from optimizer_async.leases import Holder
+from optimizer_async.aws.clock import EventLoopClock
+from optimizer_async.records import leases
+from optimizer_async.records.leases import Holder
 
 
 class FlakyStore:

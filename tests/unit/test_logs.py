@@ -5,7 +5,7 @@ import json
 
 import structlog
 
-from optimizer_async import logs
+from optimizer_async.reporting import logs
 
 
 def _emit(**fields: object) -> dict[str, object]:

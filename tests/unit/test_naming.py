@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer_async.naming import (
+from optimizer_async.definitions.naming import (
     MAX_SUFFIX_LENGTH,
     EnvironmentNames,
     InvalidNameError,

@@ -7,19 +7,19 @@ from dataclasses import replace
 
 import pytest
 
-from optimizer_async import baseline
-from optimizer_async.baseline import FunctionSettings
-from optimizer_async.inventory import EnvironmentInventory, EnvironmentVariables
-from optimizer_async.plan import EnvironmentPlan, plan_environment, plan_fleet
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.baseline import FunctionSettings
+from optimizer_async.definitions.targets import Targets
 from optimizer_async.steps.alarms import ALARMS
 from optimizer_async.steps.base import Change, FleetContext
 from optimizer_async.steps.dead_letter_queue import QUEUE, QueueState
 from optimizer_async.steps.deployment_bucket import BUCKET
+from optimizer_async.steps.inventory import EnvironmentInventory, EnvironmentVariables
 from optimizer_async.steps.log_retention import LOG_GROUP, LogGroupState
+from optimizer_async.steps.plan import EnvironmentPlan, plan_environment, plan_fleet
 from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.steps.reserved_concurrency import ACCOUNT_CONCURRENCY, AccountConcurrency
 from optimizer_async.steps.secrets import SECRETS
-from optimizer_async.targets import Targets
 from tests.unit.builders import (
     ACCOUNT,
     REGION,

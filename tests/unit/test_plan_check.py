@@ -14,10 +14,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from optimizer_async import json_text, plan_check, plan_file
-from optimizer_async.core import FUNCTION
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory
-from optimizer_async.plan import Plan, plan_environment
+from optimizer_async.definitions.targets import Targets
+from optimizer_async.jsonio import json_text
+from optimizer_async.records import plan_check, plan_file
 from optimizer_async.steps.base import (
     ApiCall,
     ApplyContext,
@@ -26,10 +25,12 @@ from optimizer_async.steps.base import (
     PlanContext,
     StepPlan,
 )
+from optimizer_async.steps.core import FUNCTION
 from optimizer_async.steps.deployment_bucket import BUCKET
 from optimizer_async.steps.evidence import REPORT_LINES
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionInventory
+from optimizer_async.steps.plan import Plan, plan_environment
 from optimizer_async.steps.registry import REGISTRY, default_registry
-from optimizer_async.targets import Targets
 from tests.unit.builders import REGION, baseline_environment, steady_report_lines, with_part
 
 Document = dict[str, Any]

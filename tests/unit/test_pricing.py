@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from optimizer_async import bill, price_list, pricing
-from optimizer_async.pricing import Tier
+from optimizer_async.aws import price_list, pricing
+from optimizer_async.aws.pricing import Tier
+from optimizer_async.money import bill
 from optimizer_async.steps import monthly
 from optimizer_async.steps.base import MoneyLine
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from optimizer_async import baseline
-from optimizer_async.inventory import EnvironmentInventory, EnvironmentVariables
-from optimizer_async.plan import EnvironmentPlan, plan_environment
-from optimizer_async.recorded import Direction, plan_recorded
-from optimizer_async.snapshot import before_image
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.targets import Targets
+from optimizer_async.execution.recorded import Direction, plan_recorded
+from optimizer_async.records.snapshot import before_image
 from optimizer_async.steps.base import Change, StepPlan
 from optimizer_async.steps.dead_letter_queue import QUEUE, QueueState
 from optimizer_async.steps.function_configuration import DEAD_LETTER, ENVIRONMENT_PREFIX, MEMORY
+from optimizer_async.steps.inventory import EnvironmentInventory, EnvironmentVariables
+from optimizer_async.steps.plan import EnvironmentPlan, plan_environment
 from optimizer_async.steps.registry import REGISTRY
 from optimizer_async.steps.role_policy import ROLE_POLICIES, RolePolicyState
-from optimizer_async.targets import Targets
 from tests.unit.builders import (
     ACCOUNT,
     REGION,

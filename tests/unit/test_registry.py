@@ -8,9 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from optimizer_async.core import FUNCTION, FUNCTION_ARN
-from optimizer_async.inventory import EnvironmentInventory, FunctionInventory, PartNotRead
-from optimizer_async.plan import plan_environment
+from optimizer_async.definitions.targets import Targets
 from optimizer_async.steps.alarms import ALARMS
 from optimizer_async.steps.base import (
     ApiCall,
@@ -25,9 +23,11 @@ from optimizer_async.steps.base import (
     Step,
     StepPlan,
 )
+from optimizer_async.steps.core import FUNCTION, FUNCTION_ARN
 from optimizer_async.steps.deployment_bucket import BUCKET
+from optimizer_async.steps.inventory import EnvironmentInventory, FunctionInventory, PartNotRead
+from optimizer_async.steps.plan import plan_environment
 from optimizer_async.steps.registry import REGISTRY, SelectionError, default_registry
-from optimizer_async.targets import Targets
 from tests.unit.builders import baseline_environment, with_part
 
 

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from optimizer_async.costs import Money, money_text
-from optimizer_async.report import RunReport, render, render_markdown, render_table
-from optimizer_async.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
+from optimizer_async.execution.results import ChangeOutcome, EnvironmentOutcome, FunctionOutcome
+from optimizer_async.money.costs import Money, money_text
+from optimizer_async.reporting.report import RunReport, render, render_markdown, render_table
 from optimizer_async.steps.base import Change, Decision, MoneyLine
 
 

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from optimizer_async.report import RunReport
-from optimizer_async.results import (
+from optimizer_async.execution.results import (
     FAILING,
     STATUS_TEXT,
     ChangeOutcome,
@@ -15,7 +14,8 @@ from optimizer_async.results import (
     FunctionOutcome,
     run_status,
 )
-from optimizer_async.shards import FINGERPRINT_PARTS, Fingerprint, differing
+from optimizer_async.fleet.shards import FINGERPRINT_PARTS, Fingerprint, differing
+from optimizer_async.reporting.report import RunReport
 from optimizer_async.steps.base import Change
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer_async.shards import Shard, ShardError, key, owner, parse
+from optimizer_async.fleet.shards import Shard, ShardError, key, owner, parse
 
 KEYS = [key("123456789012", "us-east-1", f"pr-{n}") for n in range(400)]
 

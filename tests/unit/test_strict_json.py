@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from optimizer_async import strict_json
+from optimizer_async.jsonio import strict_json
 
 
 def test_a_key_given_twice_is_refused_at_any_depth() -> None:
@@ -25,7 +25,7 @@ def test_other_json_reads_as_the_standard_reader_reads_it() -> None:
 
 
 def test_a_report_to_merge_naming_a_key_twice_is_refused(tmp_path: Path) -> None:
-    from optimizer_async import merge
+    from optimizer_async.organisations import merge
 
     shard = tmp_path / "s0.json"
     shard.write_text('{"schema_version": 1, "status": "converged", "status": "failed"}')

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from optimizer_async import baseline
-from optimizer_async.targets import Targets, TargetsError, load_targets
+from optimizer_async.definitions import baseline
+from optimizer_async.definitions.targets import Targets, TargetsError, load_targets
 
 
 def _write(tmp_path: Path, text: str) -> Path:

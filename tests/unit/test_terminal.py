@@ -8,7 +8,7 @@ import string
 
 import pytest
 
-from optimizer_async.terminal import Column, fit, shorten, table, wrap
+from optimizer_async.reporting.terminal import Column, fit, shorten, table, wrap
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaBackend, lambda_backends
 
-from optimizer_async.naming import log_group_name
+from optimizer_async.definitions.naming import log_group_name
 from optimizer_async.sandbox import runtime
 from optimizer_async.sandbox.patches._patching import wrap_method
 from optimizer_async.sandbox.patches.lambda_update_lifecycle import update_window

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeVar
 
-from optimizer_async.naming import log_group_name
+from optimizer_async.definitions.naming import log_group_name
 from optimizer_async.sandbox.once import built_once
 from optimizer_async.sandbox.workload.profiles import Distribution, WorkloadProfile
 from optimizer_async.sandbox.workload.traffic import HOURS_PER_WEEK, Weekly, traffic

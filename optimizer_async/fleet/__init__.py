@@ -1,0 +1,4 @@
+"""Which environments a run covers: finding them (`--all`), the accounts file, shards.
+
+Imports `steps`, `definitions`, `aws`.
+"""

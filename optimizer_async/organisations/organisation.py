@@ -1,0 +1,329 @@
+"""`--accounts FILE`: one run over many accounts and regions, side by side.
+
+AWS's quotas are per account and region, so each place (account, region) gets a gateway of
+its own (its own limiters, its role's credentials) and runs as a run of its own (run id,
+record, before-images, report): the places do not wait on each other's quotas, and the
+whole run takes about as long as its slowest place (`PLACES_AT_ONCE` at a time). The run's
+own credentials say who the caller is, keep the state store and assume the roles (in the
+caller's region: a place's may not be enabled for it), and act in an account listed
+without a role. A place that cannot run (its role refused, its credentials another
+account's) fails alone with its reason; the others go on.
+
+The organisation's record (`runs/{id}/run.json`, kind `organisation`) and each place's own
+record (`organisation_run`, from its start) say which runs it made, so `rollback --run-id ID
+--accounts FILE` puts back every place's changes, each in its own account and region, even
+after a run killed part way. The free tier belongs to an account once: with `--free-tier`
+it is applied in the account's first region only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import structlog
+
+from optimizer_async.aws import errors
+from optimizer_async.aws.assumed_role import RoleToAssume, session_name
+from optimizer_async.aws.clock import Clock
+from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
+from optimizer_async.commands.config import RunConfig
+from optimizer_async.execution import progress, signals
+from optimizer_async.execution.recorded import RecordError
+from optimizer_async.execution.signals import StopRequest
+from optimizer_async.fleet.accounts import Account, Place, places
+from optimizer_async.jsonio import json_text
+from optimizer_async.records import plan_file
+from optimizer_async.records.state import StateStore, run_key, write_atomically
+from optimizer_async.reporting.org_report import KIND, OrganisationReport, PlaceResult
+from optimizer_async.runs.runner import load_images, new_run_id, open_store, run_recorded
+
+log = structlog.get_logger("optimizer_async.organisation")
+
+# Places run at once: each holds its clients (some 3 MB) and their calls take the client's
+# CPU; past a few dozen the client, not AWS's quotas, is what a place waits for.
+PLACES_AT_ONCE: Final = 32
+FREE_TIER_NOTE = "the free tier is the account's once: applied in each account's first region"
+
+
+class WrongAccount(Exception):
+    """A place's credentials answered as another account than the file says."""
+
+
+def place_settings(settings: AwsSettings, place: Place, run_id: str) -> AwsSettings:
+    """The place's gateway: its region, and its role assumed with the run's credentials."""
+    account = place.account
+    role = (
+        None
+        if account.role is None
+        else RoleToAssume(
+            account.role, session_name(run_id), account.external_id, sts_region=settings.region
+        )
+    )
+    return replace(settings, region=place.region, role=role)
+
+
+async def run_organisation(
+    config: RunConfig,
+    settings: AwsSettings,
+    clock: Clock | None = None,
+    stop: StopRequest | None = None,
+    signals_: bool = False,
+    run_id: str | None = None,
+) -> OrganisationReport:
+    """Every place of `config.accounts` run side by side (see the module's docstring)."""
+    stop = stop or StopRequest()
+    run_id, started = run_id or new_run_id(), time.monotonic()
+    async with anyio.create_task_group() as watching:
+        if signals_ and threading.current_thread() is threading.main_thread():
+            await watching.start(signals.watch, stop)
+        async with Aws.open(settings, clock) as home:
+            caller = await home.preflight()
+            store = await open_store(config, home)
+            started_at = home.clock.utcnow()
+            rollback_of = config.run_id if config.command == "rollback" else None
+            places = [
+                _PlaceRun(PlaceResult(place), replays)
+                for place, replays in await _targets(store, config, rollback_of)
+            ]
+            if config.progress:
+                shown = [run.progress() for run in places]
+                watching.start_soon(progress.watch, shown, progress.on_terminal())
+            record = {
+                "run_id": run_id,
+                "kind": KIND,
+                "command": config.command,
+                "rollback_of": rollback_of,
+                "caller_account": caller,
+                "started_at": started_at.isoformat(),
+                "dry_run": config.dry_run,
+                "shard": None if config.shard is None else str(config.shard),
+                "places": [_place_json(run.result) for run in places],
+                "status": "running",
+            }
+            await store.write(run_key(run_id, "run.json"), record)
+            log.info("organisation.started", run_id=run_id, places=len(places),
+                     command=config.command, dry_run=config.dry_run)  # fmt: skip
+            at_once = anyio.Semaphore(PLACES_AT_ONCE)
+
+            async def run(place: _PlaceRun) -> None:
+                async with at_once:
+                    await place.run(config, settings, clock, store, stop, run_id)
+
+            async with anyio.create_task_group() as group:
+                for place in places:
+                    group.start_soon(run, place)
+            plan_out = None
+            if config.plan_out is not None and not stop.requested:
+                plan_out = await _write_plan(config.plan_out, run_id, places)
+            report = OrganisationReport(
+                run_id=run_id,
+                dry_run=config.dry_run,
+                command=config.command,
+                started_at=started_at,
+                elapsed_s=time.monotonic() - started,
+                places=[run.result for run in places],
+                own_calls=home.counter.snapshot(),
+                stopped_by=stop.signum,
+                rollback_of=rollback_of,
+                shard=None
+                if config.shard is None
+                else {"index": config.shard.index, "count": config.shard.count},
+                notes=[FREE_TIER_NOTE] if config.free_tier else [],
+                plan_out=plan_out,
+                applied_plan=str(config.plan_file) if config.command == "apply" else None,
+            )
+            await store.write(run_key(run_id, "report.json"), report.document())
+            finished = home.clock.utcnow().isoformat()
+            await store.write(
+                run_key(run_id, "run.json"),
+                {
+                    **record,
+                    "places": [_place_json(place) for place in report.places],
+                    "status": report.status,
+                    "finished_at": finished,
+                },
+            )
+            log.info("organisation.finished", run_id=run_id, status=report.status)
+        watching.cancel_scope.cancel()
+    return report
+
+
+async def _write_plan(path: Path, run_id: str, places: Sequence[_PlaceRun]) -> str:
+    """The organisation's plan file: every place's plan that was made (a place that could
+    not run has none: the report says why)."""
+    planned = [
+        {
+            "account": run.result.place.account.account_id,
+            "account_name": run.result.place.account.name,
+            "region": run.result.place.region,
+            "plan": run.result.report.plan,
+        }
+        for run in places
+        if run.result.report is not None and run.result.report.plan is not None
+    ]
+    document = plan_file.organisation_document(run_id, planned)
+    payload = "".join(json_text.chunks(document, sort_keys=True))
+    return await anyio.to_thread.run_sync(write_atomically, path, payload)
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a place replays: the run it puts back (a rollback), or its plan (an apply)."""
+
+    run_id: str | None = None
+    plan: dict[str, Any] | None = None
+
+
+class _PlaceRun:
+    """One place's run inside the organisation's: its gateway, its counts, its result."""
+
+    def __init__(self, result: PlaceResult, replays: Replay) -> None:
+        self.result = result
+        self.recorded_run, self.plan = replays.run_id, replays.plan
+        self.counts = progress.Counts()
+        self.aws: Aws | None = None  # once open
+
+    def progress(self) -> progress.Place:
+        account = self.result.place.account
+        return progress.Place(
+            f"{account.name} ({account.account_id})",
+            self.result.place.region,
+            self.counts,
+            lambda: None if self.aws is None else self.aws.busiest_queue(),
+        )
+
+    async def run(
+        self,
+        config: RunConfig,
+        settings: AwsSettings,
+        clock: Clock | None,
+        store: StateStore,
+        stop: StopRequest,
+        organisation_run: str,
+    ) -> None:
+        """The place's run; any failure of its own is its result's error, never raised:
+        the other places go on."""
+        place, result = self.result.place, self.result
+        place_config = replace(
+            config,
+            region=place.region,
+            free_tier=config.free_tier and place.region == place.account.regions[0],
+            run_id=self.recorded_run,
+        )
+        own = place_settings(settings, place, organisation_run)
+        try:
+            async with Aws.open(own, clock) as aws:
+                self.aws, calls = aws, aws.counter.mark()
+                try:
+                    got = await aws.preflight()
+                    if got != place.account.account_id:
+                        raise WrongAccount(
+                            f"the credentials for account {place.account.name} are "
+                            f"account {got}'s, not {place.account.account_id}'s"
+                        )
+                    records = None
+                    if self.recorded_run is not None:
+                        records = await load_images(store, self.recorded_run)
+                    result.report = await run_recorded(
+                        aws,
+                        store,
+                        place_config,
+                        records,
+                        stop=stop,
+                        since=calls,
+                        counts=self.counts,
+                        place=place,
+                        organisation_run=organisation_run,
+                        plan=self.plan,
+                    )
+                finally:
+                    if result.report is None:  # what it called before it failed
+                        result.calls = aws.counter.snapshot(since=calls)
+        except (Unavailable, WrongAccount, RecordError) as error:
+            result.error = str(error)
+        except Exception as error:
+            result.error = errors.describe(error)
+        if result.error is not None:
+            log.error("place.failed", account=place.account.account_id,
+                      region=place.region, error=result.error)  # fmt: skip
+
+
+def _place_json(result: PlaceResult) -> dict[str, Any]:
+    return {
+        "account": result.place.account.account_id,
+        "account_name": result.place.account.name,
+        "region": result.place.region,
+        "run_id": None if result.report is None else result.report.run_id,
+        "status": "running" if result.report is None and result.error is None else result.status,
+        "error": result.error,
+    }
+
+
+async def _targets(
+    store: StateStore, config: RunConfig, rollback_of: str | None
+) -> list[tuple[Place, Replay]]:
+    """The places to run, each with what it replays: the recorded run it puts back (a
+    rollback), its plan (`apply` of an organisation's plan), or None (a run).
+
+    A rollback takes the places the recorded run covered (an organisation's, or one
+    place's own run), an apply the places its plan holds, each one's account from the file;
+    a place whose run changed nothing has nothing to put back and is left out."""
+    if config.command == "apply":
+        assert config.plan_file is not None
+        document = plan_file.load(config.plan_file, config.plan_sha256)
+        return [
+            (_place(config, entry, str(config.plan_file)), Replay(plan=entry["plan"]))
+            for entry in document["places"]
+        ]
+    if rollback_of is None:
+        return [(place, Replay()) for place in places(config.accounts)]
+    record = await store.read(run_key(rollback_of, "run.json"))
+    if record is None:
+        raise RecordError(f"run {rollback_of} has no record in {store.location}")
+    recorded: Sequence[dict[str, Any]] = (
+        await _places_run(store, rollback_of)
+        if record.get("kind") == KIND
+        else [{"account": record.get("account"), "region": record["region"], "run_id": rollback_of}]
+    )
+    found: list[tuple[Place, Replay]] = []
+    for entry in recorded:
+        run = entry.get("run_id")
+        if run and await store.keys(run_key(str(run), "before-images")):
+            found.append((_place(config, entry, f"run {rollback_of}"), Replay(run_id=str(run))))
+    if not found:
+        raise RecordError(
+            f"run {rollback_of} left no before-images in {store.where(run_key(rollback_of))}: "
+            "nothing it changed to roll back"
+        )
+    return found
+
+
+async def _places_run(store: StateStore, organisation_run: str) -> list[dict[str, Any]]:
+    """The places' runs of an organisation's run, from their own records (each names its
+    organisation's run from its start): the organisation's record lists them only once it
+    is over, and a run killed before that still leaves what its places changed."""
+    found = []
+    for key in await store.keys("runs"):
+        if key.endswith("/run.json"):
+            record = await store.read(key)
+            if record is not None and record.get("organisation_run") == organisation_run:
+                found.append(record)
+    return sorted(found, key=lambda record: str(record["run_id"]))
+
+
+def _place(config: RunConfig, entry: dict[str, Any], what: str) -> Place:
+    """The place a record names, its account as the accounts file has it."""
+    by_id = {account.account_id: account for account in config.accounts}
+    account: Account | None = by_id.get(str(entry.get("account")))
+    if account is None:
+        raise RecordError(
+            f"{what} is for account {entry.get('account')}, which the --accounts file does "
+            "not list: give the file it was made with"
+        )
+    return Place(account, str(entry["region"]))
