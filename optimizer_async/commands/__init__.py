@@ -1,5 +1,7 @@
-"""One module per command: its arguments parsed and validated into its own typed config, then
-called. Bad input stops here: one line, exit 2, before any AWS call.
+"""One module per command, each a `Command` (`base.py`) in one registry: its parser, its
+arguments validated into its own typed config (`runs/configs.py`), then run. Bad input stops
+here: one line, exit 2, before any AWS call.
 
-Imports everything below it, the heavy parts only once the input is valid.
+Imports everything below it; the heavy parts (the AWS SDK, the engine, the report) only in
+a command's `execute`, once its input is valid.
 """

@@ -35,8 +35,8 @@ import structlog
 from optimizer_async.aws import errors
 from optimizer_async.aws.clock import next_minute
 from optimizer_async.aws.gateway import Aws
-from optimizer_async.commands.config import BakeSettings
 from optimizer_async.definitions.targets import Targets
+from optimizer_async.execution.bake_settings import BakeSettings
 from optimizer_async.execution.engine import FleetRun
 from optimizer_async.execution.signals import StopRequest
 from optimizer_async.steps.alarms import Alarms, firing_at_once

@@ -18,10 +18,11 @@ it is applied in the account's first region only.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,7 +33,6 @@ from optimizer_async.aws import errors
 from optimizer_async.aws.assumed_role import RoleToAssume, session_name
 from optimizer_async.aws.clock import Clock
 from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
-from optimizer_async.commands.config import RunConfig
 from optimizer_async.execution import progress, signals
 from optimizer_async.execution.recorded import RecordError
 from optimizer_async.execution.signals import StopRequest
@@ -41,7 +41,10 @@ from optimizer_async.jsonio import json_text
 from optimizer_async.records import plan_file
 from optimizer_async.records.state import StateStore, run_key, write_atomically
 from optimizer_async.reporting.org_report import KIND, OrganisationReport, PlaceResult
-from optimizer_async.runs.runner import load_images, new_run_id, open_store, run_recorded
+from optimizer_async.reporting.report import RunReport
+from optimizer_async.runs.orchestration import Request, replay_once, run_recorded
+from optimizer_async.runs.replays import BeforeImages, FreshPlan, PlanFile, Replay
+from optimizer_async.runs.store import new_run_id, open_store
 
 log = structlog.get_logger("optimizer_async.organisation")
 
@@ -69,14 +72,14 @@ def place_settings(settings: AwsSettings, place: Place, run_id: str) -> AwsSetti
 
 
 async def run_organisation(
-    config: RunConfig,
+    replay: Replay,
     settings: AwsSettings,
     clock: Clock | None = None,
     stop: StopRequest | None = None,
     signals_: bool = False,
     run_id: str | None = None,
 ) -> OrganisationReport:
-    """Every place of `config.accounts` run side by side (see the module's docstring)."""
+    """Every place of the replay's `--accounts` run side by side (the module's docstring)."""
     stop = stop or StopRequest()
     run_id, started = run_id or new_run_id(), time.monotonic()
     async with anyio.create_task_group() as watching:
@@ -84,59 +87,56 @@ async def run_organisation(
             await watching.start(signals.watch, stop)
         async with Aws.open(settings, clock) as home:
             caller = await home.preflight()
-            store = await open_store(config, home)
+            store = await open_store(replay.config, home)
             started_at = home.clock.utcnow()
-            rollback_of = config.run_id if config.command == "rollback" else None
             places = [
-                _PlaceRun(PlaceResult(place), replays)
-                for place, replays in await _targets(store, config, rollback_of)
+                _PlaceRun(PlaceResult(place), own) for place, own in await _places_of(replay, store)
             ]
-            if config.progress:
+            if replay.config.progress:
                 shown = [run.progress() for run in places]
                 watching.start_soon(progress.watch, shown, progress.on_terminal())
+            shard = replay.shard
             record = {
                 "run_id": run_id,
                 "kind": KIND,
-                "command": config.command,
-                "rollback_of": rollback_of,
+                "command": replay.command,
+                "rollback_of": replay.rollback_of,
                 "caller_account": caller,
                 "started_at": started_at.isoformat(),
-                "dry_run": config.dry_run,
-                "shard": None if config.shard is None else str(config.shard),
+                "dry_run": replay.dry_run,
+                "shard": None if shard is None else str(shard),
                 "places": [_place_json(run.result) for run in places],
                 "status": "running",
             }
             await store.write(run_key(run_id, "run.json"), record)
             log.info("organisation.started", run_id=run_id, places=len(places),
-                     command=config.command, dry_run=config.dry_run)  # fmt: skip
+                     command=replay.command, dry_run=replay.dry_run)  # fmt: skip
             at_once = anyio.Semaphore(PLACES_AT_ONCE)
 
             async def run(place: _PlaceRun) -> None:
                 async with at_once:
-                    await place.run(config, settings, clock, store, stop, run_id)
+                    await place.run(settings, clock, store, stop, run_id)
 
             async with anyio.create_task_group() as group:
                 for place in places:
                     group.start_soon(run, place)
             plan_out = None
-            if config.plan_out is not None and not stop.requested:
-                plan_out = await _write_plan(config.plan_out, run_id, places)
+            if replay.plan_out is not None and not stop.requested:
+                plan_out = await _write_plan(replay.plan_out, run_id, places)
             report = OrganisationReport(
                 run_id=run_id,
-                dry_run=config.dry_run,
-                command=config.command,
+                dry_run=replay.dry_run,
+                command=replay.command,
                 started_at=started_at,
                 elapsed_s=time.monotonic() - started,
                 places=[run.result for run in places],
                 own_calls=home.counter.snapshot(),
                 stopped_by=stop.signum,
-                rollback_of=rollback_of,
-                shard=None
-                if config.shard is None
-                else {"index": config.shard.index, "count": config.shard.count},
-                notes=[FREE_TIER_NOTE] if config.free_tier else [],
+                rollback_of=replay.rollback_of,
+                shard=None if shard is None else {"index": shard.index, "count": shard.count},
+                notes=[FREE_TIER_NOTE] if replay.free_tier else [],
                 plan_out=plan_out,
-                applied_plan=str(config.plan_file) if config.command == "apply" else None,
+                applied_plan=replay.applied_plan,
             )
             await store.write(run_key(run_id, "report.json"), report.document())
             finished = home.clock.utcnow().isoformat()
@@ -172,20 +172,12 @@ async def _write_plan(path: Path, run_id: str, places: Sequence[_PlaceRun]) -> s
     return await anyio.to_thread.run_sync(write_atomically, path, payload)
 
 
-@dataclass(frozen=True)
-class Replay:
-    """What a place replays: the run it puts back (a rollback), or its plan (an apply)."""
-
-    run_id: str | None = None
-    plan: dict[str, Any] | None = None
-
-
 class _PlaceRun:
-    """One place's run inside the organisation's: its gateway, its counts, its result."""
+    """One place's run inside the organisation's: what it replays there, its gateway, its
+    counts, its result."""
 
-    def __init__(self, result: PlaceResult, replays: Replay) -> None:
-        self.result = result
-        self.recorded_run, self.plan = replays.run_id, replays.plan
+    def __init__(self, result: PlaceResult, replay: Replay) -> None:
+        self.result, self.replay = result, replay
         self.counts = progress.Counts()
         self.aws: Aws | None = None  # once open
 
@@ -200,7 +192,6 @@ class _PlaceRun:
 
     async def run(
         self,
-        config: RunConfig,
         settings: AwsSettings,
         clock: Clock | None,
         store: StateStore,
@@ -210,13 +201,8 @@ class _PlaceRun:
         """The place's run; any failure of its own is its result's error, never raised:
         the other places go on."""
         place, result = self.result.place, self.result
-        place_config = replace(
-            config,
-            region=place.region,
-            free_tier=config.free_tier and place.region == place.account.regions[0],
-            run_id=self.recorded_run,
-        )
         own = place_settings(settings, place, organisation_run)
+        request = Request(self.replay, place=place, organisation_run=organisation_run)
         try:
             async with Aws.open(own, clock) as aws:
                 self.aws, calls = aws, aws.counter.mark()
@@ -227,21 +213,8 @@ class _PlaceRun:
                             f"the credentials for account {place.account.name} are "
                             f"account {got}'s, not {place.account.account_id}'s"
                         )
-                    records = None
-                    if self.recorded_run is not None:
-                        records = await load_images(store, self.recorded_run)
-                    result.report = await run_recorded(
-                        aws,
-                        store,
-                        place_config,
-                        records,
-                        stop=stop,
-                        since=calls,
-                        counts=self.counts,
-                        place=place,
-                        organisation_run=organisation_run,
-                        plan=self.plan,
-                    )
+                    result.report = await run_recorded(aws, store, request, stop, calls,
+                                                       self.counts)  # fmt: skip
                 finally:
                     if result.report is None:  # what it called before it failed
                         result.calls = aws.counter.snapshot(since=calls)
@@ -265,24 +238,44 @@ def _place_json(result: PlaceResult) -> dict[str, Any]:
     }
 
 
-async def _targets(
-    store: StateStore, config: RunConfig, rollback_of: str | None
-) -> list[tuple[Place, Replay]]:
-    """The places to run, each with what it replays: the recorded run it puts back (a
-    rollback), its plan (`apply` of an organisation's plan), or None (a run).
+@functools.singledispatch
+async def _places_of(replay: Replay, store: StateStore) -> list[tuple[Place, Replay]]:
+    """The places to run, each with what it replays there."""
+    raise TypeError(f"no places for a {type(replay).__name__}")
 
-    A rollback takes the places the recorded run covered (an organisation's, or one
-    place's own run), an apply the places its plan holds, each one's account from the file;
-    a place whose run changed nothing has nothing to put back and is left out."""
-    if config.command == "apply":
-        assert config.plan_file is not None
-        document = plan_file.load(config.plan_file, config.plan_sha256)
-        return [
-            (_place(config, entry, str(config.plan_file)), Replay(plan=entry["plan"]))
-            for entry in document["places"]
-        ]
-    if rollback_of is None:
-        return [(place, Replay()) for place in places(config.accounts)]
+
+@_places_of.register
+async def _every_place(replay: FreshPlan, store: StateStore) -> list[tuple[Place, Replay]]:
+    """A run: its targets, in every place of the accounts file."""
+    config = replay.config
+    found: list[tuple[Place, Replay]] = []
+    for place in places(config.accounts):
+        first = place.region == place.account.regions[0]  # the account's free tier: once
+        own = replace(config, region=place.region, free_tier=config.free_tier and first)
+        found.append((place, FreshPlan(own)))
+    return found
+
+
+@_places_of.register
+async def _planned_places(replay: PlanFile, store: StateStore) -> list[tuple[Place, Replay]]:
+    """`apply` of an organisation's plan: the places its plan holds, each with its plan."""
+    config = replay.config
+    document = replay.document or plan_file.load(config.plan_file, config.plan_sha256)
+    return [
+        (
+            place := _place(replay, entry, str(config.plan_file)),
+            PlanFile(replace(config, region=place.region), document=entry["plan"]),
+        )
+        for entry in document["places"]
+    ]
+
+
+@_places_of.register
+async def _recorded_places(replay: BeforeImages, store: StateStore) -> list[tuple[Place, Replay]]:
+    """A rollback: the places the recorded run covered (an organisation's, or one place's
+    own run), each putting back its own run; a place whose run changed nothing has nothing
+    to put back and is left out."""
+    rollback_of = replay.config.run_id
     record = await store.read(run_key(rollback_of, "run.json"))
     if record is None:
         raise RecordError(f"run {rollback_of} has no record in {store.location}")
@@ -295,7 +288,9 @@ async def _targets(
     for entry in recorded:
         run = entry.get("run_id")
         if run and await store.keys(run_key(str(run), "before-images")):
-            found.append((_place(config, entry, f"run {rollback_of}"), Replay(run_id=str(run))))
+            place = _place(replay, entry, f"run {rollback_of}")
+            own = replace(replay.config, region=place.region, run_id=str(run))
+            found.append((place, BeforeImages(own)))
     if not found:
         raise RecordError(
             f"run {rollback_of} left no before-images in {store.where(run_key(rollback_of))}: "
@@ -317,9 +312,9 @@ async def _places_run(store: StateStore, organisation_run: str) -> list[dict[str
     return sorted(found, key=lambda record: str(record["run_id"]))
 
 
-def _place(config: RunConfig, entry: dict[str, Any], what: str) -> Place:
+def _place(replay: Replay, entry: dict[str, Any], what: str) -> Place:
     """The place a record names, its account as the accounts file has it."""
-    by_id = {account.account_id: account for account in config.accounts}
+    by_id = {account.account_id: account for account in replay.accounts}
     account: Account | None = by_id.get(str(entry.get("account")))
     if account is None:
         raise RecordError(
@@ -327,3 +322,18 @@ def _place(config: RunConfig, entry: dict[str, Any], what: str) -> Place:
             "not list: give the file it was made with"
         )
     return Place(account, str(entry["region"]))
+
+
+async def run_anywhere(
+    replay: Replay,
+    settings: AwsSettings,
+    clock: Clock | None = None,
+    stop: StopRequest | None = None,
+    signals_: bool = False,
+    run_id: str | None = None,
+    trigger: str | None = None,
+) -> RunReport | OrganisationReport:
+    """A run in its account and region, or (`--accounts`) in every place its file lists."""
+    if replay.accounts:
+        return await run_organisation(replay, settings, clock, stop, signals_, run_id)
+    return await replay_once(Request(replay, trigger, run_id), settings, clock, stop, signals_)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Final
 
-from optimizer_async.commands.config import Details, OutputFormat
 from optimizer_async.execution.results import status_text
 from optimizer_async.fleet.accounts import Place
 from optimizer_async.jsonio import json_text
 from optimizer_async.money.costs import Money, money_text
+from optimizer_async.reporting.formats import Details, OutputFormat
 from optimizer_async.reporting.report import (
     MARKDOWN_BUDGET,
     SCHEMA_VERSION,

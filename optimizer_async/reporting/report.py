@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import IO, Any, Final
 
 from optimizer_async.aws import pricing
-from optimizer_async.commands.config import Details, OutputFormat
 from optimizer_async.execution.results import (
     FAILING,
     ChangeOutcome,
@@ -29,6 +28,7 @@ from optimizer_async.fleet.finder import Finding
 from optimizer_async.fleet.shards import Fingerprint, Shard
 from optimizer_async.jsonio import json_text
 from optimizer_async.money.costs import Money, Mood, money_text, usd_range
+from optimizer_async.reporting.formats import Details, OutputFormat
 from optimizer_async.reporting.terminal import ELLIPSIS, Column, fit, table, wrap
 from optimizer_async.steps.base import MoneyLine, render_value, worst
 from optimizer_async.steps.registry import REGISTRY

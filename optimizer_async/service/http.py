@@ -39,7 +39,7 @@ from starlette.routing import Route
 from optimizer_async.aws import errors
 from optimizer_async.jsonio import strict_json
 from optimizer_async.records.state import run_key
-from optimizer_async.runs.runner import list_runs
+from optimizer_async.runs.listing import list_runs
 from optimizer_async.service.reconciler import Busy, Reconciler
 from optimizer_async.service.requests import requested
 

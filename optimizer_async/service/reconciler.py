@@ -29,12 +29,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from optimizer_async.aws import errors
 from optimizer_async.aws.clock import Clock
 from optimizer_async.aws.gateway import Aws, AwsSettings
-from optimizer_async.commands.config import RunConfig
 from optimizer_async.execution.signals import StopRequest
 from optimizer_async.jsonio import json_text
 from optimizer_async.money import realised
+from optimizer_async.organisations.organisation import run_anywhere
 from optimizer_async.records.state import StateStore, run_key
-from optimizer_async.runs.runner import new_run_id, run_once
+from optimizer_async.runs.configs import RunConfig, ServeConfig
+from optimizer_async.runs.replays import FreshPlan
+from optimizer_async.runs.store import new_run_id
 from optimizer_async.service.metrics import Metrics
 from optimizer_async.service.requests import requested
 
@@ -67,7 +69,7 @@ class Busy(Exception):
 class Reconciler:
     def __init__(
         self,
-        config: RunConfig,
+        config: ServeConfig,
         settings: AwsSettings,
         home: Aws,
         store: StateStore,
@@ -76,9 +78,8 @@ class Reconciler:
         seed: int | None = None,
     ) -> None:
         serve = config.serve
-        assert serve is not None
         # Each cycle and request is a run of its own: recorded as one.
-        self.config = replace(config, command="run")
+        self.config = config.cycle()
         self.settings, self.home, self.store = settings, home, store
         self.metrics, self.clock = metrics, clock
         self.interval_s, self.budget = serve.interval_s, serve.max_changes
@@ -224,19 +225,10 @@ class Reconciler:
         self._queued.discard(request.run_id)
         log.info("service.run", run_id=request.run_id, trigger=request.trigger)
         try:
-            if request.config.accounts:
-                from optimizer_async.organisations.organisation import (
-                    run_organisation,  # builds on runner
-                )
-
-                report: Any = await run_organisation(
-                    request.config, self.settings, self.clock, self.stop, False, request.run_id
-                )
-            else:
-                report = await run_once(
-                    request.config, self.settings, self.clock, self.stop, False,
-                    request.run_id, f"service-{request.trigger}",
-                )  # fmt: skip
+            report = await run_anywhere(
+                FreshPlan(request.config), self.settings, self.clock, self.stop, False,
+                request.run_id, f"service-{request.trigger}",
+            )  # fmt: skip
         except Exception as error:  # AWS or the store unusable this time: the next cycle
             log.error("service.run_failed", run_id=request.run_id, error=errors.describe(error))
             self.metrics.runs.labels(request.trigger, request.config.command, "error").inc()

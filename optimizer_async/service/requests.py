@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Final
 
-from optimizer_async.commands.config import RunConfig
 from optimizer_async.definitions.naming import InvalidNameError, validate_suffix
 from optimizer_async.fleet.finder import Filters
+from optimizer_async.runs.configs import RunConfig
 from optimizer_async.steps.registry import REGISTRY, SelectionError
 
 FIELDS: Final = frozenset({"suffixes", "dry_run", "only", "skip"})

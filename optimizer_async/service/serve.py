@@ -24,9 +24,9 @@ import uvicorn
 
 from optimizer_async.aws.clock import Clock
 from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
-from optimizer_async.commands.config import RunConfig
 from optimizer_async.execution.signals import GRACE_S, HANDLED
-from optimizer_async.runs.runner import open_store
+from optimizer_async.runs.configs import ServeConfig
+from optimizer_async.runs.store import open_store
 from optimizer_async.service.http import app
 from optimizer_async.service.metrics import Metrics
 from optimizer_async.service.reconciler import Reconciler
@@ -54,11 +54,10 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(
-    config: RunConfig, settings: AwsSettings, clock: Clock | None = None
+    config: ServeConfig, settings: AwsSettings, clock: Clock | None = None
 ) -> AsyncIterator[Running]:
     """The service, started: the API listening, the first cycle under way. Leaving the
     block stops it as SIGTERM would (the run under way finishes and reports)."""
-    assert config.serve is not None
     for name in _SERVER_LOGGERS:
         logging.getLogger(name).handlers = [logging.NullHandler()]
         logging.getLogger(name).propagate = False
@@ -123,7 +122,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return listening
 
 
-async def _serve(config: RunConfig, settings: AwsSettings) -> int:
+async def _serve(config: ServeConfig, settings: AwsSettings) -> int:
     # The signals are the service's from before it starts (one during start-up stops it
     # once it is up) until it has closed (one during the teardown changes nothing).
     with anyio.open_signal_receiver(*HANDLED) as received:
@@ -147,6 +146,6 @@ async def _abandon_on_second(
         return
 
 
-def serve(config: RunConfig, settings: AwsSettings) -> int:
+def serve(config: ServeConfig, settings: AwsSettings) -> int:
     """The command: exit 0 once stopped by a signal (its cycle's report written)."""
     return anyio.run(_serve, config, settings)

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from optimizer_async.aws.gateway import AwsSettings
-from optimizer_async.commands.config import RunConfig
 from optimizer_async.execution.bake import BakeSettings
 from optimizer_async.records.state import LocalStateStore
-from optimizer_async.runs.runner import run_once
+from optimizer_async.runs.configs import RunConfig
+from optimizer_async.runs.orchestration import run_once
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox

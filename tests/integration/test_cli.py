@@ -58,7 +58,17 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
         (
             ["--suffix", "dev", "--seed", "dev"],
             {},
-            "--seed, --profile-mix and --demo need --sandbox",
+            "--seed shapes the embedded sandbox: it needs --sandbox",
+        ),
+        (  # once silently ignored without --sandbox
+            ["--suffix", "dev", "--sandbox-profile", "none"],
+            {},
+            "--sandbox-profile shapes the embedded sandbox: it needs --sandbox",
+        ),
+        (
+            ["serve", "--suffix", "dev", "--bake", "1h"],
+            {},
+            "unrecognized arguments: --bake 1h",
         ),
         (
             ["--sandbox", "--seed", "dev", "--profile-mix", "steady,lazy"],

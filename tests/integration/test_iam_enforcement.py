@@ -30,7 +30,7 @@ import pytest
 
 from optimizer_async.aws import errors
 from optimizer_async.aws.operations import iam_action, is_write
-from optimizer_async.cli import iam_policy_document
+from optimizer_async.commands.iam_policy import document as iam_policy_document
 from optimizer_async.definitions.naming import EnvironmentNames
 from optimizer_async.permissions.iam_policy import (
     PURPOSES,

@@ -18,11 +18,11 @@ import anyio
 import pytest
 
 from optimizer_async.aws.gateway import Aws, AwsSettings
-from optimizer_async.commands.config import RunConfig
 from optimizer_async.records import leases
 from optimizer_async.records.leases import LEASE_S, Holder, LocalLeases, S3Leases, lease_key
 from optimizer_async.records.state import S3StateStore
-from optimizer_async.runs.runner import run_once
+from optimizer_async.runs.configs import RunConfig
+from optimizer_async.runs.orchestration import run_once
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from tests.conftest import REGION, ClientFactory

@@ -3,7 +3,6 @@ since, and the realised figure equals the arithmetic of the two windows' usage."
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,11 @@ import pytest
 
 from optimizer_async.aws import pricing
 from optimizer_async.aws.gateway import AwsSettings
-from optimizer_async.commands.config import RunConfig
 from optimizer_async.money.realised import TooSoonError
-from optimizer_async.runs.runner import run_once, savings_document
+from optimizer_async.runs.configs import RunConfig, SavingsConfig
+from optimizer_async.runs.orchestration import run_once
+from optimizer_async.runs.replays import common
+from optimizer_async.runs.savings import savings_document
 from optimizer_async.sandbox.clock import ManualClock
 from optimizer_async.sandbox.seeder import Seeder
 from optimizer_async.sandbox.server import EmbeddedSandbox
@@ -66,7 +67,7 @@ async def test_realised_savings_are_the_arithmetic_of_the_two_windows(
         linked = LinkedClock(clock, sandbox.model_now)
         report = await run_once(config, settings, linked)
         assert report.exit_code == 0
-        measure = replace(config, command="savings", run_id=report.run_id, days=7)
+        measure = SavingsConfig(**common(config), run_id=report.run_id, days=7)
         with pytest.raises(TooSoonError, match="an hour of traffic since it is needed"):
             await savings_document(measure, settings, linked)
         clock.advance(WEEK)  # a week of traffic at the new settings

@@ -27,7 +27,8 @@ from optimizer_async.execution.signals import StopRequest
 from optimizer_async.records import leases
 from optimizer_async.records.state import LocalStateStore, run_key
 from optimizer_async.reporting.report import render
-from optimizer_async.runs.runner import list_runs, run_once
+from optimizer_async.runs.listing import list_runs
+from optimizer_async.runs.orchestration import run_once
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.service.metrics import Metrics
 from tests.conftest import REGION
@@ -95,9 +96,13 @@ def assert_agree(
     by_id = {run["run_id"]: run for run in listed["runs"]}
     assert by_id[run_id]["status"] == status
     capsys.readouterr()
-    assert cli.main(["runs", "--output", "markdown", "--state-dir", str(state)]) == 0
+    listing = state.parent / "listing.json"  # and in the file, in the format its name says
+    assert cli.main(["runs", "--output", "markdown", "--state-dir", str(state),
+                     "--report-file", str(listing)]) == 0  # fmt: skip
     (row,) = [line for line in capsys.readouterr().out.splitlines() if f"| {run_id} |" in line]
     assert row.split(" | ")[2] == text
+    filed = {run["run_id"]: run for run in json.loads(listing.read_text())["runs"]}
+    assert filed[run_id]["status"] == status
 
     metrics = Metrics()
     metrics.observe_report(report, "cycle", estimate=True)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from optimizer_async import cli
-from optimizer_async.commands.config import UsageError
+from optimizer_async.commands import iam_policy
 from optimizer_async.fleet.accounts import Account, AccountsError, load, places
 from optimizer_async.fleet.finder import Filters
+from optimizer_async.runs.configs import UsageError
 
 ROLE = "arn:aws:iam::111111111111:role/LambdaOptimizer"
 
@@ -139,16 +140,16 @@ def test_what_is_not_an_accounts_file_is_said_so(tmp_path: Path) -> None:
 
 def test_iam_policy_for_accounts_is_the_callers_and_refuses_a_roles_scope(tmp_path: Path) -> None:
     path = _file(tmp_path, f"accounts: [{{account_id: '111111111111', role: '{ROLE}'}}]")
-    document = cli.iam_policy_document(["--accounts", str(path)], {})
+    document = iam_policy.document(["--accounts", str(path)], {})
     assert document["Statement"] == [
         {"Sid": "ReadRoles", "Effect": "Allow", "Action": ["sts:AssumeRole"], "Resource": [ROLE]}
     ]
     for option in (["--suffix", "dev"], ["--all"], ["--for", "plan"], ["--account", "1" * 12]):
         with pytest.raises(UsageError, match=f"{option[0]} scopes a role's own policy"):
-            cli.iam_policy_document(["--accounts", str(path), *option], {})
+            iam_policy.document(["--accounts", str(path), *option], {})
     roleless = _file(tmp_path, "accounts: [{account_id: '222222222222', name: tools}]")
     with pytest.raises(UsageError, match="account tools has no role"):
-        cli.iam_policy_document(["--accounts", str(roleless)], {})
+        iam_policy.document(["--accounts", str(roleless)], {})
 
 
 def test_the_command_line_refuses_a_bad_accounts_file_before_any_aws_call(

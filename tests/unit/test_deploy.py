@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from optimizer_async import cli
-from optimizer_async.commands.config import UsageError
 from optimizer_async.fleet.shards import Shard
+from optimizer_async.runs.configs import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from optimizer_async import cli
+from optimizer_async.commands import apply, rollback, run
 
 
 def test_details_is_an_option_of_runs_services_and_rollbacks() -> None:
@@ -20,7 +21,7 @@ def test_details_is_an_option_of_runs_services_and_rollbacks() -> None:
         assert config.details == value
     serve = cli.parse_config(["serve", "--suffix", "dev", "--details", "all"], environ)
     assert serve.details == "all"
-    for parser in (cli.build_parser(), cli.build_rollback_parser(), cli.build_apply_parser()):
+    for parser in (run.build_parser(), rollback.build_parser(), apply.build_parser()):
         assert "--details {problems,all,none}" in " ".join(parser.format_help().split())
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from optimizer_async import cli
-from optimizer_async.commands.config import UsageError
+from optimizer_async.runs.configs import UsageError
 from optimizer_async.service.reconciler import within_budget
 
 
