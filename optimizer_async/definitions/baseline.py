@@ -2,7 +2,7 @@
 
 The Pulumi stack and the sandbox seeder build environments from BASELINE and the function
 spec below; the optimizer's plan compares what it discovers with TARGET. Values and their
-reasons are in the README's table and docs/architecture.md.
+reasons are in docs/guardrails-and-evidence.md (Targets) and docs/architecture.md.
 """
 
 from __future__ import annotations
