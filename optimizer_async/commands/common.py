@@ -284,10 +284,12 @@ def run_replay(config: RunConfig | ApplyConfig | RollbackConfig) -> int:
     exit code. Loads the engine: only once the input is valid."""
     from optimizer_async.organisations.organisation import run_anywhere
     from optimizer_async.runs import process
+    from optimizer_async.runs.orchestration import Controls, Request
     from optimizer_async.runs.replays import replay_of
 
     def command(settings: AwsSettings) -> int:
-        report = process.in_event_loop(run_anywhere, replay_of(config), settings, None, None, True)
+        request, controls = Request(replay_of(config)), Controls(signals=True)
+        report = process.in_event_loop(run_anywhere, request, settings, controls)
         return process.emit(report, config)
 
     return process.execute(config, command)

@@ -13,6 +13,7 @@ from optimizer_async.aws.gateway import AwsSettings
 from optimizer_async.organisations.organisation import run_anywhere
 from optimizer_async.runs import process
 from optimizer_async.runs.configs import RunConfig
+from optimizer_async.runs.orchestration import Controls, Request
 from optimizer_async.runs.replays import FreshPlan
 from optimizer_async.sandbox.config import SandboxConfig
 from optimizer_async.sandbox.seeder import Seeder
@@ -48,8 +49,8 @@ def in_sandbox(config: RunConfig, settings: AwsSettings) -> int:
         phases = DEMO_PHASES if config.demo else ((None, config.dry_run),)
         exit_code = 0
         for heading, dry_run in phases:
-            phase = FreshPlan(replace(config, dry_run=dry_run))
-            report = process.in_event_loop(run_anywhere, phase, settings, None, None, True)
+            phase = Request(FreshPlan(replace(config, dry_run=dry_run)))
+            report = process.in_event_loop(run_anywhere, phase, settings, Controls(signals=True))
             code = process.emit(report, config, heading)
             if report.stopped_by is not None:
                 return code

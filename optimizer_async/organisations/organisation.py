@@ -31,18 +31,22 @@ import structlog
 
 from optimizer_async.aws import errors
 from optimizer_async.aws.assumed_role import RoleToAssume, session_name
-from optimizer_async.aws.clock import Clock
 from optimizer_async.aws.gateway import Aws, AwsSettings, Unavailable
 from optimizer_async.execution import progress, signals
 from optimizer_async.execution.recorded import RecordError
-from optimizer_async.execution.signals import StopRequest
 from optimizer_async.fleet.accounts import Account, Place, places
 from optimizer_async.jsonio import json_text
 from optimizer_async.records import plan_file
 from optimizer_async.records.state import StateStore, run_key, write_atomically
 from optimizer_async.reporting.org_report import KIND, OrganisationReport, PlaceResult
 from optimizer_async.reporting.report import RunReport
-from optimizer_async.runs.orchestration import Request, replay_once, run_recorded
+from optimizer_async.runs.orchestration import (
+    Controls,
+    Followed,
+    Request,
+    replay_once,
+    run_recorded,
+)
 from optimizer_async.runs.replays import BeforeImages, FreshPlan, PlanFile, Replay
 from optimizer_async.runs.store import new_run_id, open_store
 
@@ -72,86 +76,122 @@ def place_settings(settings: AwsSettings, place: Place, run_id: str) -> AwsSetti
 
 
 async def run_organisation(
-    replay: Replay,
-    settings: AwsSettings,
-    clock: Clock | None = None,
-    stop: StopRequest | None = None,
-    signals_: bool = False,
-    run_id: str | None = None,
+    request: Request, settings: AwsSettings, controls: Controls | None = None
 ) -> OrganisationReport:
-    """Every place of the replay's `--accounts` run side by side (the module's docstring)."""
-    stop = stop or StopRequest()
-    run_id, started = run_id or new_run_id(), time.monotonic()
+    """Every place of the request's `--accounts` run side by side (the module's docstring)."""
+    controls = controls or Controls()
     async with anyio.create_task_group() as watching:
-        if signals_ and threading.current_thread() is threading.main_thread():
-            await watching.start(signals.watch, stop)
-        async with Aws.open(settings, clock) as home:
+        if controls.signals and threading.current_thread() is threading.main_thread():
+            await watching.start(signals.watch, controls.stop)
+        async with Aws.open(settings, controls.clock) as home:
             caller = await home.preflight()
-            store = await open_store(replay.config, home)
-            started_at = home.clock.utcnow()
-            places = [
-                _PlaceRun(PlaceResult(place), own) for place, own in await _places_of(replay, store)
-            ]
-            if replay.config.progress:
-                shown = [run.progress() for run in places]
+            store = await open_store(request.replay.config, home)
+            run = _OrganisationRun(request, settings, controls, home, store)
+            places = await run.places()
+            if request.replay.config.progress:
+                shown = [place.progress() for place in places]
                 watching.start_soon(progress.watch, shown, progress.on_terminal())
-            shard = replay.shard
-            record = {
-                "run_id": run_id,
-                "kind": KIND,
-                "command": replay.command,
-                "rollback_of": replay.rollback_of,
-                "caller_account": caller,
-                "started_at": started_at.isoformat(),
-                "dry_run": replay.dry_run,
-                "shard": None if shard is None else str(shard),
-                "places": [_place_json(run.result) for run in places],
-                "status": "running",
-            }
-            await store.write(run_key(run_id, "run.json"), record)
-            log.info("organisation.started", run_id=run_id, places=len(places),
-                     command=replay.command, dry_run=replay.dry_run)  # fmt: skip
-            at_once = anyio.Semaphore(PLACES_AT_ONCE)
-
-            async def run(place: _PlaceRun) -> None:
-                async with at_once:
-                    await place.run(settings, clock, store, stop, run_id)
-
-            async with anyio.create_task_group() as group:
-                for place in places:
-                    group.start_soon(run, place)
-            plan_out = None
-            if replay.plan_out is not None and not stop.requested:
-                plan_out = await _write_plan(replay.plan_out, run_id, places)
-            report = OrganisationReport(
-                run_id=run_id,
-                dry_run=replay.dry_run,
-                command=replay.command,
-                started_at=started_at,
-                elapsed_s=time.monotonic() - started,
-                places=[run.result for run in places],
-                own_calls=home.counter.snapshot(),
-                stopped_by=stop.signum,
-                rollback_of=replay.rollback_of,
-                shard=None if shard is None else {"index": shard.index, "count": shard.count},
-                notes=[FREE_TIER_NOTE] if replay.free_tier else [],
-                plan_out=plan_out,
-                applied_plan=replay.applied_plan,
-            )
-            await store.write(run_key(run_id, "report.json"), report.document())
-            finished = home.clock.utcnow().isoformat()
-            await store.write(
-                run_key(run_id, "run.json"),
-                {
-                    **record,
-                    "places": [_place_json(place) for place in report.places],
-                    "status": report.status,
-                    "finished_at": finished,
-                },
-            )
-            log.info("organisation.finished", run_id=run_id, status=report.status)
+            report = await run.execute(caller, places)
         watching.cancel_scope.cancel()
     return report
+
+
+class _OrganisationRun:
+    """An organisation's run, in order (`execute`): its record, every place's run, the
+    plan file, its report and final status."""
+
+    def __init__(
+        self,
+        request: Request,
+        settings: AwsSettings,
+        controls: Controls,
+        home: Aws,
+        store: StateStore,
+    ) -> None:
+        self.replay, self.settings, self.controls = request.replay, settings, controls
+        self.home, self.store = home, store
+        self.run_id = request.run_id or new_run_id()
+        self.started, self.started_at = time.monotonic(), home.clock.utcnow()
+
+    async def places(self) -> list[_PlaceRun]:
+        return [
+            _PlaceRun(PlaceResult(place), own)
+            for place, own in await _places_of(self.replay, self.store)
+        ]
+
+    async def execute(self, caller: str, places: list[_PlaceRun]) -> OrganisationReport:
+        record = self._record(caller, places)
+        await self.store.write(run_key(self.run_id, "run.json"), record)
+        log.info("organisation.started", run_id=self.run_id, places=len(places),
+                 command=self.replay.command, dry_run=self.replay.dry_run)  # fmt: skip
+        await self._run_places(places)
+        plan_out = None
+        if self.replay.plan_out is not None and not self.controls.stop.requested:
+            plan_out = await _write_plan(self.replay.plan_out, self.run_id, places)
+        report = self._report(places, plan_out)
+        await self._finish(record, report)
+        return report
+
+    def _record(self, caller: str, places: list[_PlaceRun]) -> dict[str, Any]:
+        """The organisation's run.json, before any place runs."""
+        replay, shard = self.replay, self.replay.shard
+        return {
+            "run_id": self.run_id,
+            "kind": KIND,
+            "command": replay.command,
+            "rollback_of": replay.rollback_of,
+            "caller_account": caller,
+            "started_at": self.started_at.isoformat(),
+            "dry_run": replay.dry_run,
+            "shard": None if shard is None else str(shard),
+            "places": [_place_json(run.result) for run in places],
+            "status": "running",
+        }
+
+    async def _run_places(self, places: list[_PlaceRun]) -> None:
+        """Every place's run, `PLACES_AT_ONCE` at a time."""
+        at_once = anyio.Semaphore(PLACES_AT_ONCE)
+
+        async def run(place: _PlaceRun) -> None:
+            async with at_once:
+                await place.run(self)
+
+        async with anyio.create_task_group() as group:
+            for place in places:
+                group.start_soon(run, place)
+
+    def _report(self, places: list[_PlaceRun], plan_out: str | None) -> OrganisationReport:
+        replay, shard = self.replay, self.replay.shard
+        return OrganisationReport(
+            run_id=self.run_id,
+            dry_run=replay.dry_run,
+            command=replay.command,
+            started_at=self.started_at,
+            elapsed_s=time.monotonic() - self.started,
+            places=[run.result for run in places],
+            own_calls=self.home.counter.snapshot(),
+            stopped_by=self.controls.stop.signum,
+            rollback_of=replay.rollback_of,
+            shard=None if shard is None else {"index": shard.index, "count": shard.count},
+            notes=[FREE_TIER_NOTE] if replay.free_tier else [],
+            plan_out=plan_out,
+            applied_plan=replay.applied_plan,
+        )
+
+    async def _finish(self, record: dict[str, Any], report: OrganisationReport) -> None:
+        """report.json, and the record's final status with every place's run."""
+        await self.store.write(run_key(self.run_id, "report.json"), report.document())
+        finished = self.home.clock.utcnow().isoformat()
+        await self.store.write(
+            run_key(self.run_id, "run.json"),
+            {
+                **record,
+                "places": [_place_json(place) for place in report.places],
+                "status": report.status,
+                "finished_at": finished,
+            },
+        )
+        log.info("organisation.finished", run_id=self.run_id, status=report.status)
 
 
 async def _write_plan(path: Path, run_id: str, places: Sequence[_PlaceRun]) -> str:
@@ -190,21 +230,15 @@ class _PlaceRun:
             lambda: None if self.aws is None else self.aws.busiest_queue(),
         )
 
-    async def run(
-        self,
-        settings: AwsSettings,
-        clock: Clock | None,
-        store: StateStore,
-        stop: StopRequest,
-        organisation_run: str,
-    ) -> None:
+    async def run(self, organisation: _OrganisationRun) -> None:
         """The place's run; any failure of its own is its result's error, never raised:
         the other places go on."""
         place, result = self.result.place, self.result
-        own = place_settings(settings, place, organisation_run)
-        request = Request(self.replay, place=place, organisation_run=organisation_run)
+        run_id = organisation.run_id
+        own = place_settings(organisation.settings, place, run_id)
+        request = Request(self.replay, place=place, organisation_run=run_id)
         try:
-            async with Aws.open(own, clock) as aws:
+            async with Aws.open(own, organisation.controls.clock) as aws:
                 self.aws, calls = aws, aws.counter.mark()
                 try:
                     got = await aws.preflight()
@@ -213,8 +247,8 @@ class _PlaceRun:
                             f"the credentials for account {place.account.name} are "
                             f"account {got}'s, not {place.account.account_id}'s"
                         )
-                    result.report = await run_recorded(aws, store, request, stop, calls,
-                                                       self.counts)  # fmt: skip
+                    followed = Followed(organisation.controls.stop, self.counts, calls)
+                    result.report = await run_recorded(aws, organisation.store, request, followed)
                 finally:
                     if result.report is None:  # what it called before it failed
                         result.calls = aws.counter.snapshot(since=calls)
@@ -325,15 +359,9 @@ def _place(replay: Replay, entry: dict[str, Any], what: str) -> Place:
 
 
 async def run_anywhere(
-    replay: Replay,
-    settings: AwsSettings,
-    clock: Clock | None = None,
-    stop: StopRequest | None = None,
-    signals_: bool = False,
-    run_id: str | None = None,
-    trigger: str | None = None,
+    request: Request, settings: AwsSettings, controls: Controls | None = None
 ) -> RunReport | OrganisationReport:
     """A run in its account and region, or (`--accounts`) in every place its file lists."""
-    if replay.accounts:
-        return await run_organisation(replay, settings, clock, stop, signals_, run_id)
-    return await replay_once(Request(replay, trigger, run_id), settings, clock, stop, signals_)
+    if request.replay.accounts:
+        return await run_organisation(request, settings, controls)
+    return await replay_once(request, settings, controls)

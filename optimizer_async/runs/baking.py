@@ -4,6 +4,7 @@ rollback run of its own (`execution/bake.py` judges; this wires it to the run's 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from optimizer_async.aws.gateway import Aws
@@ -20,27 +21,46 @@ from optimizer_async.steps.base import Step
 RollBack = Callable[[BeforeImages], Awaitable[RunReport]]
 
 
-async def baked(
-    aws: Aws,
-    store: StateStore,
-    run: FreshPlan,
-    run_id: str,
-    fleet: FleetRun,
-    steps: Sequence[Step],
-    stop: StopRequest,
-    roll_back_run: RollBack,
-) -> dict[str, Any]:
-    """Watch what the run changed; `roll_back_run` runs each rollback. Marks the functions
-    rolled back in `fleet`; the bake's summary for the report."""
-    settings = run.config.bake
-    assert settings is not None
+@dataclass(frozen=True)
+class Bake:
+    """The bake of one run: its config (the bake's settings, the targets), where its changes
+    are recorded, and how a rollback of some of them runs (`roll_back_run`)."""
 
-    async def roll_back(worse: Sequence[bake.Watched]) -> dict[str, str | None]:
-        records, missing = await _recorded(store, run_id, worse)
+    run: FreshPlan
+    run_id: str
+    store: StateStore
+    roll_back_run: RollBack
+
+    async def baked(
+        self, aws: Aws, fleet: FleetRun, steps: Sequence[Step], stop: StopRequest
+    ) -> dict[str, Any]:
+        """Watch what the run changed, rolling back what got worse. Marks the functions
+        rolled back in `fleet`; the bake's summary for the report."""
+        settings, targets = self.run.config.bake, self.run.config.targets
+        assert settings is not None
+        watched = bake.watched(fleet, {step.name: step for step in steps}, targets)
+        result = await bake.watch(aws, watched, settings, self._roll_back, stop)
+        _mark(fleet, result)
+        return {
+            "duration_s": settings.duration_s,
+            "polls": result.polls,
+            "stopped": result.stopped,
+            "rolled_back": {
+                fn.name: fn.rolled_back
+                for env in fleet.environments
+                for fn in env.functions
+                if fn.rolled_back
+            },
+        }
+
+    async def _roll_back(self, worse: Sequence[bake.Watched]) -> dict[str, str | None]:
+        """Each worse function's recorded changes put back; per function, why not (None:
+        rolled back)."""
+        records, missing = await _recorded(self.store, self.run_id, worse)
         if not records:
             return missing
-        undo = RollbackConfig(**common(run.config), run_id=run_id)
-        report = await roll_back_run(BeforeImages(undo, records))
+        undo = RollbackConfig(**common(self.run.config), run_id=self.run_id)
+        report = await self.roll_back_run(BeforeImages(undo, records))
         failures = {
             fn.name: next(
                 (c.error for c in fn.changes if not c.ok and c.error), env.error or fn.status
@@ -50,21 +70,6 @@ async def baked(
             if fn.status == "failed" or env.error
         }
         return {w.function: missing.get(w.function) or failures.get(w.function) for w in worse}
-
-    watched = bake.watched(fleet, {step.name: step for step in steps}, run.config.targets)
-    result = await bake.watch(aws, watched, settings, roll_back, stop)
-    _mark(fleet, result)
-    return {
-        "duration_s": settings.duration_s,
-        "polls": result.polls,
-        "stopped": result.stopped,
-        "rolled_back": {
-            fn.name: fn.rolled_back
-            for env in fleet.environments
-            for fn in env.functions
-            if fn.rolled_back
-        },
-    }
 
 
 async def _recorded(

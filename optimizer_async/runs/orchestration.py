@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -67,67 +67,81 @@ class Request:
 
 
 @dataclass(frozen=True)
+class Controls:
+    """How a run is driven from outside: `clock`, its gateway's (tests: the sandbox's model
+    time); `stop` asks it to stop; `signals`: SIGINT and SIGTERM ask it (the command line)."""
+
+    clock: Clock | None = None
+    stop: StopRequest = field(default_factory=StopRequest)
+    signals: bool = False
+
+
+@dataclass(frozen=True)
+class Followed:
+    """How a run is followed from inside a larger one (an organisation's place, a bake's
+    rollback): `stop` asks it to stop, `counts` is its progress for whoever shows it,
+    `since` the calls its report counts from (None: from its own start)."""
+
+    stop: StopRequest = field(default_factory=StopRequest)
+    counts: progress.Counts = field(default_factory=progress.Counts)
+    since: Calls | None = None
+
+
+@dataclass(frozen=True)
 class _Started:
     at: datetime  # UTC from the run's clock: the sandbox's model time in tests
     monotonic: float
     calls: Calls
 
 
+@dataclass(frozen=True)
+class _Done:
+    """What the engine, the plan out and the bake made of a run, for its report."""
+
+    fleet: FleetRun
+    planned: dict[str, Any] | None  # a dry run's plan document
+    written: str | None  # where its plan file was written
+    bake: dict[str, Any] | None
+
+
 async def run_once(
-    config: RunConfig,
-    aws_settings: AwsSettings,
-    clock: Clock | None = None,
-    stop: StopRequest | None = None,
-    signals_: bool = False,
-    run_id: str | None = None,
-    trigger: str | None = None,
+    config: RunConfig, aws_settings: AwsSettings, clock: Clock | None = None
 ) -> RunReport:
     """One discover-plan-(apply-verify[-bake]) pass over the configured environments."""
-    request = Request(FreshPlan(config), trigger, run_id)
-    return await replay_once(request, aws_settings, clock, stop, signals_)
+    return await replay_once(Request(FreshPlan(config)), aws_settings, Controls(clock))
 
 
 async def replay_once(
-    request: Request,
-    aws_settings: AwsSettings,
-    clock: Clock | None = None,
-    stop: StopRequest | None = None,
-    signals_: bool = False,
+    request: Request, aws_settings: AwsSettings, controls: Controls | None = None
 ) -> RunReport:
-    """One run of its own gateway and state store. `clock`: the gateway's (tests); `stop`:
-    asks the run to stop; `signals_`: SIGINT and SIGTERM ask it (the command line)."""
-    stop = stop or StopRequest()
+    """One run of its own gateway and state store."""
+    controls = controls or Controls()
     config = request.replay.config
     async with anyio.create_task_group() as watching:
-        if signals_ and threading.current_thread() is threading.main_thread():
-            await watching.start(signals.watch, stop)
-        async with Aws.open(aws_settings, clock) as aws:
+        if controls.signals and threading.current_thread() is threading.main_thread():
+            await watching.start(signals.watch, controls.stop)
+        async with Aws.open(aws_settings, controls.clock) as aws:
             calls = aws.counter.mark()  # the run's report counts the preflight too
             account = await aws.preflight()
             store = await open_store(config, aws)
-            counts = progress.Counts()
+            followed = Followed(controls.stop, progress.Counts(), calls)
             if config.progress:
-                place = progress.Place(account, aws.region, counts, aws.busiest_queue)
+                place = progress.Place(account, aws.region, followed.counts, aws.busiest_queue)
                 watching.start_soon(progress.watch, [place], progress.on_terminal())
-            report = await run_recorded(aws, store, request, stop, calls, counts)
+            report = await run_recorded(aws, store, request, followed)
         watching.cancel_scope.cancel()
     return report
 
 
 async def run_recorded(
-    aws: Aws,
-    store: StateStore,
-    request: Request,
-    stop: StopRequest | None = None,
-    since: Calls | None = None,
-    counts: progress.Counts | None = None,
+    aws: Aws, store: StateStore, request: Request, followed: Followed | None = None
 ) -> RunReport:
     """A run with its record (see the module's docstring); the leases it takes are given
-    back once it is over. `since`: the calls its report counts from; `counts`: where its
-    progress is counted for whoever watches."""
+    back once it is over."""
+    followed = followed or Followed()
     async with contextlib.AsyncExitStack() as leased:
-        run = _Run(aws, store, request, stop or StopRequest(), counts or progress.Counts())
-        return await run.execute(leased, since or aws.counter.mark())
+        run = _Run(aws, store, request, followed.stop, followed.counts)
+        return await run.execute(leased, followed.since or aws.counter.mark())
 
 
 class _Run:
@@ -141,13 +155,8 @@ class _Run:
         stop: StopRequest,
         counts: progress.Counts,
     ) -> None:
-        self.aws, self.store, self.request, self.stop, self.counts = (
-            aws,
-            store,
-            request,
-            stop,
-            counts,
-        )
+        self.aws, self.store, self.request = aws, store, request
+        self.stop, self.counts = stop, counts
         self.replay = request.replay
         self.run_id = request.run_id or new_run_id()
 
@@ -164,8 +173,8 @@ class _Run:
             fleet = await self._engine(scope, book)
             fleet.environments = _with_held(fleet, held, in_order)
             planned, written = await self._plan_out(fleet, scope)
-            bake = await self._bake(fleet, scope)
-            report = await self._report(started, scope, book, fleet, planned, written, bake)
+            done = _Done(fleet, planned, written, await self._bake(fleet, scope))
+            report = await self._report(started, scope, book, done)
             await self._finish(record, report)
         return report
 
@@ -277,26 +286,19 @@ class _Run:
             request = Request(undo, trigger="bake", lease=False)
             return await run_recorded(self.aws, self.store, request)
 
+        bake = baking.Bake(replay, self.run_id, self.store, roll_back)
         try:
             with self.stop.guard():
-                return await baking.baked(self.aws, self.store, replay, self.run_id, fleet,
-                                          scope.steps, self.stop, roll_back)  # fmt: skip
+                return await bake.baked(self.aws, fleet, scope.steps, self.stop)
         except Exception as error:
             reason = errors.describe(error)
             log.error("bake.failed", error=reason)
             return {"duration_s": replay.bake.duration_s, "error": reason, "rolled_back": {}}
 
     async def _report(
-        self,
-        started: _Started,
-        scope: Scope,
-        book: PriceBook | None,
-        fleet: FleetRun,
-        planned: dict[str, Any] | None,
-        written: str | None,
-        bake: dict[str, Any] | None,
+        self, started: _Started, scope: Scope, book: PriceBook | None, done: _Done
     ) -> RunReport:
-        replay, aws = self.replay, self.aws
+        replay, aws, fleet = self.replay, self.aws, done.fleet
         lines = (line for env in fleet.environments for line in env.total_money.lines)
         money = Money() if book is None else bill.account_lines(lines, book, replay.free_tier)
         account = await aws.account_id()
@@ -312,15 +314,15 @@ class _Run:
             selected=replay.selected,
             rollback_of=replay.rollback_of,
             applied_plan=replay.applied_plan,
-            plan_out=written,
-            bake=bake,
+            plan_out=done.written,
+            bake=done.bake,
             account_money=money,
             prices=book.origin if book else "",
             stopped_by=self.stop.signum,
             found=scope.found,
             account=account,
             sharding=replay.sharding(account, aws.region, scope, book),
-            plan=planned if scope.plan is None else scope.plan,
+            plan=done.planned if scope.plan is None else scope.plan,
             record=self.store.where(run_key(self.run_id, "report.json")),
         )
 

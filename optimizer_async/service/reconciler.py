@@ -35,6 +35,7 @@ from optimizer_async.money import realised
 from optimizer_async.organisations.organisation import run_anywhere
 from optimizer_async.records.state import StateStore, run_key
 from optimizer_async.runs.configs import RunConfig, ServeConfig
+from optimizer_async.runs.orchestration import Controls, Request
 from optimizer_async.runs.replays import FreshPlan
 from optimizer_async.runs.store import new_run_id
 from optimizer_async.service.metrics import Metrics
@@ -225,10 +226,8 @@ class Reconciler:
         self._queued.discard(request.run_id)
         log.info("service.run", run_id=request.run_id, trigger=request.trigger)
         try:
-            report = await run_anywhere(
-                FreshPlan(request.config), self.settings, self.clock, self.stop, False,
-                request.run_id, f"service-{request.trigger}",
-            )  # fmt: skip
+            run = Request(FreshPlan(request.config), f"service-{request.trigger}", request.run_id)
+            report = await run_anywhere(run, self.settings, Controls(self.clock, self.stop))
         except Exception as error:  # AWS or the store unusable this time: the next cycle
             log.error("service.run_failed", run_id=request.run_id, error=errors.describe(error))
             self.metrics.runs.labels(request.trigger, request.config.command, "error").inc()

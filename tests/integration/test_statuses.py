@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ from optimizer_async.records import leases
 from optimizer_async.records.state import LocalStateStore, run_key
 from optimizer_async.reporting.report import render
 from optimizer_async.runs.listing import list_runs
-from optimizer_async.runs.orchestration import run_once
+from optimizer_async.runs.orchestration import Controls, Request, replay_once
+from optimizer_async.runs.replays import FreshPlan
 from optimizer_async.sandbox.server import EmbeddedSandbox
 from optimizer_async.service.metrics import Metrics
 from tests.conftest import REGION
@@ -241,7 +241,7 @@ def test_a_run_stopped_by_sigterm(
     stop = StopRequest()
     stop.signum = signal.SIGTERM  # asked before the first write: none starts
     settings = AwsSettings(region=REGION, endpoint_url=endpoint_url)
-    stopped = anyio.run(partial(run_once, config, settings, stop=stop))
+    stopped = anyio.run(replay_once, Request(FreshPlan(config)), settings, Controls(stop=stop))
     report = stopped.to_json()
     headline = _headline(render(stopped, "markdown"))
     assert " · stopped by SIGTERM · " in headline
