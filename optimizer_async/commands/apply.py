@@ -75,7 +75,6 @@ def apply_config(args: argparse.Namespace, environ: Mapping[str, str]) -> ApplyC
 
 COMMAND: Final = Command[ApplyConfig](
     name="apply",
-    summary="apply a reviewed plan file, exactly",
     parser=build_parser,
     config=apply_config,
     execute=run_replay,

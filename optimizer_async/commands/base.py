@@ -18,7 +18,6 @@ C = TypeVar("C")
 @dataclass(frozen=True)
 class Command(Generic[C]):
     name: str  # its first word on the command line ("" for a run: no word)
-    summary: str  # one line for the command line's own --help
     parser: Callable[[], argparse.ArgumentParser]
     config: Callable[[argparse.Namespace, Mapping[str, str]], C]  # UsageError: bad input
     execute: Callable[[C], int]  # the exit code

@@ -69,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: the policy of the principal a --accounts run starts as (assume "
         "exactly FILE's roles; each role needs this command's policy with --account ID)",
     )
-    add("--region", help="AWS region, or * (default: AWS_REGION, else us-east-1)")
+    add(
+        "--region",
+        help="AWS region, or * (default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1)",
+    )
     add(
         "--partition",
         choices=("aws", "aws-cn", "aws-us-gov"),
@@ -187,7 +190,6 @@ def execute(policy: iam_policy.PolicyDocument) -> int:
 
 COMMAND: Final = Command[iam_policy.PolicyDocument](
     name="iam-policy",
-    summary="the least-privilege IAM policy the optimizer needs",
     parser=build_parser,
     config=policy_document,
     execute=execute,

@@ -46,16 +46,20 @@ def execute(config: MergeConfig) -> int:
     except merge.MergeError as error:
         raise UsageError(str(error)) from None
     text = "".join(json_text.chunks(merged)) + "\n"
+    sys.stdout.write(text)  # first: a file that cannot be written loses nothing
     if config.report_file is not None:
-        write_atomically(config.report_file, text)
-    sys.stdout.write(text)
+        try:
+            write_atomically(config.report_file, text)
+        except OSError as error:
+            print(f"lambda-optimizer: cannot write {config.report_file}: {error.strerror}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
     failed = merged["status"] in FAILING or merged["status"] == "stopped"  # exit 1, not 143:
     return 1 if failed or (merged.get("bake") or {}).get("error") else 0  # no signal to name
 
 
 COMMAND: Final = Command[MergeConfig](
     name="report",
-    summary="merge: join the shards' JSON reports",
     parser=build_parser,
     config=merge_config,
     execute=execute,

@@ -50,7 +50,6 @@ def rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Rol
 
 COMMAND: Final = Command[RollbackConfig](
     name="rollback",
-    summary="put back what a run changed",
     parser=build_parser,
     config=rollback_config,
     execute=run_replay,

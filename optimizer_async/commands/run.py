@@ -323,7 +323,6 @@ OTHER_COMMANDS: Final = ("apply", "rollback", "runs", "savings", "report", "iam-
 
 COMMAND: Final = Command[RunConfig](
     name="",
-    summary="bring environments to the targets (--dry-run: plan them)",
     parser=build_parser,
     config=run_config,
     execute=execute,

@@ -30,10 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def runs_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunsConfig:
+    """Only a state bucket's records need AWS: its region and endpoint are checked then,
+    and left alone for a local state directory."""
+    fields = record_fields(args)
+    in_bucket = fields["state_bucket"] is not None
+    region = default_region(environ)
     return RunsConfig(
-        **record_fields(args),
-        region=check_region(default_region(environ)),
-        endpoint_url=endpoint(environ),
+        **fields,
+        region=check_region(region) if in_bucket else region,
+        endpoint_url=endpoint(environ) if in_bucket else None,
         profile=environ.get("AWS_PROFILE") or None,
         log_format="json",
         log_level="warning",
@@ -62,7 +67,6 @@ def execute(config: RunsConfig) -> int:
 
 COMMAND: Final = Command[RunsConfig](
     name="runs",
-    summary="the recorded runs, newest first",
     parser=build_parser,
     config=runs_config,
     execute=execute,

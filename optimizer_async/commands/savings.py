@@ -62,7 +62,6 @@ def execute(config: SavingsConfig) -> int:
 
 COMMAND: Final = Command[SavingsConfig](
     name="savings",
-    summary="what a past run really saved",
     parser=build_parser,
     config=savings_config,
     execute=execute,

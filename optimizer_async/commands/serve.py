@@ -120,7 +120,6 @@ def execute(config: ServeConfig) -> int:
 
 COMMAND: Final = Command[ServeConfig](
     name="serve",
-    summary="run as a service: cycles, an HTTP API, metrics",
     parser=build_parser,
     config=serve_config,
     execute=execute,

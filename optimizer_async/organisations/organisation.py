@@ -79,14 +79,14 @@ async def run_organisation(
     request: Request, settings: AwsSettings, controls: Controls | None = None
 ) -> OrganisationReport:
     """Every place of the request's `--accounts` run side by side (the module's docstring)."""
-    controls = controls or Controls()
+    controls, started = controls or Controls(), time.monotonic()
     async with anyio.create_task_group() as watching:
         if controls.signals and threading.current_thread() is threading.main_thread():
             await watching.start(signals.watch, controls.stop)
         async with Aws.open(settings, controls.clock) as home:
             caller = await home.preflight()
             store = await open_store(request.replay.config, home)
-            run = _OrganisationRun(request, settings, controls, home, store)
+            run = _OrganisationRun(request, settings, controls, home, store, started)
             places = await run.places()
             if request.replay.config.progress:
                 shown = [place.progress() for place in places]
@@ -107,11 +107,12 @@ class _OrganisationRun:
         controls: Controls,
         home: Aws,
         store: StateStore,
+        started: float,  # monotonic, before the caller's preflight: its elapsed time counts it
     ) -> None:
         self.replay, self.settings, self.controls = request.replay, settings, controls
         self.home, self.store = home, store
         self.run_id = request.run_id or new_run_id()
-        self.started, self.started_at = time.monotonic(), home.clock.utcnow()
+        self.started, self.started_at = started, home.clock.utcnow()
 
     async def places(self) -> list[_PlaceRun]:
         return [

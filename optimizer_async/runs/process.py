@@ -129,10 +129,11 @@ def _write(
 def emit_text(render: Callable[[OutputFormat], str], config: CommonConfig) -> None:
     """A listing (`runs`, `savings`) on stdout, and in `--report-file` in its format."""
     text = render(config.output)
+    sys.stdout.write(text)  # first: a file that cannot be written loses nothing
+    sys.stdout.flush()
     if config.report_file is not None:
         output = _file_format(config.report_file, config.output)
         write_atomically(config.report_file, text if output == config.output else render(output))
-    sys.stdout.write(text)
 
 
 def _file_format(path: Path, output: OutputFormat) -> OutputFormat:

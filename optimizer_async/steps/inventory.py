@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 from optimizer_async.definitions.naming import log_group_name
 
-# The run's fingerprint key (the state store's; runner sets it). Unset: a key of this
-# process, so a fingerprint is never a bare, guessable hash.
+# The run's fingerprint key (the state store's; `runs/orchestration.py` sets it). Unset: a
+# key of this process, so a fingerprint is never a bare, guessable hash.
 _PROCESS_KEY: Final = secrets.token_bytes(32)
 FINGERPRINT_KEY: ContextVar[bytes] = ContextVar("fingerprint_key", default=_PROCESS_KEY)
 

@@ -91,6 +91,11 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
         (["--suffix", "dev", "--bake", "1h", "--time-scale", "4"], {}, "cannot go with --time"),
         (["--suffix", "dev", "--bake", "30s"], {}, "--bake 30s must be between 1m and 24h"),
         (["--suffix", "dev", "--bake", "25h"], {}, "--bake 25h must be between 1m and 24h"),
+        (
+            ["runs", "--state-bucket", "s3://runs-b"],
+            {"AWS_REGION": "mars-1"},
+            "region 'mars-1' is not",
+        ),
         (["savings"], {}, "the following arguments are required: --run-id"),
         (["savings", "--run-id", "last"], {}, "run id 'last' is not one"),
         (
@@ -135,6 +140,16 @@ def test_bad_input_exits_2_with_one_line_and_no_aws_call(
     assert lines[0].startswith("lambda-optimizer: error: ")
     assert message in lines[0]
     assert result.stdout == ""
+    assert sandbox.stats()["total"] == 0
+
+
+def test_runs_over_a_local_state_dir_takes_no_region_nor_endpoint(
+    sandbox: EmbeddedSandbox, tmp_path: Path
+) -> None:
+    """Only a state bucket's records need AWS: `runs` over a directory checks neither."""
+    sandbox.reset_stats()
+    result = _run(["runs", "--state-dir", str(tmp_path)], "localhost:4566", AWS_REGION="local")
+    assert (result.returncode, result.stderr) == (0, "")
     assert sandbox.stats()["total"] == 0
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from optimizer_async.commands import report_merge
+from optimizer_async.runs.configs import MergeConfig
 from tests.integration.conftest import Optimize, Unique
 from tests.integration.test_shards import merge_reports
 
@@ -118,6 +120,25 @@ def test_a_report_without_a_fingerprint_is_refused_in_one_line(
     paths[1].write_text(json.dumps(old))
     line = _refused(capsys, *paths)
     assert f"{paths[1]} has no fingerprint of its run (written by an earlier" in line
+
+
+def test_a_merged_report_its_file_cannot_take_is_still_printed(
+    seed: Seed, shards: Shards, unique: Unique, capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    (suffix,) = seed(unique("pr-3"))
+    token = suffix.split("-")[0]
+    reports = tuple(shards(f"{i}/2", "--match", f"{token}-pr-3*") for i in range(2))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # what was a directory when the options were checked is a file now
+    capsys.readouterr()
+    target = blocked / "merged.json"
+    code = report_merge.COMMAND.execute(MergeConfig(reports=reports, report_file=target))
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert [env["suffix"] for env in json.loads(out)["environments"]] == [suffix]
+    (line,) = err.strip().splitlines()
+    assert line == f"lambda-optimizer: cannot write {target}: Not a directory"
 
 
 def _document(path: Path) -> dict[str, Any]:
