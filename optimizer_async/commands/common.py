@@ -30,8 +30,16 @@ _STATE_BUCKET_RE: Final = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/
 _DURATION_RE: Final = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
+DEFAULT_STATE_DIR: Final = Path(".lambda-optimizer")
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line (no usage dump), raised rather than printed."""
+    """argparse, but an error is one line (no usage dump), raised rather than printed, and
+    an option is taken only as spelled: no abbreviation (`--account`, an iam-policy option,
+    would otherwise be read as a run's `--accounts`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
@@ -103,7 +111,6 @@ def add_record_options(parser: argparse.ArgumentParser) -> None:
     add(
         "--state-dir",
         type=Path,
-        default=Path(".lambda-optimizer"),
         metavar="DIR",
         help="where runs keep their before-images and reports (./.lambda-optimizer)",
     )
@@ -152,8 +159,10 @@ def aws_options(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[s
         raise UsageError("--concurrency must be at least 1")
     if not args.time_scale > 0:
         raise UsageError("--time-scale must be positive")
-    region = check_region(args.region or default_region(environ))
-    return region, endpoint(environ)
+    region, url = check_region(args.region or default_region(environ)), endpoint(environ)
+    if args.time_scale != 1.0 and url is None and not getattr(args, "sandbox", False):
+        raise UsageError("--time-scale runs a sandbox's clock: it needs --sandbox or an endpoint")
+    return region, url
 
 
 def endpoint(environ: Mapping[str, str]) -> str | None:
@@ -174,26 +183,38 @@ def state_bucket(args: argparse.Namespace) -> tuple[str | None, str]:
     return found.group(1), (found.group(2) or "").strip("/")
 
 
-def record_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The report and record options, checked: the config fields they give."""
+def record_fields(args: argparse.Namespace, writes: bool = True) -> dict[str, Any]:
+    """The report and record options, checked: the config fields they give. `writes`: the
+    command writes records (`runs` and `savings` only read them)."""
     bucket, prefix = state_bucket(args)
-    check_state_dir(args)
+    check_state_dir(args, writes)
     return {
         "output": args.output,
         "report_file": writable(args.report_file, "--report-file"),
-        "state_dir": args.state_dir,
+        "state_dir": state_dir(args),
         "state_bucket": bucket,
         "state_prefix": prefix,
     }
 
 
 def common_fields(
-    args: argparse.Namespace, region: str, endpoint_url: str | None, environ: Mapping[str, str]
+    args: argparse.Namespace,
+    region: str,
+    endpoint_url: str | None,
+    environ: Mapping[str, str],
+    writes: bool = True,
 ) -> dict[str, Any]:
-    """Every AWS command's options, checked: the `CommonConfig` fields they give."""
+    """Every AWS command's options, checked: the `CommonConfig` fields they give (`writes`:
+    as `record_fields`)."""
     log_format: LogFormat = args.log_format or ("console" if sys.stderr.isatty() else "json")
+    distinct_files({
+        "the plan file": getattr(args, "plan", None),
+        "--plan-out": getattr(args, "plan_out", None),
+        "--report-file": args.report_file,
+        "--log-file": args.log_file,
+    })  # fmt: skip
     return {
-        **record_fields(args),
+        **record_fields(args, writes),
         "region": region,
         "endpoint_url": endpoint_url,
         "profile": environ.get("AWS_PROFILE") or None,
@@ -215,22 +236,48 @@ def _quotas(texts: list[str]) -> tuple[tuple[str, float], ...]:
         raise UsageError(f"--quota: {error}") from None
 
 
-def check_state_dir(args: argparse.Namespace) -> None:
+def state_dir(args: argparse.Namespace) -> Path:
+    """`--state-dir`, or its default (None in the namespace: given or not, for the check
+    that it does not go with `--state-bucket`)."""
+    given: Path | None = args.state_dir
+    return given or DEFAULT_STATE_DIR
+
+
+def check_state_dir(args: argparse.Namespace, writes: bool = True) -> None:
     """`--state-dir` is a directory, or one can be made there (unless records go to the
-    state bucket): else the run would fail at its first record, after AWS calls."""
-    path: Path = args.state_dir
+    state bucket), and one the command can write in if it writes records: else the run
+    would fail at its first record, after AWS calls."""
+    if args.state_bucket and args.state_dir is not None:
+        raise UsageError("--state-dir and --state-bucket are exclusive: records go to one")
+    path = state_dir(args)
     if args.state_bucket:
         return
     try:
         if path.exists():
             if not path.is_dir():
                 raise UsageError(f"--state-dir {path} is a file, not a directory")
+            if writes and not os.access(path, os.W_OK | os.X_OK):
+                raise UsageError(f"--state-dir {path} is not writable")
             return
         parent = next(p for p in (path.parent, *path.parent.parents) if p.exists())
     except OSError as error:  # e.g. a directory we may not even look into
         raise UsageError(f"--state-dir {path}: {error.strerror or error}") from None
     if not parent.is_dir():
         raise UsageError(f"--state-dir {path}: {parent} is a file, not a directory")
+    if writes and not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--state-dir {path}: {parent} is not writable")
+
+
+def distinct_files(named: Mapping[str, Path | None]) -> None:
+    """No two of a command's files are one: a later write would silently replace the other
+    (a report over the plan it was to apply, say)."""
+    seen: dict[Path, str] = {}
+    for option, path in named.items():
+        if path is None:
+            continue
+        same = seen.setdefault(path.resolve(), option)
+        if same != option:
+            raise UsageError(f"{same} and {option} name the same file {path}: give each its own")
 
 
 def known_run(args: argparse.Namespace) -> None:
@@ -238,8 +285,8 @@ def known_run(args: argparse.Namespace) -> None:
     check_state_dir(args)
     if not RUN_ID_RE.fullmatch(args.run_id):
         raise UsageError(f"run id {args.run_id!r} is not one (e.g. 20261127T093018Z-90cad0)")
-    if not args.state_bucket and not (args.state_dir / "runs" / args.run_id).is_dir():
-        raise UsageError(f"no run {args.run_id} in {args.state_dir} (see `{PROG} runs`)")
+    if not args.state_bucket and not (state_dir(args) / "runs" / args.run_id).is_dir():
+        raise UsageError(f"no run {args.run_id} in {state_dir(args)} (see `{PROG} runs`)")
 
 
 def writable(path: Path | None, option: str) -> Path | None:

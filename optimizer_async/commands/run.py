@@ -194,6 +194,9 @@ def run_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunConfi
     except shards.ShardError as error:
         raise UsageError(str(error)) from None
     plan_out = getattr(args, "plan_out", None)
+    if getattr(args, "demo", False) and (args.dry_run or plan_out is not None):
+        option = "--dry-run" if args.dry_run else "--plan-out"
+        raise UsageError(f"--demo makes its own dry run, run and re-run: leave out {option}")
     if plan_out is not None and not args.dry_run:
         raise UsageError("--plan-out needs --dry-run: a plan file is reviewed, then applied")
     bake = _bake(getattr(args, "bake", None), args.dry_run)
@@ -253,6 +256,9 @@ def _sandbox(args: argparse.Namespace) -> SandboxRequest | None:
         profile_mix = check_mix(args.profile_mix)
     except (InvalidNameError, ValueError) as error:
         raise UsageError(str(error)) from None
+    if not seed and (args.profile_mix or args.functions_per_env is not None):
+        option = "--profile-mix" if args.profile_mix else "--functions-per-env"
+        raise UsageError(f"{option} shapes the environments --seed makes: it needs --seed")
     per_env = 1 if args.functions_per_env is None else args.functions_per_env
     if per_env < 1:
         raise UsageError("--functions-per-env must be at least 1")

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def runs_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RunsConfig:
     """Only a state bucket's records need AWS: its region and endpoint are checked then,
     and left alone for a local state directory."""
-    fields = record_fields(args)
+    fields = record_fields(args, writes=False)
     in_bucket = fields["state_bucket"] is not None
     region = default_region(environ)
     return RunsConfig(

@@ -43,7 +43,9 @@ def savings_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Savi
     known_run(args)
     region, endpoint = aws_options(args, environ)
     return SavingsConfig(
-        run_id=args.run_id, days=args.days, **common_fields(args, region, endpoint, environ)
+        run_id=args.run_id,
+        days=args.days,
+        **common_fields(args, region, endpoint, environ, writes=False),
     )
 
 

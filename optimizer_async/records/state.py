@@ -33,6 +33,24 @@ if TYPE_CHECKING:
     from optimizer_async.aws.gateway import Aws
 
 
+class UnreadableRecord(Exception):
+    """A document in the state store that is not the JSON object it should be: what we
+    wrote earlier is input too, refused in one line naming it."""
+
+
+def record_document(payload: str | bytes, where: str) -> dict[str, Any]:
+    """The JSON object a stored document holds; UnreadableRecord, naming it, if it is not
+    one (cut short, edited, not UTF-8)."""
+    try:
+        document = json.loads(payload)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError alike
+        raise UnreadableRecord(f"{where} is not a readable record ({error})") from None
+    if not isinstance(document, dict):
+        kind = type(document).__name__
+        raise UnreadableRecord(f"{where} is not a readable record (a JSON {kind}, not an object)")
+    return document
+
+
 class StateStore(Protocol):
     """A place for JSON documents, addressed by slash-separated keys."""
 
@@ -81,11 +99,10 @@ class LocalStateStore:
     async def read(self, key: str) -> dict[str, Any] | None:
         path = self.root / key
         try:
-            text = await anyio.Path(path).read_text()
+            payload = await anyio.Path(path).read_bytes()
         except FileNotFoundError:
             return None
-        document: dict[str, Any] = json.loads(text)
-        return document
+        return record_document(payload, str(path))
 
     async def keys(self, prefix: str) -> list[str]:
         base = anyio.Path(self.root / prefix)
@@ -241,7 +258,7 @@ class S3StateStore:
         if found is None:
             return None
         async with found["Body"] as body:
-            document: dict[str, Any] = json.loads(await body.read())
+            document = record_document(await body.read(), self.where(key))
         return document, str(found["ETag"])
 
     async def delete(self, key: str, etag: str) -> None:

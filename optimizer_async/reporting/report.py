@@ -666,7 +666,8 @@ def _steps_line(report: RunReport) -> str | None:
         lines.append(f"plan written to {report.plan_out}, sha256 {digest}: review it, then "
                      f"apply it with `lambda-optimizer apply {report.plan_out}{pin}`")  # fmt: skip
     if report.applied_plan and digest:
-        lines.append(f"applied plan {report.applied_plan}, sha256 {digest}")
+        verb = "checked plan" if report.dry_run else "applied plan"  # a dry apply wrote nothing
+        lines.append(f"{verb} {report.applied_plan}, sha256 {digest}")
     return "\n".join(lines) or None
 
 

@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from optimizer_async.execution.results import RecordStatus
 from optimizer_async.records import leases
-from optimizer_async.records.state import StateStore, run_key
+from optimizer_async.records.state import StateStore, UnreadableRecord, run_key
 from optimizer_async.reporting.org_report import KIND as ORGANISATION
 
 
@@ -26,6 +26,7 @@ async def list_runs(store: StateStore, now: datetime | None = None) -> list[dict
         if key.endswith("/run.json"):
             record = await store.read(key)
             if record is not None:
+                _check_record(record, key, store.where(key))
                 ids = [record["run_id"]]  # an organisation's: its places' runs
                 ids += [str(p["run_id"]) for p in record.get("places", ()) if p.get("run_id")]
                 images = [k for k in keys for i in ids if k.startswith(run_key(i, "before-images"))]
@@ -102,3 +103,16 @@ async def _holder_gone(store: StateStore, record: dict[str, Any], now: datetime)
         if lease is not None and lease.run_id == record["run_id"] and not lease.expired(now):
             return False
     return True
+
+
+def _check_record(record: dict[str, Any], key: str, where: str) -> None:
+    """A run's record is the run its directory names, its places (an organisation's) a
+    list of objects: else UnreadableRecord, naming the file."""
+    places = record.get("places", [])
+    if record.get("run_id") != key.split("/")[1] or not (
+        isinstance(places, list) and all(isinstance(place, dict) for place in places)
+    ):
+        raise UnreadableRecord(
+            f"{where} is not the record of run {key.split('/')[1]} (its run_id "
+            f"{record.get('run_id')!r}, its places a list of objects)"
+        )

@@ -20,7 +20,7 @@ from optimizer_async.execution import signals
 from optimizer_async.execution.recorded import RecordError
 from optimizer_async.money import realised
 from optimizer_async.records import plan_file
-from optimizer_async.records.state import StateBucketError, write_atomically
+from optimizer_async.records.state import StateBucketError, UnreadableRecord, write_atomically
 from optimizer_async.reporting import logs
 from optimizer_async.reporting.formats import OutputFormat
 from optimizer_async.reporting.org_report import OrganisationReport
@@ -35,6 +35,7 @@ Ts = TypeVarTuple("Ts")
 _FOUND_BEFORE_ANY_WRITE: Final = (
     RecordError,
     StateBucketError,
+    UnreadableRecord,
     realised.TooSoonError,
     plan_file.PlanFileError,
 )

@@ -10,7 +10,13 @@ from typing import Any
 from optimizer_async.aws.gateway import Aws
 from optimizer_async.execution.recorded import RecordError
 from optimizer_async.records import leases
-from optimizer_async.records.state import LocalStateStore, S3StateStore, StateStore, run_key
+from optimizer_async.records.state import (
+    LocalStateStore,
+    S3StateStore,
+    StateStore,
+    UnreadableRecord,
+    run_key,
+)
 from optimizer_async.reporting.org_report import KIND as ORGANISATION
 from optimizer_async.runs.configs import CommonConfig
 
@@ -44,7 +50,7 @@ async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any
     for key in keys:
         image = await store.read(key)
         if image is not None:
-            images[str(image["suffix"])] = image
+            images[_suffix_of(image, key, store.where(key))] = image
     if not images:
         where = store.where(run_key(run_id))
         record = await store.read(run_key(run_id, "run.json")) or {}
@@ -57,3 +63,17 @@ async def load_images(store: StateStore, run_id: str) -> dict[str, dict[str, Any
             f"run {run_id} left no before-images in {where}: nothing it changed to roll back"
         )
     return images
+
+
+def _suffix_of(image: dict[str, Any], key: str, where: str) -> str:
+    """The environment a before-image is of: the one its file is named after, and its
+    changes a list (UnreadableRecord, naming the file, otherwise)."""
+    suffix = image.get("suffix")
+    if suffix != key.rsplit("/", 1)[-1].removesuffix(".json") or not isinstance(
+        image.get("changes"), list
+    ):
+        raise UnreadableRecord(
+            f"{where} is not a before-image of its environment (suffix {suffix!r}, its "
+            "changes a list)"
+        )
+    return str(suffix)

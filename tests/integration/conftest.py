@@ -83,7 +83,8 @@ def optimize(
     capsys: pytest.CaptureFixture[str],
 ) -> Optimize:
     """`optimize("--suffix", "dev", ...)` or `optimize("rollback", "--run-id", ID)` ->
-    (exit code, JSON report). Every run of a test shares one state directory."""
+    (exit code, JSON report). Every run of a test shares one state directory (unless it
+    names a --state-bucket)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint_url)
     monkeypatch.delenv("ENVIRONMENT_SUFFIX", raising=False)
 
@@ -92,7 +93,9 @@ def optimize(
         if args and args[0] in cli.COMMANDS:
             command, args = args[:1], args[1:]
         capsys.readouterr()
-        options = ["--output", "json", "--state-dir", str(tmp_path / "state")]
+        options = ["--output", "json"]
+        if "--state-bucket" not in args:  # records go to one store: the bucket, or this dir
+            options += ["--state-dir", str(tmp_path / "state")]
         if command != ("runs",):
             options += ["--log-level", "warning", "--log-file", str(tmp_path / "optimizer.log")]
         code = cli.main([*command, *options, *args])

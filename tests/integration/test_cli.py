@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "ENVIRONMENT_SUFFIX"}
-    environ.update(AWS_ENDPOINT_URL=endpoint, **env)
+    environ.update({"AWS_ENDPOINT_URL": endpoint, **env})
     return subprocess.run(
         [sys.executable, "-m", "optimizer_async", *args],
         capture_output=True,
@@ -97,7 +97,60 @@ def _run(args: list[str], endpoint: str, **env: str) -> subprocess.CompletedProc
             "region 'mars-1' is not",
         ),
         (["savings"], {}, "the following arguments are required: --run-id"),
+        (
+            ["runs", "--state-dir", "d", "--state-bucket", "s3://runs-b"],
+            {},
+            "--state-dir and --state-bucket are exclusive",
+        ),
+        (
+            [
+                "--suffix",
+                "dev",
+                "--dry-run",
+                "--plan-out",
+                "same.json",
+                "--report-file",
+                "same.json",
+            ],
+            {},
+            "--plan-out and --report-file name the same file same.json: give each its own",
+        ),
+        (
+            ["--suffix", "dev", "--report-file", "r.md", "--log-file", "./r.md"],
+            {},
+            "--report-file and --log-file name the same file r.md: give each its own",
+        ),
+        (
+            ["--suffix", "dev", "--time-scale", "10"],
+            {"AWS_ENDPOINT_URL": ""},
+            "--time-scale runs a sandbox's clock: it needs --sandbox or an endpoint",
+        ),
+        (
+            ["--sandbox", "--suffix", "dev", "--functions-per-env", "2"],
+            {},
+            "--functions-per-env shapes the environments --seed makes: it needs --seed",
+        ),
+        (
+            ["--sandbox", "--suffix", "dev", "--profile-mix", "steady"],
+            {},
+            "--profile-mix shapes the environments --seed makes: it needs --seed",
+        ),
+        (
+            ["--sandbox", "--seed", "dev", "--demo", "--dry-run"],
+            {},
+            "--demo makes its own dry run, run and re-run: leave out --dry-run",
+        ),
+        (  # an iam-policy option, never read as a run's --accounts
+            ["--suffix", "dev", "--account", "123456789012"],
+            {},
+            "unrecognized arguments: --account 123456789012",
+        ),
         (["savings", "--run-id", "last"], {}, "run id 'last' is not one"),
+        (  # once accepted and ignored: its listing has no details to choose
+            ["savings", "--run-id", "20261127T000000Z-abcdef", "--details", "all"],
+            {},
+            "unrecognized arguments: --details all",
+        ),
         (
             ["savings", "--run-id", "20261127T000000Z-abcdef", "--days", "0"],
             {},

@@ -223,6 +223,34 @@ def test_apply_pinned_to_the_reviewed_digest(
     assert {e["status"] for e in applied["environments"]} == {"changed"}
 
 
+def test_apply_never_writes_over_its_plan_and_a_dry_apply_says_it_only_checked(
+    planned: tuple[str, str, Path, Path],
+    sandbox: EmbeddedSandbox,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    _, _, plan, _ = planned
+    reviewed = plan.read_bytes()
+    sandbox.reset_stats()
+    for option in ("--report-file", "--log-file"):
+        capsys.readouterr()
+        code = cli.main(["apply", str(plan), option, str(plan)])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert f"the plan file and {option} name the same file {plan}" in err
+    assert plan.read_bytes() == reviewed
+    assert sandbox.stats()["total"] == 0
+
+    capsys.readouterr()
+    state = ["--state-dir", str(tmp_path / "state"), "--log-level", "warning"]
+    assert cli.main(["apply", str(plan), "--dry-run", "--output", "table", *state]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # as wrapped to the terminal's width
+    digest = json.loads(reviewed)["sha256"]
+    assert f"checked plan {plan}, sha256 {digest}" in out
+    assert "applied plan" not in out
+    assert sandbox.stats()["writes"] == 0
+
+
 def test_a_plan_file_naming_a_key_twice_is_refused(
     planned: tuple[str, str, Path, Path],
     sandbox: EmbeddedSandbox,
