@@ -280,9 +280,10 @@ def distinct_files(named: Mapping[str, Path | None]) -> None:
             raise UsageError(f"{same} and {option} name the same file {path}: give each its own")
 
 
-def known_run(args: argparse.Namespace) -> None:
-    """`--run-id` names a run, and (without a state bucket) one the state dir holds."""
-    check_state_dir(args)
+def known_run(args: argparse.Namespace, writes: bool) -> None:
+    """`--run-id` names a run, and (without a state bucket) one the state dir holds
+    (`writes`: as `record_fields`)."""
+    check_state_dir(args, writes)
     if not RUN_ID_RE.fullmatch(args.run_id):
         raise UsageError(f"run id {args.run_id!r} is not one (e.g. 20261127T093018Z-90cad0)")
     if not args.state_bucket and not (state_dir(args) / "runs" / args.run_id).is_dir():

@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def rollback_config(args: argparse.Namespace, environ: Mapping[str, str]) -> RollbackConfig:
-    known_run(args)
+    known_run(args, writes=True)
     region, endpoint = aws_options(args, environ)
     return RollbackConfig(
         run_id=args.run_id,

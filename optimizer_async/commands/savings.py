@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def savings_config(args: argparse.Namespace, environ: Mapping[str, str]) -> SavingsConfig:
     if not 1 <= args.days <= MAX_DAYS:
         raise UsageError(f"--days must be between 1 and {MAX_DAYS}")
-    known_run(args)
+    known_run(args, writes=False)
     region, endpoint = aws_options(args, environ)
     return SavingsConfig(
         run_id=args.run_id,

@@ -73,13 +73,15 @@ def _as_user(argv: list[str]) -> list[str]:
         (["--suffix", "dev"], True),
         (["serve", "--suffix", "dev"], True),
         (["runs"], False),  # reads only
+        (["savings", "--run-id", "20261127T000000Z-abcdef"], False),
     ],
 )
 def test_a_state_dir_it_cannot_write_is_refused_before_any_call(
     sandbox: EmbeddedSandbox, tmp_path: Path, command: list[str], refused: bool
 ) -> None:
     state = tmp_path / "state"
-    state.mkdir(mode=0o555)
+    (state / "runs" / "20261127T000000Z-abcdef").mkdir(parents=True)
+    state.chmod(0o555)
     environ = {k: v for k, v in os.environ.items() if k != "ENVIRONMENT_SUFFIX"}
     environ["AWS_ENDPOINT_URL"] = sandbox.endpoint_url
     sandbox.reset_stats()
@@ -90,8 +92,9 @@ def test_a_state_dir_it_cannot_write_is_refused_before_any_call(
         assert (done.returncode, done.stdout) == (2, ""), done.stderr
         assert done.stderr == f"lambda-optimizer: error: --state-dir {state} is not writable\n"
         assert sandbox.stats()["total"] == 0
-    else:
-        assert (done.returncode, done.stderr) == (0, "")
+    else:  # past the state dir's check: `runs` lists nothing, `savings` finds no record
+        assert "is not writable" not in done.stderr
+        assert done.returncode == (0 if command == ["runs"] else 2), done.stderr
 
 
 @pytest.mark.parametrize(
